@@ -1,0 +1,129 @@
+//! The server's config tree: each crate's section under its name. The commented sample file
+//! `apps/taoyao-server/taoyao.sample.toml` holds exactly these defaults (a test keeps it so).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use taoyao_boot::config::{ConfigError, Sources};
+use taoyao_boot::log::LogConfig;
+use taoyao_boot::{Invalid, Validate};
+use taoyao_signal::{AuthConfig, SignalConfig};
+use taoyao_webrtc::WebrtcConfig;
+
+/// The sample config, embedded so `check-config` and the docs can point at it.
+pub const SAMPLE: &str = include_str!("../taoyao.sample.toml");
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub signal: SignalConfig,
+    pub auth: AuthConfig,
+    pub webrtc: WebrtcConfig,
+}
+
+/// `[server]`: listener, web client, shutdown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Address of the HTTP / WebSocket listener.
+    pub listen: SocketAddr,
+    /// Serve the web client from this directory instead of the copy embedded in the binary
+    /// (for working on `web/` without rebuilding).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web_dir: Option<PathBuf>,
+    /// On shutdown, how long to wait for connections to close before exiting anyway.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8888)),
+            web_dir: None,
+            shutdown_grace_ms: 5_000,
+        }
+    }
+}
+
+impl Validate for ServerConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if let Some(dir) = &self.web_dir
+            && !dir.is_dir()
+        {
+            return Err(Invalid::new(
+                "server.web_dir",
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Result<(), Invalid> {
+        self.server.validate()?;
+        self.log.validate()?;
+        self.signal.validate()?;
+        self.auth.validate()?;
+        self.webrtc.validate()
+    }
+}
+
+impl Config {
+    /// Defaults, then `file`, then `TAOYAO__*` environment variables.
+    pub fn load(file: Option<PathBuf>) -> Result<Config, ConfigError> {
+        taoyao_boot::config::load(&Sources::from_process(file))
+    }
+
+    /// The effective config as TOML, with every secret replaced.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut value = toml::Value::try_from(self).expect("config serializes to TOML");
+        redact(&mut value);
+        toml::to_string_pretty(&value).expect("TOML value prints")
+    }
+}
+
+const SECRET_KEYS: [&str; 4] = ["password", "credential", "secret", "key"];
+
+fn redact(v: &mut toml::Value) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, val) in t.iter_mut() {
+                if SECRET_KEYS.contains(&k.as_str()) && val.is_str() {
+                    *val = toml::Value::String("<redacted>".into());
+                } else {
+                    redact(val);
+                }
+            }
+        }
+        toml::Value::Array(a) => a.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_file_is_exactly_the_defaults() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("taoyao.sample.toml");
+        let loaded: Config = taoyao_boot::config::load(&Sources {
+            file: Some(path),
+            env: Default::default(),
+        })
+        .unwrap();
+        assert_eq!(loaded, Config::default());
+    }
+
+    #[test]
+    fn redacted_output_hides_passwords() {
+        let out = Config::default().to_redacted_toml();
+        assert!(out.contains("username = \"taoyao\""), "{out}");
+        assert!(!out.contains("password = \"taoyao\""), "{out}");
+        assert!(out.contains("<redacted>"));
+    }
+}

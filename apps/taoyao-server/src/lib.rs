@@ -1,0 +1,101 @@
+//! The taoyao-rs server: reads the config, builds every crate's piece from its section, and
+//! serves HTTP (health, the web client) and the signaling WebSocket on one listener.
+//! This is the only crate that knows every other one; it should read like a wiring diagram.
+
+pub mod config;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use serde_json::json;
+use taoyao_boot::{IdGenerator, Shutdown};
+use taoyao_signal::SignalHub;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server wiring: {0}")]
+    Wiring(String),
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A server that is accepting connections.
+pub struct Running {
+    pub local_addr: SocketAddr,
+    pub hub: SignalHub,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+impl Running {
+    /// Resolves when the server has stopped (after the shutdown was triggered and drained).
+    pub async fn wait(self) -> Result<(), ServerError> {
+        self.task
+            .await
+            .map_err(|e| ServerError::Wiring(format!("server task: {e}")))?
+    }
+}
+
+/// Builds the signaling hub with every signal group wired in.
+pub fn build_hub(cfg: &Config, shutdown: &Shutdown) -> Result<SignalHub, ServerError> {
+    let ids = Arc::new(IdGenerator::new());
+    SignalHub::builder(cfg.signal.clone(), cfg.auth.clone(), shutdown.clone())
+        .ids(ids)
+        .client_config("iceServers", json!(cfg.webrtc.ice_servers))
+        .build()
+        .map_err(|e| ServerError::Wiring(e.to_string()))
+}
+
+/// Every HTTP route: health, signaling, the web client.
+pub fn router(cfg: &Config, hub: &SignalHub) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .merge(hub.router())
+        .merge(web::router(cfg.server.web_dir.as_deref()))
+}
+
+/// Binds the listener and starts serving; returns once connections are accepted.
+pub async fn start(cfg: Config, shutdown: Shutdown) -> Result<Running, ServerError> {
+    let hub = build_hub(&cfg, &shutdown)?;
+    let app = router(&cfg, &hub);
+    let addr = cfg.server.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let grace = Duration::from_millis(cfg.server.shutdown_grace_ms);
+    let task = tokio::spawn(async move {
+        let stop = shutdown.clone();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.triggered().await })
+        .await
+        .map_err(ServerError::Serve)?;
+        // Sessions tell their clients and close on the same signal; wait for them.
+        if !shutdown.drained(grace).await {
+            tracing::warn!("some connections did not close within {grace:?}");
+        }
+        Ok(())
+    });
+    Ok(Running {
+        local_addr,
+        hub,
+        task,
+    })
+}

@@ -1,0 +1,242 @@
+//! Test harness: a real server bound to port 0 in this process, and real WebSocket clients.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use taoyao_boot::Shutdown;
+use taoyao_server::{Config, Running};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as Ws;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for a message it expects.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub shutdown: Shutdown,
+    pub running: Option<Running>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let mut cfg = Config::default();
+        cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+        tweak(&mut cfg);
+        let shutdown = Shutdown::new();
+        let running = taoyao_server::start(cfg, shutdown.clone())
+            .await
+            .expect("server starts");
+        TestServer {
+            addr: running.local_addr,
+            shutdown,
+            running: Some(running),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/websocket.signal", self.addr)
+    }
+
+    pub fn hub(&self) -> &taoyao_signal::SignalHub {
+        &self.running.as_ref().unwrap().hub
+    }
+
+    pub async fn connect(&self) -> TestClient {
+        TestClient::connect(&self.url()).await
+    }
+
+    /// A connected client registered with the development login.
+    pub async fn client(&self, id: &str) -> TestClient {
+        let mut c = self.connect().await;
+        let r = c.register(id).await;
+        assert_eq!(r["code"], "0000", "register {id}: {r}");
+        c.expect("client::config").await;
+        c
+    }
+
+    /// Triggers shutdown and waits for the server to stop.
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(r) = self.running.take() {
+            tokio::time::timeout(Duration::from_secs(15), r.wait())
+                .await
+                .expect("server stops in time")
+                .expect("server stops cleanly");
+        }
+    }
+}
+
+pub struct TestClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    inbox: VecDeque<Value>,
+}
+
+pub fn envelope(id: u64, signal: &str, body: Value) -> String {
+    json!({"header": {"v": "1.0.0", "id": id, "signal": signal}, "body": body}).to_string()
+}
+
+impl TestClient {
+    pub async fn connect(url: &str) -> TestClient {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connects");
+        TestClient {
+            ws,
+            next_id: 1000,
+            inbox: VecDeque::new(),
+        }
+    }
+
+    pub async fn send_raw(&mut self, frame: Ws) {
+        self.ws.send(frame).await.expect("send frame");
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.send_raw(Ws::text(text)).await;
+    }
+
+    /// Sends a request; returns its id.
+    pub async fn send(&mut self, signal: &str, body: Value) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send_text(&envelope(id, signal, body)).await;
+        id
+    }
+
+    /// Sends a request and returns the response (same id); other messages are kept for later.
+    pub async fn request(&mut self, signal: &str, body: Value) -> Value {
+        let id = self.send(signal, body).await;
+        self.response_to(id).await
+    }
+
+    pub async fn response_to(&mut self, id: u64) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        if let Some(pos) = self
+            .inbox
+            .iter()
+            .position(|m| m["header"]["id"] == id && m.get("code").is_some())
+        {
+            return self.inbox.remove(pos).unwrap();
+        }
+        loop {
+            let m = self
+                .read_until(deadline)
+                .await
+                .unwrap_or_else(|| panic!("no response to {id}"));
+            if m["header"]["id"] == id && m.get("code").is_some() {
+                return m;
+            }
+            self.inbox.push_back(m);
+        }
+    }
+
+    pub async fn register(&mut self, id: &str) -> Value {
+        self.request(
+            "client::register",
+            json!({"clientId": id, "name": format!("name-{id}"), "clientType": "WEB",
+                   "username": "taoyao", "password": "taoyao"}),
+        )
+        .await
+    }
+
+    async fn read_until(&mut self, deadline: tokio::time::Instant) -> Option<Value> {
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
+            match frame.ok()? {
+                Ws::Text(t) => {
+                    return Some(serde_json::from_str(t.as_str()).expect("server sends JSON"));
+                }
+                Ws::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next message (kept ones first).
+    pub async fn recv(&mut self) -> Value {
+        if let Some(m) = self.inbox.pop_front() {
+            return m;
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        self.read_until(deadline).await.expect("a message")
+    }
+
+    /// The next message with this signal; others are kept.
+    pub async fn expect(&mut self, signal: &str) -> Value {
+        if let Some(pos) = self
+            .inbox
+            .iter()
+            .position(|m| m["header"]["signal"] == signal)
+        {
+            return self.inbox.remove(pos).unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let m = self.read_until(deadline).await.unwrap_or_else(|| {
+                panic!("expected {signal}, got nothing; kept: {:?}", self.inbox)
+            });
+            if m["header"]["signal"] == signal {
+                return m;
+            }
+            self.inbox.push_back(m);
+        }
+    }
+
+    /// Asserts no message with this signal arrives within `wait` (others are kept).
+    pub async fn expect_none(&mut self, signal: &str, wait: Duration) {
+        assert!(
+            !self.inbox.iter().any(|m| m["header"]["signal"] == signal),
+            "unexpected {signal} already received"
+        );
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Some(m) = self.read_until(deadline).await {
+            assert_ne!(m["header"]["signal"], signal, "unexpected message {m}");
+            self.inbox.push_back(m);
+        }
+    }
+
+    /// Reads until the server closes; returns the close frame (messages before it are kept).
+    pub async fn expect_close(&mut self) -> Option<CloseFrame> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("server closes in time");
+            match frame {
+                Some(Ok(Ws::Close(f))) => return f,
+                Some(Ok(Ws::Text(t))) => self
+                    .inbox
+                    .push_back(serde_json::from_str(t.as_str()).unwrap()),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Messages received so far and not yet taken.
+    pub fn kept(&self) -> &VecDeque<Value> {
+        &self.inbox
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
+    /// Drops the TCP connection without a WebSocket close (a vanished client).
+    pub fn vanish(self) {
+        drop(self);
+    }
+}

@@ -1,0 +1,166 @@
+//! `[signal]` and `[auth]`: the signaling limits and the password login.
+
+use serde::{Deserialize, Serialize};
+use taoyao_boot::{Invalid, Validate};
+
+/// `[signal]`: limits and timing of the WebSocket signaling. Every limit is here, none is
+/// hard-coded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SignalConfig {
+    /// Largest text frame accepted; a larger one is answered with an error and the connection
+    /// is closed with WebSocket code 1009.
+    pub max_message_bytes: usize,
+    /// A registered client that sends nothing for this long is closed and cleaned up.
+    pub heartbeat_timeout_ms: u64,
+    /// A connection that has not sent `client::register` within this time is closed.
+    pub register_timeout_ms: u64,
+    /// How long the server waits for a client to answer a server-to-client request (then 2001).
+    pub request_timeout_ms: u64,
+    /// Messages queued for one client before it is considered stuck and closed.
+    pub outbound_queue: usize,
+    /// Registered clients per server.
+    pub max_clients: usize,
+    /// Server-to-client requests awaiting an answer, per client.
+    pub max_pending_requests: usize,
+}
+
+impl Default for SignalConfig {
+    fn default() -> Self {
+        SignalConfig {
+            max_message_bytes: 64 * 1024,
+            heartbeat_timeout_ms: 60_000,
+            register_timeout_ms: 10_000,
+            request_timeout_ms: 5_000,
+            outbound_queue: 1024,
+            max_clients: 10_000,
+            max_pending_requests: 64,
+        }
+    }
+}
+
+impl Validate for SignalConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        let positive = [
+            (
+                "signal.heartbeat_timeout_ms",
+                self.heartbeat_timeout_ms as usize,
+            ),
+            (
+                "signal.register_timeout_ms",
+                self.register_timeout_ms as usize,
+            ),
+            (
+                "signal.request_timeout_ms",
+                self.request_timeout_ms as usize,
+            ),
+            ("signal.outbound_queue", self.outbound_queue),
+            ("signal.max_clients", self.max_clients),
+            ("signal.max_pending_requests", self.max_pending_requests),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(Invalid::new(key, "must be greater than 0"));
+            }
+        }
+        if self.max_message_bytes < 1024 {
+            return Err(Invalid::new(
+                "signal.max_message_bytes",
+                "must be at least 1024 (a register or SDP message does not fit in less)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[auth]`: who may register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// Username/password logins checked at `client::register` (taoyao compatibility). When the
+    /// list is empty, anyone may register under any client id.
+    pub users: Vec<UserConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            users: vec![UserConfig {
+                username: "taoyao".into(),
+                password: "taoyao".into(),
+            }],
+        }
+    }
+}
+
+impl Validate for AuthConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        for (i, u) in self.users.iter().enumerate() {
+            if u.username.is_empty() {
+                return Err(Invalid::new(
+                    format!("auth.users[{i}].username"),
+                    "must not be empty",
+                ));
+            }
+            if u.password.is_empty() {
+                return Err(Invalid::new(
+                    format!("auth.users[{i}].password"),
+                    "must not be empty",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl AuthConfig {
+    /// The shipped development login is active (the server warns about it at start).
+    pub fn has_development_user(&self) -> bool {
+        self.users
+            .iter()
+            .any(|u| u.username == "taoyao" && u.password == "taoyao")
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserConfig {
+    pub username: String,
+    pub password: String,
+}
+
+// Passwords never reach a log line.
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_zero_limits_are_not() {
+        assert!(SignalConfig::default().validate().is_ok());
+        let c = SignalConfig {
+            max_clients: 0,
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "signal.max_clients");
+        let c = SignalConfig {
+            max_message_bytes: 10,
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "signal.max_message_bytes");
+    }
+
+    #[test]
+    fn password_is_not_in_debug_output() {
+        let a = AuthConfig::default();
+        assert!(a.has_development_user());
+        assert!(!format!("{a:?}").contains("password: \"taoyao\""));
+    }
+}

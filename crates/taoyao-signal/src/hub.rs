@@ -1,0 +1,315 @@
+//! The signaling hub: the registry of online clients, the table of signal handlers, and the
+//! axum route that turns each WebSocket into a session.
+//!
+//! Other crates extend the protocol by registering a [`SignalHandler`] for their signal group
+//! when the hub is built; the handler table is fixed after that, so dispatch takes no lock.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::extract::ws::{Utf8Bytes, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use taoyao_boot::{IdGenerator, Shutdown};
+
+use crate::builtin::ClientSignals;
+use crate::client::ClientHandle;
+use crate::config::{AuthConfig, SignalConfig};
+use crate::envelope::Message;
+use crate::error::SignalError;
+
+/// The WebSocket path of the signaling endpoint.
+pub const WEBSOCKET_PATH: &str = "/websocket.signal";
+
+/// One request from a registered client, as a handler receives it.
+pub struct Request {
+    pub hub: SignalHub,
+    pub client: ClientHandle,
+    pub message: Message,
+}
+
+impl Request {
+    /// Answers the request with success (for handlers that return [`Reply::Deferred`]).
+    pub fn reply(&self, body: Value) -> bool {
+        self.client.send(&self.message.reply(body))
+    }
+
+    /// Answers the request with an error (for handlers that return [`Reply::Deferred`]).
+    pub fn reply_error(&self, err: &SignalError) -> bool {
+        self.client
+            .send(&self.message.reply_error(err.code, err.message.clone()))
+    }
+}
+
+/// What a handler returns when it succeeds.
+#[derive(Debug)]
+pub enum Reply {
+    /// Answer the request with code 0000 and this body.
+    Body(Value),
+    /// The handler answers (or has answered) by itself, e.g. after waiting on another client
+    /// in a task of its own.
+    Deferred,
+}
+
+impl Reply {
+    pub fn empty() -> Reply {
+        Reply::Body(json!({}))
+    }
+}
+
+/// A group of signals. Requests of one connection are handled in order, one at a time, so a
+/// handler that must wait on something slow (another client's answer) should spawn that wait
+/// and return [`Reply::Deferred`].
+#[async_trait]
+pub trait SignalHandler: Send + Sync + 'static {
+    /// The signal names this handler answers.
+    fn signals(&self) -> Vec<&'static str>;
+
+    async fn handle(&self, req: Request) -> Result<Reply, SignalError>;
+
+    /// A registered client's connection ended (closed, timed out or dropped); it is already
+    /// out of the registry. Not called when the client id was taken over by a new connection.
+    async fn client_closed(&self, _hub: &SignalHub, _client: &ClientHandle) {}
+}
+
+pub(crate) struct HubInner {
+    pub(crate) config: SignalConfig,
+    pub(crate) auth: AuthConfig,
+    pub(crate) ids: Arc<IdGenerator>,
+    pub(crate) shutdown: Shutdown,
+    clients: RwLock<HashMap<String, ClientHandle>>,
+    handlers: HashMap<&'static str, Arc<dyn SignalHandler>>,
+    lifecycle: Vec<Arc<dyn SignalHandler>>,
+    pub(crate) client_config: Value,
+    next_conn: AtomicU64,
+}
+
+/// The shared signaling state; clone it freely.
+#[derive(Clone)]
+pub struct SignalHub {
+    pub(crate) inner: Arc<HubInner>,
+}
+
+/// Builds a [`SignalHub`].
+pub struct SignalHubBuilder {
+    config: SignalConfig,
+    auth: AuthConfig,
+    shutdown: Shutdown,
+    ids: Arc<IdGenerator>,
+    handlers: Vec<Arc<dyn SignalHandler>>,
+    client_config: serde_json::Map<String, Value>,
+}
+
+/// Two handlers claimed the same signal.
+#[derive(Debug, thiserror::Error)]
+#[error("signal {0} has two handlers")]
+pub struct DuplicateSignal(pub &'static str);
+
+impl SignalHubBuilder {
+    /// Shares an id generator with other parts of the server.
+    pub fn ids(mut self, ids: Arc<IdGenerator>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// Adds a handler for a signal group.
+    pub fn handler(mut self, h: Arc<dyn SignalHandler>) -> Self {
+        self.handlers.push(h);
+        self
+    }
+
+    /// Adds a field to the `client::config` body pushed after register (e.g. `iceServers`).
+    pub fn client_config(mut self, key: &str, value: Value) -> Self {
+        self.client_config.insert(key.to_owned(), value);
+        self
+    }
+
+    pub fn build(self) -> Result<SignalHub, DuplicateSignal> {
+        let mut handlers: HashMap<&'static str, Arc<dyn SignalHandler>> = HashMap::new();
+        let mut all: Vec<Arc<dyn SignalHandler>> = vec![Arc::new(ClientSignals)];
+        all.extend(self.handlers);
+        for h in &all {
+            for s in h.signals() {
+                if handlers.insert(s, h.clone()).is_some() {
+                    return Err(DuplicateSignal(s));
+                }
+            }
+        }
+        let mut client_config = self.client_config;
+        client_config.insert(
+            "limits".into(),
+            json!({
+                "maxMessageBytes": self.config.max_message_bytes,
+                "heartbeatTimeoutMs": self.config.heartbeat_timeout_ms,
+                // A third of the timeout leaves room for two lost heartbeats.
+                "heartbeatIntervalMs": self.config.heartbeat_timeout_ms / 3,
+                "requestTimeoutMs": self.config.request_timeout_ms,
+            }),
+        );
+        Ok(SignalHub {
+            inner: Arc::new(HubInner {
+                config: self.config,
+                auth: self.auth,
+                ids: self.ids,
+                shutdown: self.shutdown,
+                clients: RwLock::new(HashMap::new()),
+                handlers,
+                lifecycle: all,
+                client_config: Value::Object(client_config),
+                next_conn: AtomicU64::new(1),
+            }),
+        })
+    }
+}
+
+impl SignalHub {
+    pub fn builder(config: SignalConfig, auth: AuthConfig, shutdown: Shutdown) -> SignalHubBuilder {
+        SignalHubBuilder {
+            config,
+            auth,
+            shutdown,
+            ids: Arc::new(IdGenerator::new()),
+            handlers: Vec::new(),
+            client_config: serde_json::Map::new(),
+        }
+    }
+
+    /// The axum routes of the signaling endpoint. Serve them with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`.
+    pub fn router(&self) -> Router {
+        let hub = self.clone();
+        Router::new().route(
+            WEBSOCKET_PATH,
+            get(
+                move |ws: WebSocketUpgrade, ConnectInfo(remote): ConnectInfo<SocketAddr>| {
+                    let hub = hub.clone();
+                    async move { hub.upgrade(ws, remote) }
+                },
+            ),
+        )
+    }
+
+    fn upgrade(&self, ws: WebSocketUpgrade, remote: SocketAddr) -> Response {
+        let max = self.inner.config.max_message_bytes;
+        let hub = self.clone();
+        ws.max_message_size(max)
+            .max_frame_size(max)
+            .on_upgrade(move |socket| {
+                let tracked = hub.inner.shutdown.clone();
+                tracked.track(crate::session::run(hub, socket, remote))
+            })
+            .into_response()
+    }
+
+    pub fn config(&self) -> &SignalConfig {
+        &self.inner.config
+    }
+
+    pub fn ids(&self) -> &Arc<IdGenerator> {
+        &self.inner.ids
+    }
+
+    pub(crate) fn next_connection(&self) -> u64 {
+        self.inner.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The default timeout for server-to-client requests.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.inner.config.request_timeout_ms)
+    }
+
+    pub(crate) fn handler(&self, signal: &str) -> Option<&Arc<dyn SignalHandler>> {
+        self.inner.handlers.get(signal)
+    }
+
+    /// Every signal name with a handler (register is answered by the session itself).
+    pub fn signals(&self) -> Vec<&'static str> {
+        let mut v: Vec<_> = self.inner.handlers.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub fn client(&self, id: &str) -> Option<ClientHandle> {
+        self.inner
+            .clients
+            .read()
+            .expect("clients lock")
+            .get(id)
+            .cloned()
+    }
+
+    /// Every online client, in no particular order.
+    pub fn clients(&self) -> Vec<ClientHandle> {
+        self.inner
+            .clients
+            .read()
+            .expect("clients lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.inner.clients.read().expect("clients lock").len()
+    }
+
+    /// Puts a client into the registry. Returns the connection it replaced, if the id was
+    /// online, or an error if the server is full.
+    pub(crate) fn insert(&self, client: ClientHandle) -> Result<Option<ClientHandle>, SignalError> {
+        let mut map = self.inner.clients.write().expect("clients lock");
+        let max = self.inner.config.max_clients;
+        if !map.contains_key(client.id()) && map.len() >= max {
+            return Err(SignalError::forbidden(format!(
+                "the server is full ({max} clients online)"
+            )));
+        }
+        Ok(map.insert(client.id().to_owned(), client))
+    }
+
+    /// Removes the client if the registry still holds this connection of it.
+    pub(crate) fn remove(&self, client: &ClientHandle) -> bool {
+        let mut map = self.inner.clients.write().expect("clients lock");
+        match map.get(client.id()) {
+            Some(current) if current.same_connection(client) => {
+                map.remove(client.id());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) async fn client_closed(&self, client: &ClientHandle) {
+        for h in &self.inner.lifecycle {
+            h.client_closed(self, client).await;
+        }
+    }
+
+    /// Sends a notification to every online client but `except`; the message is serialized
+    /// once. Returns how many clients it was queued for.
+    pub fn broadcast(&self, signal: &str, body: Value, except: Option<&str>) -> usize {
+        let msg = Message::new(self.inner.ids.message_id(), signal, body);
+        let text: Utf8Bytes = msg.to_json().into();
+        let clients = self.clients();
+        clients
+            .iter()
+            .filter(|c| Some(c.id()) != except)
+            .filter(|c| c.send_text(text.clone()))
+            .count()
+    }
+
+    /// Sends a notification to one client.
+    pub fn notify(&self, to: &str, signal: &str, body: Value) -> Result<(), SignalError> {
+        let client = self
+            .client(to)
+            .ok_or_else(|| SignalError::not_found(format!("client {to} is not online")))?;
+        client.notify(signal, body);
+        Ok(())
+    }
+}

@@ -1,0 +1,397 @@
+//! One WebSocket connection, from upgrade to cleanup.
+//!
+//! Two tasks: this one reads frames and handles requests in order; a writer drains the
+//! connection's outbound queue into the socket. Closing is one path for every reason (client
+//! asked, replaced, timed out, too slow, server shutdown): record the close frame, cancel the
+//! connection's token; the writer flushes what is queued (so "why" reaches the client before
+//! the close), sends the close frame, and the reader cleans up.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use taoyao_boot::Code;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{ClientHandle, ClientInfo, ClientType, Connection};
+use crate::envelope::Message;
+use crate::error::SignalError;
+use crate::hub::{Reply, Request, SignalHub};
+use crate::signals::{self, close};
+
+/// Longest client id and display name accepted at register.
+const MAX_ID_LEN: usize = 64;
+/// How long one socket write may take before the client is treated as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) async fn run(hub: SignalHub, socket: WebSocket, remote: SocketAddr) {
+    let cfg = hub.config().clone();
+    let (tx, rx) = mpsc::channel(cfg.outbound_queue);
+    let conn = Arc::new(Connection {
+        serial: hub.next_connection(),
+        tx,
+        closed: CancellationToken::new(),
+        close_frame: Mutex::new(None),
+        pending: Mutex::new(HashMap::new()),
+        ids: hub.ids().clone(),
+        max_pending: cfg.max_pending_requests,
+    });
+    tracing::debug!(conn = conn.serial, %remote, "connection open");
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, rx, conn.clone()));
+    let mut session = Session {
+        hub,
+        conn: conn.clone(),
+        remote,
+        client: None,
+    };
+    session.read_loop(stream).await;
+    session.cleanup().await;
+    conn.closed.cancel();
+    // The writer ends by itself once the token is cancelled; a socket that cannot take the
+    // close frame is given up after the write timeout.
+    let _ = tokio::time::timeout(WRITE_TIMEOUT * 2, writer).await;
+    tracing::debug!(conn = conn.serial, "connection closed");
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, WsMessage>,
+    mut rx: mpsc::Receiver<Utf8Bytes>,
+    conn: Arc<Connection>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            next = rx.recv() => {
+                let Some(text) = next else { break };
+                if !write(&mut sink, WsMessage::Text(text)).await {
+                    conn.closed.cancel();
+                    return;
+                }
+            }
+            _ = conn.closed.cancelled() => break,
+        }
+    }
+    // Flush what was queued before the close (e.g. the message saying why), then close.
+    while let Ok(text) = rx.try_recv() {
+        if !write(&mut sink, WsMessage::Text(text)).await {
+            return;
+        }
+    }
+    let frame = conn
+        .close_frame
+        .lock()
+        .expect("close_frame lock")
+        .take()
+        .unwrap_or((close::NORMAL, String::new()));
+    let close = WsMessage::Close(Some(CloseFrame {
+        code: frame.0,
+        reason: frame.1.into(),
+    }));
+    if write(&mut sink, close).await {
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+    }
+}
+
+async fn write(sink: &mut SplitSink<WebSocket, WsMessage>, msg: WsMessage) -> bool {
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, sink.send(msg)).await,
+        Ok(Ok(()))
+    )
+}
+
+struct Session {
+    hub: SignalHub,
+    conn: Arc<Connection>,
+    remote: SocketAddr,
+    client: Option<ClientHandle>,
+}
+
+/// What a failed read means for the client.
+fn classify_read_error(err: axum::Error, max: usize) -> (u16, String) {
+    use tungstenite::error::{CapacityError, Error as WsError};
+    match err.into_inner().downcast::<WsError>() {
+        Ok(e) => match *e {
+            WsError::Capacity(CapacityError::MessageTooLong { size, .. }) => (
+                close::TOO_BIG,
+                format!("message of {size} bytes is over the limit of {max} bytes"),
+            ),
+            WsError::Capacity(_) => (
+                close::TOO_BIG,
+                format!("message is over the limit of {max} bytes"),
+            ),
+            WsError::Utf8(_) => (
+                close::INVALID_DATA,
+                "text frame is not valid UTF-8".to_owned(),
+            ),
+            other => (1002, format!("WebSocket protocol error: {other}")),
+        },
+        Err(other) => (1002, format!("WebSocket error: {other}")),
+    }
+}
+
+impl Session {
+    fn deadline(&self, last_activity: Instant, connected: Instant) -> Instant {
+        let cfg = self.hub.config();
+        match self.client {
+            Some(_) => last_activity + Duration::from_millis(cfg.heartbeat_timeout_ms),
+            None => connected + Duration::from_millis(cfg.register_timeout_ms),
+        }
+    }
+
+    async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>) {
+        let connected = Instant::now();
+        let mut last_activity = connected;
+        let shutdown = self.hub.inner.shutdown.clone();
+        loop {
+            let deadline = self.deadline(last_activity, connected);
+            let frame = tokio::select! {
+                f = tokio::time::timeout_at(deadline, stream.next()) => f,
+                _ = self.conn.closed.cancelled() => return,
+                _ = shutdown.triggered() => {
+                    self.notify(signals::CLIENT_CLOSE, json!({"reason": "server shutting down"}));
+                    self.conn.close(close::GOING_AWAY, "server shutting down");
+                    return;
+                }
+            };
+            let frame = match frame {
+                Err(_elapsed) => {
+                    let (code, what) = match self.client {
+                        Some(_) => (Code::Timeout, "heartbeat timeout: nothing received in time"),
+                        None => (
+                            Code::Unauthorized,
+                            "register timeout: client::register not sent in time",
+                        ),
+                    };
+                    self.platform_error(0, code, what);
+                    self.conn.close(close::POLICY, what);
+                    return;
+                }
+                Ok(None) => return,
+                Ok(Some(Err(e))) => {
+                    let (ws_code, why) =
+                        classify_read_error(e, self.hub.config().max_message_bytes);
+                    self.platform_error(0, Code::BadMessage, &why);
+                    self.conn.close(ws_code, &why);
+                    return;
+                }
+                Ok(Some(Ok(f))) => f,
+            };
+            last_activity = Instant::now();
+            match frame {
+                WsMessage::Text(text) => self.on_text(text.as_str()).await,
+                WsMessage::Binary(_) => self.platform_error(
+                    0,
+                    Code::BadMessage,
+                    "binary frames are not supported: send JSON text frames",
+                ),
+                WsMessage::Close(_) => return,
+                WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+            }
+        }
+    }
+
+    fn send(&self, msg: &Message) {
+        self.conn.send(msg);
+    }
+
+    fn notify(&self, signal: &str, body: Value) {
+        self.send(&Message::new(self.hub.ids().message_id(), signal, body));
+    }
+
+    fn platform_error(&self, id: u64, code: Code, message: &str) {
+        let mut m = Message::new(id, signals::PLATFORM_ERROR, json!({}));
+        m.code = Some(code);
+        m.message = Some(message.to_owned());
+        self.send(&m);
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        let msg = match Message::parse(text) {
+            Ok(m) => m,
+            Err(e) => {
+                self.platform_error(e.id.unwrap_or(0), Code::BadMessage, &e.reason);
+                return;
+            }
+        };
+        // A message with a code is a response; if a server request waits for it, it is done.
+        let msg = if msg.is_response() {
+            match self.conn.resolve(msg) {
+                Ok(()) => return,
+                Err(msg) => msg,
+            }
+        } else {
+            msg
+        };
+        if msg.signal() == signals::CLIENT_REGISTER {
+            if let Err(e) = self.register(&msg) {
+                self.send(&msg.reply_error(e.code, e.message));
+            }
+            return;
+        }
+        let Some(client) = self.client.clone() else {
+            self.send(&msg.reply_error(
+                Code::Unauthorized,
+                "not registered: send client::register first",
+            ));
+            return;
+        };
+        let Some(handler) = self.hub.handler(msg.signal()).cloned() else {
+            let reply = msg.reply_error(
+                Code::UnsupportedSignal,
+                format!("unsupported signal {}", msg.signal()),
+            );
+            self.send(&reply);
+            return;
+        };
+        let original = msg.clone();
+        let req = Request {
+            hub: self.hub.clone(),
+            client,
+            message: msg,
+        };
+        match handler.handle(req).await {
+            Ok(Reply::Body(body)) => self.send(&original.reply(body)),
+            Ok(Reply::Deferred) => {}
+            Err(e) => self.send(&original.reply_error(e.code, e.message)),
+        }
+    }
+
+    fn register(&mut self, msg: &Message) -> Result<(), SignalError> {
+        if let Some(c) = &self.client {
+            return Err(SignalError::bad_request(format!(
+                "already registered as {} on this connection",
+                c.id()
+            )));
+        }
+        let text = |key: &str, required: bool| -> Result<Option<String>, SignalError> {
+            match msg.body.get(key) {
+                None | Some(Value::Null) if !required => Ok(None),
+                None | Some(Value::Null) => {
+                    Err(SignalError::bad_request(format!("{key} is required")))
+                }
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(SignalError::bad_request(format!("{key} must be a string"))),
+            }
+        };
+        let client_id = text("clientId", true)?.unwrap_or_default();
+        check_name("clientId", &client_id)?;
+        let name = text("name", false)?.unwrap_or_else(|| client_id.clone());
+        check_name("name", &name)?;
+        let client_type = match text("clientType", false)? {
+            None => ClientType::Web,
+            Some(t) => ClientType::parse(&t).ok_or_else(|| {
+                SignalError::bad_request(format!(
+                    "unknown clientType {t:?}: one of WEB, MOBILE, CAMERA, MEDIA, OTHER"
+                ))
+            })?,
+        };
+        let username = self.authenticate(text("username", false)?, text("password", false)?)?;
+        let info = ClientInfo {
+            client_id,
+            name,
+            client_type,
+            ip: self.remote.ip().to_string(),
+            registered_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            username,
+        };
+        let handle = ClientHandle::new(info, self.conn.clone());
+        let replaced = self.hub.insert(handle.clone())?;
+        if let Some(old) = &replaced {
+            tracing::info!(
+                client = handle.id(),
+                "client id registered again: replacing the old connection"
+            );
+            old.notify(
+                signals::CLIENT_CLOSE,
+                json!({"reason": "replaced: this client id registered from another connection"}),
+            );
+            old.close(close::REPLACED, "replaced by a new connection");
+        }
+        self.client = Some(handle.clone());
+        self.send(&msg.reply(handle.status_json()));
+        self.notify(signals::CLIENT_CONFIG, self.hub.inner.client_config.clone());
+        if replaced.is_none() {
+            self.hub.broadcast(
+                signals::CLIENT_ONLINE,
+                handle.status_json(),
+                Some(handle.id()),
+            );
+        }
+        tracing::info!(client = handle.id(), ip = %self.remote.ip(), "client registered");
+        Ok(())
+    }
+
+    /// Checks the password login when it is configured; returns the username used.
+    fn authenticate(
+        &self,
+        username: Option<String>,
+        password: Option<String>,
+    ) -> Result<Option<String>, SignalError> {
+        let users = &self.hub.inner.auth.users;
+        if users.is_empty() {
+            return Ok(username);
+        }
+        let (Some(username), Some(password)) = (username, password) else {
+            return Err(SignalError::unauthorized(
+                "username and password are required",
+            ));
+        };
+        // Compare every password in constant time, whatever the username, so neither
+        // timing nor the error says which part was wrong.
+        let mut ok = false;
+        for u in users {
+            let pass_ok: bool = u.password.as_bytes().ct_eq(password.as_bytes()).into();
+            ok |= pass_ok && u.username == username;
+        }
+        if ok {
+            Ok(Some(username))
+        } else {
+            Err(SignalError::unauthorized("bad username or password"))
+        }
+    }
+
+    async fn cleanup(&mut self) {
+        // Waiting server requests fail at once ("client left") instead of timing out.
+        self.conn.pending.lock().expect("pending lock").clear();
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if !self.hub.remove(&client) {
+            // The client id lives on in a newer connection.
+            return;
+        }
+        tracing::info!(client = client.id(), "client offline");
+        self.hub.client_closed(&client).await;
+        self.hub.broadcast(
+            signals::CLIENT_OFFLINE,
+            json!({"clientId": client.id()}),
+            Some(client.id()),
+        );
+    }
+}
+
+fn check_name(key: &str, v: &str) -> Result<(), SignalError> {
+    if v.is_empty() || v.chars().count() > MAX_ID_LEN {
+        return Err(SignalError::bad_request(format!(
+            "{key} must be 1 to {MAX_ID_LEN} characters"
+        )));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(SignalError::bad_request(format!(
+            "{key} must not contain control characters"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! `[webrtc]`: settings shared by every media architecture.
+
+use serde::{Deserialize, Serialize};
+use taoyao_boot::{Invalid, Validate};
+
+/// A STUN or TURN server handed to clients (in `client::config`) and used by the server's own
+/// peer connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServer {
+    /// `stun:host:port`, `turn:host:port?transport=udp` ...
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebrtcConfig {
+    /// Empty by default: on a LAN or localhost host candidates suffice, and the server reaches
+    /// no outside service unless told to.
+    pub ice_servers: Vec<IceServer>,
+}
+
+impl Validate for WebrtcConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        for (i, s) in self.ice_servers.iter().enumerate() {
+            let key = format!("webrtc.ice_servers[{i}].urls");
+            if s.urls.is_empty() {
+                return Err(Invalid::new(key, "needs at least one url"));
+            }
+            for u in &s.urls {
+                if !["stun:", "stuns:", "turn:", "turns:"]
+                    .iter()
+                    .any(|p| u.starts_with(p))
+                {
+                    return Err(Invalid::new(
+                        key,
+                        format!("`{u}` is not a stun:, stuns:, turn: or turns: url"),
+                    ));
+                }
+            }
+            if u_is_turn(&s.urls) && (s.username.is_none() || s.credential.is_none()) {
+                return Err(Invalid::new(
+                    format!("webrtc.ice_servers[{i}]"),
+                    "a TURN server needs a username and a credential",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn u_is_turn(urls: &[String]) -> bool {
+    urls.iter().any(|u| u.starts_with("turn"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_urls_and_turn_without_credentials() {
+        let mut c = WebrtcConfig::default();
+        assert!(c.validate().is_ok());
+        c.ice_servers.push(IceServer {
+            urls: vec!["http://x".into()],
+            username: None,
+            credential: None,
+        });
+        assert!(c.validate().unwrap_err().reason.contains("http://x"));
+        c.ice_servers[0].urls = vec!["turn:example.org:3478".into()];
+        assert!(c.validate().unwrap_err().reason.contains("username"));
+        c.ice_servers[0].username = Some("u".into());
+        c.ice_servers[0].credential = Some("p".into());
+        assert!(c.validate().is_ok());
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite needs on a fresh Debian 12 machine.
+# Used by .ci/run; run it once by hand (as root) on a new development machine.
+set -euo pipefail
+packages=(
+  # TLS roots for cargo's registry access.
+  ca-certificates
+)
+if [ "$(id -u)" -ne 0 ]; then
+  echo "run as root (apt-get install)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${packages[@]}"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command: the whole workspace's tests (unit, integration over real sockets, and, as
+# they land, real WebRTC peers and headless Chromium). Installs missing system packages first
+# when run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+missing=()
+for tool in ${TAOYAO_TEST_TOOLS:-}; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    bash scripts/install-test-deps.sh
+  else
+    echo "missing test tools: ${missing[*]}; run scripts/install-test-deps.sh as root" >&2
+    exit 1
+  fi
+fi
+exec cargo test --workspace --locked "$@"
