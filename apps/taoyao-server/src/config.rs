@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use taoyao_boot::config::{ConfigError, Sources};
 use taoyao_boot::log::LogConfig;
 use taoyao_boot::{Invalid, Validate};
+use taoyao_meeting::{CallsConfig, RoomsConfig};
 use taoyao_signal::{AuthConfig, SignalConfig};
 use taoyao_webrtc::WebrtcConfig;
 
@@ -21,6 +22,8 @@ pub struct Config {
     pub log: LogConfig,
     pub signal: SignalConfig,
     pub auth: AuthConfig,
+    pub rooms: RoomsConfig,
+    pub calls: CallsConfig,
     pub webrtc: WebrtcConfig,
 }
 
@@ -68,6 +71,8 @@ impl Validate for Config {
         self.log.validate()?;
         self.signal.validate()?;
         self.auth.validate()?;
+        self.rooms.validate()?;
+        self.calls.validate()?;
         self.webrtc.validate()
     }
 }

@@ -13,7 +13,9 @@ use axum::Router;
 use axum::routing::get;
 use serde_json::json;
 use taoyao_boot::{IdGenerator, Shutdown};
+use taoyao_meeting::{Calls, Rooms};
 use taoyao_signal::SignalHub;
+use taoyao_webrtc_mesh::Mesh;
 use tokio::task::JoinHandle;
 
 pub use config::Config;
@@ -35,8 +37,16 @@ pub enum ServerError {
 /// A server that is accepting connections.
 pub struct Running {
     pub local_addr: SocketAddr,
-    pub hub: SignalHub,
+    pub parts: Parts,
     task: JoinHandle<Result<(), ServerError>>,
+}
+
+/// The pieces of a server, wired together (handles: clones share the same state).
+#[derive(Clone)]
+pub struct Parts {
+    pub hub: SignalHub,
+    pub rooms: Rooms,
+    pub calls: Arc<Calls>,
 }
 
 impl Running {
@@ -48,28 +58,39 @@ impl Running {
     }
 }
 
-/// Builds the signaling hub with every signal group wired in.
-pub fn build_hub(cfg: &Config, shutdown: &Shutdown) -> Result<SignalHub, ServerError> {
+/// Builds every part and wires each signal group into the hub.
+pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
     let ids = Arc::new(IdGenerator::new());
-    SignalHub::builder(cfg.signal.clone(), cfg.auth.clone(), shutdown.clone())
+    let rooms = Rooms::new(
+        cfg.rooms.clone(),
+        vec![Arc::new(Mesh)],
+        ids.clone(),
+        shutdown.clone(),
+    )
+    .map_err(ServerError::Wiring)?;
+    let calls = Arc::new(Calls::new(cfg.calls.clone(), ids.clone()));
+    let hub = SignalHub::builder(cfg.signal.clone(), cfg.auth.clone(), shutdown.clone())
         .ids(ids)
+        .handler(Arc::new(rooms.clone()))
+        .handler(calls.clone())
         .client_config("iceServers", json!(cfg.webrtc.ice_servers))
         .build()
-        .map_err(|e| ServerError::Wiring(e.to_string()))
+        .map_err(|e| ServerError::Wiring(e.to_string()))?;
+    Ok(Parts { hub, rooms, calls })
 }
 
 /// Every HTTP route: health, signaling, the web client.
-pub fn router(cfg: &Config, hub: &SignalHub) -> Router {
+pub fn router(cfg: &Config, parts: &Parts) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
-        .merge(hub.router())
+        .merge(parts.hub.router())
         .merge(web::router(cfg.server.web_dir.as_deref()))
 }
 
 /// Binds the listener and starts serving; returns once connections are accepted.
 pub async fn start(cfg: Config, shutdown: Shutdown) -> Result<Running, ServerError> {
-    let hub = build_hub(&cfg, &shutdown)?;
-    let app = router(&cfg, &hub);
+    let parts = build(&cfg, &shutdown)?;
+    let app = router(&cfg, &parts);
     let addr = cfg.server.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -95,7 +116,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> Result<Running, ServerErr
     });
     Ok(Running {
         local_addr,
-        hub,
+        parts,
         task,
     })
 }

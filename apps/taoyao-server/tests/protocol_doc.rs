@@ -1,7 +1,7 @@
 //! docs/protocol.md lists every signal the server handles.
 
 use taoyao_boot::Shutdown;
-use taoyao_server::{Config, build_hub};
+use taoyao_server::{Config, build};
 
 #[test]
 fn every_handled_signal_is_documented() {
@@ -10,8 +10,8 @@ fn every_handled_signal_is_documented() {
         "/../../docs/protocol.md"
     ))
     .expect("docs/protocol.md");
-    let hub = build_hub(&Config::default(), &Shutdown::new()).unwrap();
-    let mut signals = hub.signals();
+    let parts = build(&Config::default(), &Shutdown::new()).unwrap();
+    let mut signals = parts.hub.signals();
     signals.extend([
         taoyao_signal::signals::CLIENT_REGISTER,
         taoyao_signal::signals::CLIENT_CONFIG,

@@ -1,3 +1,20 @@
-//! Meeting scenario rules: who owns a room, meeting mode (everyone talks), broadcast mode (one
-//! presenter), intercom (one talker at a time, floor control), and who may publish. Filled by the
-//! Rooms and meeting-modes issues; the rules are state machines with no I/O.
+//! Meeting scenario: rooms (who may enter, who owns them, what members may do), the `room::`
+//! and `media::` signals that drive a room's media through the `MediaArchitecture` seam, and
+//! 1:1 P2P calls (`session::`). Meeting modes (broadcast, intercom with floor control) arrive
+//! with the meeting-modes issue.
+//!
+//! The rules are a state machine with no I/O ([`rules`]); each room is a task that owns its
+//! rules, its members' connections and its media room. This crate knows neither how RTP moves
+//! (that is the backend's) nor how a WebSocket works (that is taoyao-signal's).
+
+pub mod calls;
+pub mod config;
+pub mod rules;
+pub mod signals;
+
+mod room;
+mod rooms;
+
+pub use calls::Calls;
+pub use config::{CallsConfig, NamedRoom, RoomsConfig};
+pub use rooms::{Architectures, Rooms};

@@ -66,6 +66,8 @@ pub struct ClientInfo {
     /// The login used, when password login is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// Logged in with an admin login: may manage every room.
+    pub admin: bool,
 }
 
 /// The sending side of one WebSocket connection, shared by the session and the client handle.
@@ -165,7 +167,8 @@ impl ClientHandle {
         self.conn.serial
     }
 
-    pub(crate) fn same_connection(&self, other: &ClientHandle) -> bool {
+    /// Both handles are the same connection (not just the same client id).
+    pub fn same_connection(&self, other: &ClientHandle) -> bool {
         Arc::ptr_eq(&self.conn, &other.conn)
     }
 

@@ -88,6 +88,7 @@ impl Default for AuthConfig {
             users: vec![UserConfig {
                 username: "taoyao".into(),
                 password: "taoyao".into(),
+                admin: false,
             }],
         }
     }
@@ -126,6 +127,9 @@ impl AuthConfig {
 pub struct UserConfig {
     pub username: String,
     pub password: String,
+    /// An admin may close, expel and invite in every room, not only in rooms it owns.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 // Passwords never reach a log line.
@@ -134,6 +138,7 @@ impl std::fmt::Debug for UserConfig {
         f.debug_struct("UserConfig")
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field("admin", &self.admin)
             .finish()
     }
 }

@@ -74,8 +74,10 @@ pub trait SignalHandler: Send + Sync + 'static {
 
     async fn handle(&self, req: Request) -> Result<Reply, SignalError>;
 
-    /// A registered client's connection ended (closed, timed out or dropped); it is already
-    /// out of the registry. Not called when the client id was taken over by a new connection.
+    /// A registered client's connection ended (closed, timed out, dropped, or taken over by a
+    /// new connection registering the same id). Compare connections with
+    /// [`ClientHandle::same_connection`]: when the id was taken over, `client` is the old
+    /// connection and the registry already holds the new one.
     async fn client_closed(&self, _hub: &SignalHub, _client: &ClientHandle) {}
 }
 

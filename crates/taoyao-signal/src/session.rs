@@ -294,7 +294,8 @@ impl Session {
                 ))
             })?,
         };
-        let username = self.authenticate(text("username", false)?, text("password", false)?)?;
+        let (username, admin) =
+            self.authenticate(text("username", false)?, text("password", false)?)?;
         let info = ClientInfo {
             client_id,
             name,
@@ -305,6 +306,7 @@ impl Session {
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
             username,
+            admin,
         };
         let handle = ClientHandle::new(info, self.conn.clone());
         let replaced = self.hub.insert(handle.clone())?;
@@ -333,15 +335,16 @@ impl Session {
         Ok(())
     }
 
-    /// Checks the password login when it is configured; returns the username used.
+    /// Checks the password login when it is configured; returns the username used and
+    /// whether it is an admin login.
     fn authenticate(
         &self,
         username: Option<String>,
         password: Option<String>,
-    ) -> Result<Option<String>, SignalError> {
+    ) -> Result<(Option<String>, bool), SignalError> {
         let users = &self.hub.inner.auth.users;
         if users.is_empty() {
-            return Ok(username);
+            return Ok((username, false));
         }
         let (Some(username), Some(password)) = (username, password) else {
             return Err(SignalError::unauthorized(
@@ -350,13 +353,15 @@ impl Session {
         };
         // Compare every password in constant time, whatever the username, so neither
         // timing nor the error says which part was wrong.
-        let mut ok = false;
+        let mut matched = None;
         for u in users {
             let pass_ok: bool = u.password.as_bytes().ct_eq(password.as_bytes()).into();
-            ok |= pass_ok && u.username == username;
+            if pass_ok && u.username == username {
+                matched = Some(u.admin);
+            }
         }
-        if ok {
-            Ok(Some(username))
+        if let Some(admin) = matched {
+            Ok((Some(username), admin))
         } else {
             Err(SignalError::unauthorized("bad username or password"))
         }
@@ -368,12 +373,13 @@ impl Session {
         let Some(client) = self.client.take() else {
             return;
         };
-        if !self.hub.remove(&client) {
-            // The client id lives on in a newer connection.
+        let removed = self.hub.remove(&client);
+        self.hub.client_closed(&client).await;
+        if !removed {
+            // The client id lives on in a newer connection: it is still online.
             return;
         }
         tracing::info!(client = client.id(), "client offline");
-        self.hub.client_closed(&client).await;
         self.hub.broadcast(
             signals::CLIENT_OFFLINE,
             json!({"clientId": client.id()}),

@@ -1,3 +1,226 @@
-//! The mesh implementation of the `MediaArchitecture` seam: every member connects peer to peer to
-//! every other; the server only relays offers, answers and ICE candidates and never touches
-//! media. Filled by the Rooms issue.
+//! The mesh implementation of the `MediaArchitecture` seam: every member connects peer to peer
+//! to every other; the server only relays offers, answers and ICE candidates between members of
+//! the same room and never touches media.
+//!
+//! Who offers (so that two peers never offer to each other at once): when a member joins, it
+//! offers to every member already in the room; members already there wait for its offer. A
+//! later renegotiation (a track added or removed) is offered by the side that changed, and the
+//! web client resolves the rare collision with the "perfect negotiation" pattern, the peer with
+//! the smaller client id being the polite one. Publish, unpublish, pause and resume are relayed
+//! to every other member: in mesh each sender stops or resumes its own tracks, so the relay is
+//! what lets the others show it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use taoyao_webrtc::{
+    ArchitectureKind, JoinOptions, MediaArchitecture, MediaError, MediaEvent, MediaEvents,
+    MediaKind, MediaRoom, MediaRoomStats, Negotiation, StreamAction,
+};
+
+/// The mesh architecture. It holds no state of its own: each room is independent.
+#[derive(Debug, Default, Clone)]
+pub struct Mesh;
+
+#[async_trait]
+impl MediaArchitecture for Mesh {
+    fn kind(&self) -> ArchitectureKind {
+        ArchitectureKind::Mesh
+    }
+
+    async fn open_room(
+        &self,
+        _room: &str,
+        events: MediaEvents,
+    ) -> Result<Arc<dyn MediaRoom>, MediaError> {
+        Ok(Arc::new(MeshRoom {
+            events,
+            members: Mutex::new(BTreeSet::new()),
+            relayed: AtomicU64::new(0),
+        }))
+    }
+}
+
+struct MeshRoom {
+    events: MediaEvents,
+    members: Mutex<BTreeSet<String>>,
+    relayed: AtomicU64,
+}
+
+impl MeshRoom {
+    fn is_member(&self, m: &str) -> bool {
+        self.members.lock().expect("members lock").contains(m)
+    }
+
+    fn others(&self, m: &str) -> Vec<String> {
+        self.members
+            .lock()
+            .expect("members lock")
+            .iter()
+            .filter(|x| x.as_str() != m)
+            .cloned()
+            .collect()
+    }
+}
+
+#[async_trait]
+impl MediaRoom for MeshRoom {
+    async fn join(&self, member: &str, _opts: JoinOptions) -> Result<(), MediaError> {
+        if !self
+            .members
+            .lock()
+            .expect("members lock")
+            .insert(member.to_owned())
+        {
+            return Err(MediaError::AlreadyJoined(member.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn leave(&self, member: &str) {
+        self.members.lock().expect("members lock").remove(member);
+    }
+
+    async fn exchange(
+        &self,
+        from: &str,
+        to: Option<&str>,
+        negotiation: Negotiation,
+    ) -> Result<(), MediaError> {
+        if !self.is_member(from) {
+            return Err(MediaError::NotJoined(from.to_owned()));
+        }
+        let to = to.ok_or_else(|| {
+            MediaError::BadRequest("in a mesh room media::exchange needs `to`".into())
+        })?;
+        if to == from {
+            return Err(MediaError::BadRequest(
+                "cannot negotiate with yourself".into(),
+            ));
+        }
+        if !self.is_member(to) {
+            return Err(MediaError::NotJoined(to.to_owned()));
+        }
+        self.relayed.fetch_add(1, Ordering::Relaxed);
+        self.events.emit(MediaEvent::Negotiation {
+            to: to.to_owned(),
+            from: Some(from.to_owned()),
+            negotiation,
+        });
+        Ok(())
+    }
+
+    async fn stream(
+        &self,
+        member: &str,
+        kind: Option<MediaKind>,
+        action: StreamAction,
+    ) -> Result<(), MediaError> {
+        if !self.is_member(member) {
+            return Err(MediaError::NotJoined(member.to_owned()));
+        }
+        for to in self.others(member) {
+            self.events.emit(MediaEvent::Stream {
+                to,
+                member: member.to_owned(),
+                kind,
+                action,
+            });
+        }
+        Ok(())
+    }
+
+    async fn stats(&self) -> MediaRoomStats {
+        let mut s = MediaRoomStats::default();
+        s.members = self.members.lock().expect("members lock").len();
+        s.negotiations = self.relayed.load(Ordering::Relaxed);
+        s
+    }
+
+    async fn close(&self) {
+        self.members.lock().expect("members lock").clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorder() -> (MediaEvents, Arc<Mutex<Vec<MediaEvent>>>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        (MediaEvents::new(move |e| l.lock().unwrap().push(e)), log)
+    }
+
+    #[tokio::test]
+    async fn relays_between_members_only() {
+        let (events, log) = recorder();
+        let room = Mesh.open_room("r", events).await.unwrap();
+        room.join("a", JoinOptions::new("A")).await.unwrap();
+        room.join("b", JoinOptions::new("B")).await.unwrap();
+        assert!(matches!(
+            room.join("a", JoinOptions::new("A")).await,
+            Err(MediaError::AlreadyJoined(_))
+        ));
+        let offer = Negotiation::Offer { sdp: "v=0".into() };
+        room.exchange("a", Some("b"), offer.clone()).await.unwrap();
+        assert_eq!(
+            log.lock().unwrap()[0],
+            MediaEvent::Negotiation {
+                to: "b".into(),
+                from: Some("a".into()),
+                negotiation: offer.clone()
+            }
+        );
+        assert!(matches!(
+            room.exchange("a", Some("c"), offer.clone()).await,
+            Err(MediaError::NotJoined(x)) if x == "c"
+        ));
+        assert!(matches!(
+            room.exchange("a", Some("a"), offer.clone()).await,
+            Err(MediaError::BadRequest(_))
+        ));
+        assert!(matches!(
+            room.exchange("a", None, offer.clone()).await,
+            Err(MediaError::BadRequest(_))
+        ));
+        assert!(matches!(
+            room.exchange("z", Some("a"), offer).await,
+            Err(MediaError::NotJoined(_))
+        ));
+        assert_eq!(room.stats().await.negotiations, 1);
+    }
+
+    #[tokio::test]
+    async fn stream_changes_go_to_every_other_member() {
+        let (events, log) = recorder();
+        let room = Mesh.open_room("r", events).await.unwrap();
+        for m in ["a", "b", "c"] {
+            room.join(m, JoinOptions::new(m)).await.unwrap();
+        }
+        room.stream("b", Some(MediaKind::Audio), StreamAction::Pause)
+            .await
+            .unwrap();
+        let to: Vec<_> = log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| match e {
+                MediaEvent::Stream { to, member, .. } => {
+                    assert_eq!(member, "b");
+                    to.clone()
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(to, vec!["a", "c"]);
+        room.leave("c").await;
+        room.leave("c").await;
+        assert_eq!(room.stats().await.members, 2);
+        room.close().await;
+        assert_eq!(room.stats().await.members, 0);
+    }
+}

@@ -1,9 +1,13 @@
-//! The media seam of taoyao-rs: the `MediaArchitecture` trait that the mesh, sfu and mcu backends
-//! implement (arriving with the Rooms issue), and the WebRTC settings they share.
+//! The media seam of taoyao-rs: the [`MediaArchitecture`] trait that the mesh, sfu and mcu
+//! backends implement, the vocabulary they share (negotiation messages, media kinds, events),
+//! and the `[webrtc]` settings.
 //!
-//! This crate knows rooms and members only as ids and never formats a signaling message: a
-//! backend reports back through events that the scenario layer turns into signals.
+//! A backend knows rooms and members only as ids and never formats a signaling message or holds
+//! a WebSocket: it reports back through [`MediaEvents`], which the scenario layer (meeting, live)
+//! turns into signals.
 
 pub mod config;
+pub mod seam;
 
 pub use config::{IceServer, WebrtcConfig};
+pub use seam::*;

@@ -48,7 +48,11 @@ impl TestServer {
     }
 
     pub fn hub(&self) -> &taoyao_signal::SignalHub {
-        &self.running.as_ref().unwrap().hub
+        &self.running.as_ref().unwrap().parts.hub
+    }
+
+    pub fn parts(&self) -> &taoyao_server::Parts {
+        &self.running.as_ref().unwrap().parts
     }
 
     pub async fn connect(&self) -> TestClient {

@@ -1,0 +1,138 @@
+//! `[rooms]` and `[calls]`.
+
+use serde::{Deserialize, Serialize};
+use taoyao_boot::{Invalid, Validate};
+use taoyao_webrtc::ArchitectureKind;
+
+/// `[rooms]`: how rooms are made and bounded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RoomsConfig {
+    /// The architecture of a room nobody chose one for.
+    pub default_architecture: ArchitectureKind,
+    /// Whether `room::create` may ask for an architecture (named rooms always use theirs).
+    pub client_may_choose_architecture: bool,
+    /// Rooms per server.
+    pub max_rooms: usize,
+    /// Members per room (a named room may set its own).
+    pub max_members: usize,
+    /// A room with no members closes after this long (named rooms too; they are made again on
+    /// the next enter).
+    pub empty_room_timeout_ms: u64,
+    /// Rooms configured by name: whoever creates or enters a room of that name gets these
+    /// settings.
+    pub named: Vec<NamedRoom>,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        RoomsConfig {
+            default_architecture: ArchitectureKind::Mesh,
+            client_may_choose_architecture: true,
+            max_rooms: 1000,
+            max_members: 16,
+            empty_room_timeout_ms: 60_000,
+            named: Vec::new(),
+        }
+    }
+}
+
+/// `[[rooms.named]]`: one room's settings by name.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedRoom {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<ArchitectureKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_members: Option<usize>,
+}
+
+impl std::fmt::Debug for NamedRoom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NamedRoom")
+            .field("name", &self.name)
+            .field("architecture", &self.architecture)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("max_members", &self.max_members)
+            .finish()
+    }
+}
+
+impl RoomsConfig {
+    pub fn named(&self, name: &str) -> Option<&NamedRoom> {
+        self.named.iter().find(|r| r.name == name)
+    }
+}
+
+impl Validate for RoomsConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.max_rooms == 0 {
+            return Err(Invalid::new("rooms.max_rooms", "must be greater than 0"));
+        }
+        if self.max_members < 2 {
+            return Err(Invalid::new("rooms.max_members", "must be at least 2"));
+        }
+        if self.empty_room_timeout_ms == 0 {
+            return Err(Invalid::new(
+                "rooms.empty_room_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in self.named.iter().enumerate() {
+            if r.name.is_empty() || r.name.chars().count() > 64 {
+                return Err(Invalid::new(
+                    format!("rooms.named[{i}].name"),
+                    "must be 1 to 64 characters",
+                ));
+            }
+            if !seen.insert(&r.name) {
+                return Err(Invalid::new(
+                    format!("rooms.named[{i}].name"),
+                    format!("{} is named twice", r.name),
+                ));
+            }
+            if r.max_members.is_some_and(|m| m < 2) {
+                return Err(Invalid::new(
+                    format!("rooms.named[{i}].max_members"),
+                    "must be at least 2",
+                ));
+            }
+            if r.password.as_ref().is_some_and(|p| p.is_empty()) {
+                return Err(Invalid::new(
+                    format!("rooms.named[{i}].password"),
+                    "must not be empty (leave it out for no password)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[calls]`: 1:1 P2P calls (`session::`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CallsConfig {
+    /// Calls one client may be part of at once.
+    pub max_per_client: usize,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig { max_per_client: 4 }
+    }
+}
+
+impl Validate for CallsConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.max_per_client == 0 {
+            return Err(Invalid::new(
+                "calls.max_per_client",
+                "must be greater than 0",
+            ));
+        }
+        Ok(())
+    }
+}

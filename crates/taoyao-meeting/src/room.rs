@@ -1,0 +1,407 @@
+//! One room as a task: it owns the room's rules, its members' connections and its media room,
+//! and takes commands over a channel, so nothing about a room is shared behind a lock but the
+//! small summary `room::list` reads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use taoyao_signal::{ClientHandle, Reply, Request, SignalError, SignalHub};
+use taoyao_webrtc::{
+    ArchitectureKind, JoinOptions, MediaEvent, MediaKind, MediaRoom, Negotiation, StreamAction,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::rooms::RoomsShared;
+use crate::rules::{Actor, RoomRules};
+use crate::signals;
+
+pub(crate) enum RoomCommand {
+    /// A room-scoped signal from a client; the answer goes back on `reply`.
+    Signal {
+        req: Request,
+        reply: oneshot::Sender<Result<Reply, SignalError>>,
+    },
+    /// A client's connection ended: if this connection is a member, it leaves.
+    ClientGone { client: ClientHandle },
+}
+
+pub(crate) struct RoomSettings {
+    pub id: String,
+    pub name: String,
+    pub architecture: ArchitectureKind,
+    pub owner: String,
+    pub password: Option<String>,
+    pub max_members: usize,
+}
+
+pub(crate) struct RoomTask {
+    id: String,
+    name: String,
+    architecture: ArchitectureKind,
+    created_at: u64,
+    rules: RoomRules,
+    /// Members' connections, by client id.
+    clients: HashMap<String, ClientHandle>,
+    media: Arc<dyn MediaRoom>,
+    hub: SignalHub,
+    summary: Arc<Mutex<Value>>,
+    shared: Arc<RoomsShared>,
+    serial: u64,
+    closed: bool,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn actor(c: &ClientHandle) -> Actor<'_> {
+    Actor {
+        id: c.id(),
+        admin: c.info().admin,
+    }
+}
+
+fn optional_str<'a>(body: &'a Value, key: &str) -> Result<Option<&'a str>, SignalError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(SignalError::bad_request(format!("{key} must be a string"))),
+    }
+}
+
+fn required_str<'a>(body: &'a Value, key: &str) -> Result<&'a str, SignalError> {
+    optional_str(body, key)?.ok_or_else(|| SignalError::bad_request(format!("{key} is required")))
+}
+
+/// Delivers a media backend's event as a signal to the member it is for.
+pub(crate) fn deliver(hub: &SignalHub, room: &str, event: MediaEvent) {
+    match event {
+        MediaEvent::Negotiation {
+            to,
+            from,
+            negotiation,
+        } => {
+            let mut body = negotiation.to_body();
+            body.insert("roomId".into(), json!(room));
+            if let Some(from) = from {
+                body.insert("from".into(), json!(from));
+            }
+            if let Some(c) = hub.client(&to) {
+                c.notify(signals::MEDIA_EXCHANGE, Value::Object(body));
+            }
+        }
+        MediaEvent::Stream {
+            to,
+            member,
+            kind,
+            action,
+        } => {
+            if let Some(c) = hub.client(&to) {
+                c.notify(
+                    signals::media_signal(action),
+                    json!({"roomId": room, "clientId": member, "kind": kind}),
+                );
+            }
+        }
+        other => tracing::warn!(room, ?other, "media event with no signal"),
+    }
+}
+
+impl RoomTask {
+    pub(crate) fn new(
+        s: RoomSettings,
+        media: Arc<dyn MediaRoom>,
+        hub: SignalHub,
+        shared: Arc<RoomsShared>,
+        serial: u64,
+        summary: Arc<Mutex<Value>>,
+    ) -> Self {
+        let task = RoomTask {
+            rules: RoomRules::new(s.id.clone(), s.owner, s.password, s.max_members),
+            id: s.id,
+            name: s.name,
+            architecture: s.architecture,
+            created_at: now_ms(),
+            clients: HashMap::new(),
+            media,
+            hub,
+            summary,
+            shared,
+            serial,
+            closed: false,
+        };
+        task.publish_summary();
+        task
+    }
+
+    /// The room's entry in `room::list`.
+    pub(crate) fn summary_json(&self) -> Value {
+        json!({
+            "roomId": self.id,
+            "name": self.name,
+            "architecture": self.architecture,
+            "owner": self.rules.owner(),
+            "hasPassword": self.rules.has_password(),
+            "memberCount": self.rules.members().len(),
+            "createdAt": self.created_at,
+        })
+    }
+
+    fn publish_summary(&self) {
+        *self.summary.lock().expect("summary lock") = self.summary_json();
+    }
+
+    fn members_json(&self) -> Vec<Value> {
+        self.rules
+            .members()
+            .iter()
+            .map(|m| {
+                let client_type = self.clients.get(&m.id).map(|c| c.info().client_type);
+                json!({
+                    "clientId": m.id,
+                    "name": m.name,
+                    "clientType": client_type,
+                    "joinedAt": m.joined_at,
+                    "owner": m.id == self.rules.owner(),
+                })
+            })
+            .collect()
+    }
+
+    fn status_json(&self) -> Value {
+        let mut v = self.summary_json();
+        v["members"] = Value::Array(self.members_json());
+        v
+    }
+
+    /// Notifies every member but `except`; returns how many were told.
+    fn tell_members(&self, signal: &str, body: Value, except: Option<&str>) -> usize {
+        self.clients
+            .iter()
+            .filter(|(id, _)| Some(id.as_str()) != except)
+            .filter(|(_, c)| c.notify(signal, body.clone()))
+            .count()
+    }
+
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<RoomCommand>) {
+        let empty_timeout = Duration::from_millis(self.shared.config.empty_room_timeout_ms);
+        let shutdown = self.shared.shutdown.clone();
+        let mut empty_since = Some(Instant::now());
+        tracing::info!(room = self.id, architecture = %self.architecture, "room open");
+        while !self.closed {
+            let deadline = empty_since.map(|t| t + empty_timeout);
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    None => break,
+                    Some(RoomCommand::Signal { req, reply }) => {
+                        let r = self.handle(req).await;
+                        let _ = reply.send(r);
+                    }
+                    Some(RoomCommand::ClientGone { client }) => self.client_gone(client).await,
+                },
+                _ = sleep_until_opt(deadline) => {
+                    tracing::info!(room = self.id, "room empty for {empty_timeout:?}: closing");
+                    break;
+                }
+                _ = shutdown.triggered() => break,
+            }
+            match (self.rules.is_empty(), empty_since) {
+                (true, None) => empty_since = Some(Instant::now()),
+                (false, Some(_)) => empty_since = None,
+                _ => {}
+            }
+            self.publish_summary();
+        }
+        // Stop taking commands first, so nothing is accepted that will not be handled.
+        rx.close();
+        self.shared.remove(&self.id, self.serial);
+        for m in self.clients.keys() {
+            self.media.leave(m).await;
+        }
+        self.media.close().await;
+        tracing::info!(room = self.id, "room closed");
+    }
+
+    async fn handle(&mut self, req: Request) -> Result<Reply, SignalError> {
+        let body = &req.message.body;
+        let who = actor(&req.client);
+        let err = |e: crate::rules::RoomError| SignalError::from_coded(&e);
+        match req.message.signal() {
+            signals::ROOM_ENTER => {
+                let password = optional_str(body, "password")?;
+                self.rules
+                    .enter(who, &req.client.info().name, password, now_ms())
+                    .map_err(err)?;
+                if let Err(e) = self
+                    .media
+                    .join(
+                        req.client.id(),
+                        JoinOptions::new(req.client.info().name.clone()),
+                    )
+                    .await
+                {
+                    let _ = self.rules.leave(req.client.id());
+                    return Err(SignalError::from_coded(&e));
+                }
+                self.clients
+                    .insert(req.client.id().to_owned(), req.client.clone());
+                let member = self
+                    .members_json()
+                    .into_iter()
+                    .find(|m| m["clientId"] == req.client.id())
+                    .unwrap_or(Value::Null);
+                self.tell_members(
+                    signals::ROOM_ENTER,
+                    json!({"roomId": self.id, "client": member}),
+                    Some(req.client.id()),
+                );
+                Ok(Reply::Body(self.status_json()))
+            }
+            signals::ROOM_LEAVE => {
+                self.rules.require_member(who).map_err(err)?;
+                self.remove_member(req.client.id(), "left").await;
+                Ok(Reply::empty())
+            }
+            signals::ROOM_CLOSE => {
+                self.rules.close(who).map_err(err)?;
+                let by = req.client.id().to_owned();
+                self.tell_members(
+                    signals::ROOM_CLOSE,
+                    json!({"roomId": self.id, "reason": format!("closed by {by}")}),
+                    Some(&by),
+                );
+                for m in self.clients.keys() {
+                    self.media.leave(m).await;
+                }
+                self.clients.clear();
+                self.closed = true;
+                Ok(Reply::empty())
+            }
+            signals::ROOM_STATUS => {
+                self.rules.require_viewer(who).map_err(err)?;
+                Ok(Reply::Body(self.status_json()))
+            }
+            signals::ROOM_CLIENT_LIST => {
+                self.rules.require_viewer(who).map_err(err)?;
+                Ok(Reply::Body(
+                    json!({"roomId": self.id, "clients": self.members_json()}),
+                ))
+            }
+            signals::ROOM_INVITE => {
+                let target = required_str(body, "clientId")?;
+                self.rules.require_manager(who, "invite").map_err(err)?;
+                let client = self.hub.client(target).ok_or_else(|| {
+                    SignalError::not_found(format!("client {target} is not online"))
+                })?;
+                self.rules.invite(who, target).map_err(err)?;
+                client.notify(
+                    signals::ROOM_INVITE,
+                    json!({"roomId": self.id, "name": self.name, "architecture": self.architecture,
+                           "from": req.client.id(), "hasPassword": self.rules.has_password()}),
+                );
+                Ok(Reply::empty())
+            }
+            signals::ROOM_EXPEL => {
+                let target = required_str(body, "clientId")?;
+                self.rules.expel(who, target).map_err(err)?;
+                // The rules removed the member; release its media and connection too.
+                let reason = format!("expelled by {}", req.client.id());
+                if let Some(c) = self.clients.remove(target) {
+                    c.notify(
+                        signals::ROOM_EXPEL,
+                        json!({"roomId": self.id, "reason": reason}),
+                    );
+                }
+                self.media.leave(target).await;
+                self.tell_members(
+                    signals::ROOM_LEAVE,
+                    json!({"roomId": self.id, "clientId": target, "reason": reason}),
+                    None,
+                );
+                Ok(Reply::empty())
+            }
+            signals::ROOM_BROADCAST => {
+                self.rules.require_member(who).map_err(err)?;
+                let mut b = body.clone();
+                b["from"] = json!(req.client.id());
+                let n = self.tell_members(signals::ROOM_BROADCAST, b, Some(req.client.id()));
+                Ok(Reply::Body(json!({"delivered": n})))
+            }
+            signals::MEDIA_EXCHANGE => {
+                self.rules.require_member(who).map_err(err)?;
+                let to = optional_str(body, "to")?;
+                let negotiation =
+                    Negotiation::from_body(body).map_err(|e| SignalError::from_coded(&e))?;
+                self.media
+                    .exchange(req.client.id(), to, negotiation)
+                    .await
+                    .map_err(|e| SignalError::from_coded(&e))?;
+                Ok(Reply::empty())
+            }
+            s @ (signals::MEDIA_PUBLISH
+            | signals::MEDIA_UNPUBLISH
+            | signals::MEDIA_PAUSE
+            | signals::MEDIA_RESUME) => {
+                self.rules.require_member(who).map_err(err)?;
+                let kind = match optional_str(body, "kind")? {
+                    None => None,
+                    Some(k) => Some(MediaKind::parse(k).ok_or_else(|| {
+                        SignalError::bad_request(format!("kind must be audio or video, not {k:?}"))
+                    })?),
+                };
+                let action = match s {
+                    signals::MEDIA_PUBLISH => StreamAction::Publish,
+                    signals::MEDIA_UNPUBLISH => StreamAction::Unpublish,
+                    signals::MEDIA_PAUSE => StreamAction::Pause,
+                    _ => StreamAction::Resume,
+                };
+                self.media
+                    .stream(req.client.id(), kind, action)
+                    .await
+                    .map_err(|e| SignalError::from_coded(&e))?;
+                Ok(Reply::empty())
+            }
+            other => Err(SignalError::new(
+                taoyao_boot::Code::UnsupportedSignal,
+                format!("unsupported signal {other}"),
+            )),
+        }
+    }
+
+    /// A member leaves (asked, or its connection ended): media released, others told.
+    async fn remove_member(&mut self, id: &str, reason: &str) {
+        if self.rules.leave(id).is_err() {
+            return;
+        }
+        self.clients.remove(id);
+        self.media.leave(id).await;
+        self.tell_members(
+            signals::ROOM_LEAVE,
+            json!({"roomId": self.id, "clientId": id, "reason": reason}),
+            None,
+        );
+    }
+
+    async fn client_gone(&mut self, client: ClientHandle) {
+        let is_this_connection = self
+            .clients
+            .get(client.id())
+            .is_some_and(|c| c.same_connection(&client));
+        if is_this_connection {
+            self.remove_member(client.id(), "disconnected").await;
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,400 @@
+//! The room registry and the `room::` / `media::` signal handler: finds (or makes) the room a
+//! request is for and hands the request to that room's task.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use taoyao_boot::{IdGenerator, Shutdown};
+use taoyao_signal::{ClientHandle, Reply, Request, SignalError, SignalHandler, SignalHub};
+use taoyao_webrtc::{ArchitectureKind, MediaArchitecture, MediaEvents, MediaRoomStats};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::RoomsConfig;
+use crate::room::{RoomCommand, RoomSettings, RoomTask, deliver};
+use crate::signals;
+
+/// Commands queued per room before senders wait.
+const ROOM_QUEUE: usize = 256;
+/// Longest room id or name.
+const MAX_NAME_LEN: usize = 64;
+
+#[derive(Clone)]
+struct RoomEntry {
+    tx: mpsc::Sender<RoomCommand>,
+    summary: Arc<Mutex<Value>>,
+    media: Arc<dyn taoyao_webrtc::MediaRoom>,
+    serial: u64,
+}
+
+pub(crate) struct RoomsShared {
+    pub(crate) config: RoomsConfig,
+    pub(crate) shutdown: Shutdown,
+    architectures: HashMap<ArchitectureKind, Arc<dyn MediaArchitecture>>,
+    map: Mutex<HashMap<String, RoomEntry>>,
+    ids: Arc<IdGenerator>,
+    next_serial: AtomicU64,
+}
+
+impl RoomsShared {
+    /// Called by a room task as it ends; a newer room of the same id is left alone.
+    pub(crate) fn remove(&self, id: &str, serial: u64) {
+        let mut map = self.map.lock().expect("rooms lock");
+        if map.get(id).is_some_and(|e| e.serial == serial) {
+            map.remove(id);
+        }
+    }
+}
+
+/// The rooms of one server. Register it on the signal hub as a [`SignalHandler`].
+#[derive(Clone)]
+pub struct Rooms {
+    shared: Arc<RoomsShared>,
+}
+
+/// The backends a server offers.
+pub type Architectures = Vec<Arc<dyn MediaArchitecture>>;
+
+/// What `room::create` / an auto-creating `room::enter` asked for.
+struct CreateRequest<'a> {
+    id: Option<&'a str>,
+    name: &'a str,
+    password: Option<&'a str>,
+    architecture: Option<&'a str>,
+}
+
+impl Rooms {
+    /// `architectures` are the backends this server runs; the default architecture and every
+    /// named room's must be among them.
+    pub fn new(
+        config: RoomsConfig,
+        architectures: Architectures,
+        ids: Arc<IdGenerator>,
+        shutdown: Shutdown,
+    ) -> Result<Rooms, String> {
+        let architectures: HashMap<_, _> =
+            architectures.into_iter().map(|a| (a.kind(), a)).collect();
+        let wanted = std::iter::once((
+            "rooms.default_architecture".to_owned(),
+            config.default_architecture,
+        ))
+        .chain(config.named.iter().enumerate().filter_map(|(i, r)| {
+            r.architecture
+                .map(|a| (format!("rooms.named[{i}].architecture"), a))
+        }));
+        for (key, a) in wanted {
+            if !architectures.contains_key(&a) {
+                return Err(format!(
+                    "{key}: the {a} architecture is not available in this server"
+                ));
+            }
+        }
+        Ok(Rooms {
+            shared: Arc::new(RoomsShared {
+                config,
+                shutdown,
+                architectures,
+                map: Mutex::new(HashMap::new()),
+                ids,
+                next_serial: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.shared.map.lock().expect("rooms lock").len()
+    }
+
+    /// The media counters of a room, if it exists (tests assert cleanup with them).
+    pub async fn media_stats(&self, room: &str) -> Option<MediaRoomStats> {
+        let entry = self.entry(room)?;
+        Some(entry.media.stats().await)
+    }
+
+    fn entry(&self, id: &str) -> Option<RoomEntry> {
+        self.shared.map.lock().expect("rooms lock").get(id).cloned()
+    }
+
+    fn available(&self) -> String {
+        let mut v: Vec<_> = self
+            .shared
+            .architectures
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        v.sort_unstable();
+        v.join(", ")
+    }
+
+    async fn create(
+        &self,
+        hub: &SignalHub,
+        owner: &ClientHandle,
+        r: CreateRequest<'_>,
+    ) -> Result<(String, RoomEntry), SignalError> {
+        check_name("name", r.name)?;
+        let cfg = &self.shared.config;
+        let named = cfg.named(r.name);
+        let requested = match r.architecture {
+            None => None,
+            Some(a) => Some(ArchitectureKind::parse(a).ok_or_else(|| {
+                SignalError::bad_request(format!("unknown architecture {a:?}: mesh, sfu or mcu"))
+            })?),
+        };
+        let architecture = match (named.and_then(|n| n.architecture), requested) {
+            (Some(fixed), Some(asked)) if fixed != asked => {
+                return Err(SignalError::forbidden(format!(
+                    "room {} is configured as {fixed}",
+                    r.name
+                )));
+            }
+            (Some(fixed), _) => fixed,
+            (None, Some(_)) if !cfg.client_may_choose_architecture => {
+                return Err(SignalError::forbidden(
+                    "this server chooses rooms' architecture (rooms.client_may_choose_architecture = false)",
+                ));
+            }
+            (None, Some(asked)) => asked,
+            (None, None) => cfg.default_architecture,
+        };
+        let backend = self
+            .shared
+            .architectures
+            .get(&architecture)
+            .ok_or_else(|| {
+                SignalError::bad_request(format!(
+                    "the {architecture} architecture is not available (this server runs: {})",
+                    self.available()
+                ))
+            })?;
+        if r.password.is_some_and(str::is_empty) {
+            return Err(SignalError::bad_request("password must not be empty"));
+        }
+        let password = named
+            .and_then(|n| n.password.clone())
+            .or_else(|| r.password.map(str::to_owned));
+        let max_members = named.and_then(|n| n.max_members).unwrap_or(cfg.max_members);
+        let id = match r.id {
+            Some(id) => id.to_owned(),
+            None => self.shared.ids.unique(),
+        };
+        let settings = RoomSettings {
+            id: id.clone(),
+            name: r.name.to_owned(),
+            architecture,
+            owner: owner.id().to_owned(),
+            password,
+            max_members,
+        };
+        let events_hub = hub.clone();
+        let events_room = id.clone();
+        let media = backend
+            .open_room(
+                &id,
+                MediaEvents::new(move |e| deliver(&events_hub, &events_room, e)),
+            )
+            .await
+            .map_err(|e| SignalError::from_coded(&e))?;
+        let serial = self.shared.next_serial.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        let summary = Arc::new(Mutex::new(Value::Null));
+        let entry = RoomEntry {
+            tx,
+            summary: summary.clone(),
+            media: media.clone(),
+            serial,
+        };
+        {
+            let mut map = self.shared.map.lock().expect("rooms lock");
+            if map.contains_key(&id) {
+                return Err(SignalError::bad_request(format!("room {id} exists")));
+            }
+            if map.len() >= cfg.max_rooms {
+                return Err(SignalError::forbidden(format!(
+                    "the server has its maximum of {} rooms",
+                    cfg.max_rooms
+                )));
+            }
+            map.insert(id.clone(), entry.clone());
+        }
+        let task = RoomTask::new(
+            settings,
+            media,
+            hub.clone(),
+            self.shared.clone(),
+            serial,
+            summary,
+        );
+        self.shared.shutdown.spawn(task.run(rx));
+        tracing::info!(room = id, owner = owner.id(), %architecture, "room created");
+        Ok((id, entry))
+    }
+
+    /// Hands a request to its room and waits for the answer.
+    async fn forward(
+        entry: &RoomEntry,
+        req: Request,
+    ) -> Result<Result<Reply, SignalError>, Request> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(mpsc::error::SendError(cmd)) =
+            entry.tx.send(RoomCommand::Signal { req, reply }).await
+        {
+            let RoomCommand::Signal { req, .. } = cmd else {
+                unreachable!("sent a signal")
+            };
+            return Err(req);
+        }
+        Ok(rx
+            .await
+            .unwrap_or_else(|_| Err(SignalError::not_found("the room closed"))))
+    }
+}
+
+fn check_name(key: &str, v: &str) -> Result<(), SignalError> {
+    if v.is_empty() || v.chars().count() > MAX_NAME_LEN || v.chars().any(char::is_control) {
+        return Err(SignalError::bad_request(format!(
+            "{key} must be 1 to {MAX_NAME_LEN} characters, no control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn optional_str<'a>(body: &'a Value, key: &str) -> Result<Option<&'a str>, SignalError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(SignalError::bad_request(format!("{key} must be a string"))),
+    }
+}
+
+#[async_trait]
+impl SignalHandler for Rooms {
+    fn signals(&self) -> Vec<&'static str> {
+        vec![
+            signals::ROOM_CREATE,
+            signals::ROOM_ENTER,
+            signals::ROOM_LEAVE,
+            signals::ROOM_CLOSE,
+            signals::ROOM_LIST,
+            signals::ROOM_STATUS,
+            signals::ROOM_CLIENT_LIST,
+            signals::ROOM_INVITE,
+            signals::ROOM_EXPEL,
+            signals::ROOM_BROADCAST,
+            signals::MEDIA_EXCHANGE,
+            signals::MEDIA_PUBLISH,
+            signals::MEDIA_UNPUBLISH,
+            signals::MEDIA_PAUSE,
+            signals::MEDIA_RESUME,
+        ]
+    }
+
+    async fn handle(&self, req: Request) -> Result<Reply, SignalError> {
+        let body = &req.message.body;
+        match req.message.signal() {
+            signals::ROOM_CREATE => {
+                let name = optional_str(body, "name")?
+                    .ok_or_else(|| SignalError::bad_request("name is required"))?;
+                let (_, entry) = self
+                    .create(
+                        &req.hub,
+                        &req.client,
+                        CreateRequest {
+                            id: None,
+                            name,
+                            password: optional_str(body, "password")?,
+                            architecture: optional_str(body, "architecture")?,
+                        },
+                    )
+                    .await?;
+                let summary = entry.summary.lock().expect("summary lock").clone();
+                Ok(Reply::Body(summary))
+            }
+            signals::ROOM_LIST => {
+                let map = self.shared.map.lock().expect("rooms lock");
+                let mut rooms: Vec<Value> = map
+                    .values()
+                    .map(|e| e.summary.lock().expect("summary lock").clone())
+                    .collect();
+                rooms.sort_by(|a, b| a["roomId"].as_str().cmp(&b["roomId"].as_str()));
+                Ok(Reply::Body(json!({ "rooms": rooms })))
+            }
+            signals::ROOM_ENTER => {
+                let id = optional_str(body, "roomId")?
+                    .ok_or_else(|| SignalError::bad_request("roomId is required"))?
+                    .to_owned();
+                check_name("roomId", &id)?;
+                let mut req = req;
+                // A room that closes just as we reach it is made again, once.
+                for _ in 0..2 {
+                    let entry = match self.entry(&id) {
+                        Some(e) => e,
+                        None => {
+                            let body = req.message.body.clone();
+                            match self
+                                .create(
+                                    &req.hub,
+                                    &req.client,
+                                    CreateRequest {
+                                        id: Some(&id),
+                                        name: &id,
+                                        password: optional_str(&body, "password")?,
+                                        architecture: optional_str(&body, "architecture")?,
+                                    },
+                                )
+                                .await
+                            {
+                                Ok((_, e)) => e,
+                                // Someone else made it at the same moment: use theirs.
+                                Err(_) if self.entry(&id).is_some() => continue,
+                                Err(e) => return Err(e),
+                            }
+                        }
+                    };
+                    match Self::forward(&entry, req).await {
+                        Ok(r) => return r,
+                        Err(back) => {
+                            self.shared.remove(&id, entry.serial);
+                            req = back;
+                        }
+                    }
+                }
+                Err(SignalError::system(format!(
+                    "room {id} keeps closing; try again"
+                )))
+            }
+            _ => {
+                let id = optional_str(body, "roomId")?
+                    .ok_or_else(|| SignalError::bad_request("roomId is required"))?
+                    .to_owned();
+                let entry = self
+                    .entry(&id)
+                    .ok_or_else(|| SignalError::not_found(format!("room {id} not found")))?;
+                match Self::forward(&entry, req).await {
+                    Ok(r) => r,
+                    Err(_) => Err(SignalError::not_found(format!("room {id} not found"))),
+                }
+            }
+        }
+    }
+
+    async fn client_closed(&self, _hub: &SignalHub, client: &ClientHandle) {
+        let entries: Vec<RoomEntry> = self
+            .shared
+            .map
+            .lock()
+            .expect("rooms lock")
+            .values()
+            .cloned()
+            .collect();
+        for e in entries {
+            let _ =
+                e.tx.send(RoomCommand::ClientGone {
+                    client: client.clone(),
+                })
+                .await;
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! Signal names of the room, media and session groups.
+
+use taoyao_webrtc::StreamAction;
+
+pub const ROOM_CREATE: &str = "room::create";
+pub const ROOM_ENTER: &str = "room::enter";
+pub const ROOM_LEAVE: &str = "room::leave";
+pub const ROOM_CLOSE: &str = "room::close";
+pub const ROOM_LIST: &str = "room::list";
+pub const ROOM_STATUS: &str = "room::status";
+pub const ROOM_CLIENT_LIST: &str = "room::client::list";
+pub const ROOM_INVITE: &str = "room::invite";
+pub const ROOM_EXPEL: &str = "room::expel";
+pub const ROOM_BROADCAST: &str = "room::broadcast";
+
+pub const MEDIA_EXCHANGE: &str = "media::exchange";
+pub const MEDIA_PUBLISH: &str = "media::publish";
+pub const MEDIA_UNPUBLISH: &str = "media::unpublish";
+pub const MEDIA_PAUSE: &str = "media::pause";
+pub const MEDIA_RESUME: &str = "media::resume";
+
+pub const SESSION_CALL: &str = "session::call";
+pub const SESSION_EXCHANGE: &str = "session::exchange";
+pub const SESSION_PAUSE: &str = "session::pause";
+pub const SESSION_RESUME: &str = "session::resume";
+pub const SESSION_CLOSE: &str = "session::close";
+
+/// The notification that tells members about a stream action.
+pub fn media_signal(action: StreamAction) -> &'static str {
+    match action {
+        StreamAction::Publish => MEDIA_PUBLISH,
+        StreamAction::Unpublish => MEDIA_UNPUBLISH,
+        StreamAction::Pause => MEDIA_PAUSE,
+        StreamAction::Resume => MEDIA_RESUME,
+    }
+}

@@ -1,0 +1,313 @@
+//! The `MediaArchitecture` seam.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use taoyao_boot::{Code, ErrorCode};
+
+/// Which media architecture a room runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchitectureKind {
+    /// Peer to peer: every member connects to every other; the server relays negotiation.
+    Mesh,
+    /// The server receives each member's media once and forwards it.
+    Sfu,
+    /// Like sfu for video; audio is mixed per receiver.
+    Mcu,
+}
+
+impl ArchitectureKind {
+    pub const ALL: [ArchitectureKind; 3] = [
+        ArchitectureKind::Mesh,
+        ArchitectureKind::Sfu,
+        ArchitectureKind::Mcu,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchitectureKind::Mesh => "mesh",
+            ArchitectureKind::Sfu => "sfu",
+            ArchitectureKind::Mcu => "mcu",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ArchitectureKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ArchitectureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+impl MediaKind {
+    pub fn parse(s: &str) -> Option<MediaKind> {
+        match s {
+            "audio" => Some(MediaKind::Audio),
+            "video" => Some(MediaKind::Video),
+            _ => None,
+        }
+    }
+}
+
+/// One ICE candidate, as a browser's `RTCIceCandidateInit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Candidate {
+    pub candidate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_m_line_index: Option<u16>,
+}
+
+/// An SDP offer or answer, or a trickled ICE candidate. On the wire (`media::exchange`,
+/// `session::exchange`): `{"type":"offer","sdp":...}`, `{"type":"answer","sdp":...}`,
+/// `{"type":"candidate","candidate":{"candidate":...,"sdpMid":...,"sdpMLineIndex":...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Negotiation {
+    Offer { sdp: String },
+    Answer { sdp: String },
+    Candidate { candidate: Candidate },
+}
+
+impl Negotiation {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Negotiation::Offer { .. } => "offer",
+            Negotiation::Answer { .. } => "answer",
+            Negotiation::Candidate { .. } => "candidate",
+        }
+    }
+
+    /// Reads the negotiation fields of a signal body (other fields are ignored).
+    pub fn from_body(body: &serde_json::Value) -> Result<Negotiation, MediaError> {
+        let n = Negotiation::deserialize(body).map_err(|e| {
+            MediaError::BadRequest(format!(
+                "bad negotiation (type offer|answer with sdp, or candidate with candidate): {e}"
+            ))
+        })?;
+        match &n {
+            Negotiation::Offer { sdp } | Negotiation::Answer { sdp } if sdp.trim().is_empty() => {
+                Err(MediaError::BadRequest("sdp is empty".into()))
+            }
+            _ => Ok(n),
+        }
+    }
+
+    /// The wire form, to merge into an outgoing signal body.
+    pub fn to_body(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m,
+            // An internally tagged enum of strings always serializes to an object.
+            _ => unreachable!("negotiation serializes to an object"),
+        }
+    }
+}
+
+/// What a member does with its own media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamAction {
+    Publish,
+    Unpublish,
+    /// Forwarding stops without closing the channel.
+    Pause,
+    /// Forwarding restarts (with a keyframe where the server forwards video).
+    Resume,
+}
+
+impl StreamAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamAction::Publish => "publish",
+            StreamAction::Unpublish => "unpublish",
+            StreamAction::Pause => "pause",
+            StreamAction::Resume => "resume",
+        }
+    }
+}
+
+/// What a member asks for when it joins a room's media.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JoinOptions {
+    pub display_name: String,
+}
+
+impl JoinOptions {
+    pub fn new(display_name: impl Into<String>) -> Self {
+        JoinOptions {
+            display_name: display_name.into(),
+        }
+    }
+}
+
+/// What a backend tells the scenario layer; it turns each into a signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaEvent {
+    /// Deliver a negotiation message to `to`; `from` is the member it comes from (mesh relay)
+    /// or `None` when the server itself is the other end (sfu, mcu).
+    Negotiation {
+        to: String,
+        from: Option<String>,
+        negotiation: Negotiation,
+    },
+    /// Tell `to` that `member` changed its media.
+    Stream {
+        to: String,
+        member: String,
+        kind: Option<MediaKind>,
+        action: StreamAction,
+    },
+}
+
+/// The way back out of a backend. Called synchronously from the backend: it must not block
+/// (the scenario layer queues signals without waiting).
+#[derive(Clone)]
+pub struct MediaEvents(Arc<dyn Fn(MediaEvent) + Send + Sync>);
+
+impl MediaEvents {
+    pub fn new(f: impl Fn(MediaEvent) + Send + Sync + 'static) -> Self {
+        MediaEvents(Arc::new(f))
+    }
+
+    pub fn emit(&self, event: MediaEvent) {
+        (self.0)(event)
+    }
+}
+
+impl std::fmt::Debug for MediaEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MediaEvents")
+    }
+}
+
+/// Counters a backend exposes about one room (tests assert cleanup with them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct MediaRoomStats {
+    /// Members joined to the room's media.
+    pub members: usize,
+    /// Negotiation messages relayed or answered.
+    pub negotiations: u64,
+    /// Server-side peer connections (0 in mesh).
+    pub peer_connections: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    #[error("{0} is not in this room's media")]
+    NotJoined(String),
+    #[error("{0} is already in this room's media")]
+    AlreadyJoined(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("not supported by the {arch} architecture: {what}")]
+    Unsupported {
+        arch: ArchitectureKind,
+        what: String,
+    },
+    #[error("media failure: {0}")]
+    Internal(String),
+}
+
+impl ErrorCode for MediaError {
+    fn code(&self) -> Code {
+        match self {
+            MediaError::NotJoined(_) => Code::NotFound,
+            MediaError::AlreadyJoined(_) | MediaError::BadRequest(_) => Code::BadRequest,
+            MediaError::Unsupported { .. } => Code::BadRequest,
+            MediaError::Internal(_) => Code::SystemError,
+        }
+    }
+}
+
+/// A media architecture: opens one media room per signaling room.
+#[async_trait]
+pub trait MediaArchitecture: Send + Sync + 'static {
+    fn kind(&self) -> ArchitectureKind;
+
+    async fn open_room(
+        &self,
+        room: &str,
+        events: MediaEvents,
+    ) -> Result<Arc<dyn MediaRoom>, MediaError>;
+}
+
+/// One room's media. Every call comes from the room's own task, one at a time.
+#[async_trait]
+pub trait MediaRoom: Send + Sync {
+    async fn join(&self, member: &str, opts: JoinOptions) -> Result<(), MediaError>;
+
+    /// Releases everything the member held. Leaving twice is harmless.
+    async fn leave(&self, member: &str);
+
+    /// A negotiation message from `from`; `to` names the peer (mesh) and is ignored where the
+    /// server is the other end.
+    async fn exchange(
+        &self,
+        from: &str,
+        to: Option<&str>,
+        negotiation: Negotiation,
+    ) -> Result<(), MediaError>;
+
+    /// Publish, unpublish, pause or resume the member's media (one kind, or all with `None`).
+    async fn stream(
+        &self,
+        member: &str,
+        kind: Option<MediaKind>,
+        action: StreamAction,
+    ) -> Result<(), MediaError>;
+
+    async fn stats(&self) -> MediaRoomStats;
+
+    /// Releases everything; the room is not used after this.
+    async fn close(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn negotiation_wire_form() {
+        let n =
+            Negotiation::from_body(&json!({"roomId": "r", "type": "offer", "sdp": "v=0"})).unwrap();
+        assert_eq!(n, Negotiation::Offer { sdp: "v=0".into() });
+        let c = Negotiation::from_body(&json!({"type": "candidate",
+            "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}}))
+            .unwrap();
+        assert_eq!(
+            serde_json::Value::Object(c.to_body()),
+            json!({"type": "candidate",
+                   "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}})
+        );
+        for bad in [
+            json!({}),
+            json!({"type": "offer"}),
+            json!({"type": "x", "sdp": "v=0"}),
+            json!({"type": "offer", "sdp": 5}),
+            json!({"type": "offer", "sdp": " "}),
+            json!({"type": "candidate", "candidate": "str"}),
+        ] {
+            assert!(Negotiation::from_body(&bad).is_err(), "{bad}");
+        }
+    }
+}
