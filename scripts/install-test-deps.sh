@@ -5,6 +5,11 @@ set -euo pipefail
 packages=(
   # TLS roots for cargo's registry access.
   ca-certificates
+  # The web client's end-to-end tests: headless Chromium, run inside a private network
+  # namespace (unshare from util-linux, ip from iproute2).
+  chromium
+  iproute2
+  util-linux
 )
 if [ "$(id -u)" -ne 0 ]; then
   echo "run as root (apt-get install)" >&2

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
-for tool in ${TAOYAO_TEST_TOOLS:-}; do
+# Tools the tests run (see scripts/install-test-deps.sh).
+for tool in chromium ip unshare; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then

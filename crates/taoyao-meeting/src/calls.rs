@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use taoyao_boot::IdGenerator;
+use taoyao_signal::fields::{bool_or, required_str};
 use taoyao_signal::{ClientHandle, Reply, Request, SignalError, SignalHandler, SignalHub};
 use taoyao_webrtc::{MediaKind, Negotiation};
 
@@ -69,24 +70,6 @@ impl Calls {
     }
 }
 
-fn required_str<'a>(body: &'a Value, key: &str) -> Result<&'a str, SignalError> {
-    match body.get(key) {
-        Some(Value::String(s)) => Ok(s),
-        None | Some(Value::Null) => Err(SignalError::bad_request(format!("{key} is required"))),
-        Some(_) => Err(SignalError::bad_request(format!("{key} must be a string"))),
-    }
-}
-
-fn flag(body: &Value, key: &str) -> Result<bool, SignalError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(true),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(SignalError::bad_request(format!(
-            "{key} must be true or false"
-        ))),
-    }
-}
-
 #[async_trait]
 impl SignalHandler for Calls {
     fn signals(&self) -> Vec<&'static str> {
@@ -105,7 +88,7 @@ impl SignalHandler for Calls {
         match req.message.signal() {
             signals::SESSION_CALL => {
                 let target = required_str(body, "clientId")?;
-                let (audio, video) = (flag(body, "audio")?, flag(body, "video")?);
+                let (audio, video) = (bool_or(body, "audio", true)?, bool_or(body, "video", true)?);
                 if target == me.id() {
                     return Err(SignalError::bad_request("you cannot call yourself"));
                 }

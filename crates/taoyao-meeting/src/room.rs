@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+use taoyao_signal::fields::{optional_str, required_str};
 use taoyao_signal::{ClientHandle, Reply, Request, SignalError, SignalHub};
 use taoyao_webrtc::{
     ArchitectureKind, JoinOptions, MediaEvent, MediaKind, MediaRoom, Negotiation, StreamAction,
@@ -65,18 +66,6 @@ fn actor(c: &ClientHandle) -> Actor<'_> {
         id: c.id(),
         admin: c.info().admin,
     }
-}
-
-fn optional_str<'a>(body: &'a Value, key: &str) -> Result<Option<&'a str>, SignalError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(SignalError::bad_request(format!("{key} must be a string"))),
-    }
-}
-
-fn required_str<'a>(body: &'a Value, key: &str) -> Result<&'a str, SignalError> {
-    optional_str(body, key)?.ok_or_else(|| SignalError::bad_request(format!("{key} is required")))
 }
 
 /// Delivers a media backend's event as a signal to the member it is for.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use taoyao_boot::{IdGenerator, Shutdown};
+use taoyao_signal::fields::{optional_str, required_str};
 use taoyao_signal::{ClientHandle, Reply, Request, SignalError, SignalHandler, SignalHub};
 use taoyao_webrtc::{ArchitectureKind, MediaArchitecture, MediaEvents, MediaRoomStats};
 use tokio::sync::{mpsc, oneshot};
@@ -261,14 +262,6 @@ fn check_name(key: &str, v: &str) -> Result<(), SignalError> {
     Ok(())
 }
 
-fn optional_str<'a>(body: &'a Value, key: &str) -> Result<Option<&'a str>, SignalError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(SignalError::bad_request(format!("{key} must be a string"))),
-    }
-}
-
 #[async_trait]
 impl SignalHandler for Rooms {
     fn signals(&self) -> Vec<&'static str> {
@@ -295,8 +288,7 @@ impl SignalHandler for Rooms {
         let body = &req.message.body;
         match req.message.signal() {
             signals::ROOM_CREATE => {
-                let name = optional_str(body, "name")?
-                    .ok_or_else(|| SignalError::bad_request("name is required"))?;
+                let name = required_str(body, "name")?;
                 let (_, entry) = self
                     .create(
                         &req.hub,
@@ -322,9 +314,7 @@ impl SignalHandler for Rooms {
                 Ok(Reply::Body(json!({ "rooms": rooms })))
             }
             signals::ROOM_ENTER => {
-                let id = optional_str(body, "roomId")?
-                    .ok_or_else(|| SignalError::bad_request("roomId is required"))?
-                    .to_owned();
+                let id = required_str(body, "roomId")?.to_owned();
                 check_name("roomId", &id)?;
                 let mut req = req;
                 // A room that closes just as we reach it is made again, once.
@@ -366,9 +356,7 @@ impl SignalHandler for Rooms {
                 )))
             }
             _ => {
-                let id = optional_str(body, "roomId")?
-                    .ok_or_else(|| SignalError::bad_request("roomId is required"))?
-                    .to_owned();
+                let id = required_str(body, "roomId")?.to_owned();
                 let entry = self
                     .entry(&id)
                     .ok_or_else(|| SignalError::not_found(format!("room {id} not found")))?;

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::client::ClientType;
 use crate::error::SignalError;
+use crate::fields::{optional_str, required_str};
 use crate::hub::{Reply, Request, SignalHandler};
 use crate::signals::{self, close};
 
@@ -67,8 +68,7 @@ impl SignalHandler for ClientSignals {
                 Ok(Reply::Body(c.status_json()))
             }
             signals::CLIENT_UNICAST => {
-                let to = optional_str(body, "to")?
-                    .ok_or_else(|| SignalError::bad_request("to is required"))?;
+                let to = required_str(body, "to")?;
                 let target = req
                     .hub
                     .client(to)
@@ -89,14 +89,6 @@ impl SignalHandler for ClientSignals {
                 format!("unsupported signal {other}"),
             )),
         }
-    }
-}
-
-fn optional_str<'a>(body: &'a Value, key: &str) -> Result<Option<&'a str>, SignalError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(SignalError::bad_request(format!("{key} must be a string"))),
     }
 }
 

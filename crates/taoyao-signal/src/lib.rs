@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod envelope;
 pub mod error;
+pub mod fields;
 pub mod hub;
 pub mod signals;
 

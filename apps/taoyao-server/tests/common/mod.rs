@@ -1,6 +1,8 @@
 //! Test harness: a real server bound to port 0 in this process, and real WebSocket clients.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,0 +1,164 @@
+//! Headless Chromium for end-to-end tests of the web client.
+//!
+//! Each browser test re-runs itself inside a private network namespace (`unshare -n`, as root)
+//! so every packet stays on loopback, as ../shared/notes/webrtc-here.md recommends; where that is
+//! not possible (not root), it runs in the current namespace. Pages opened with `&report=harness`
+//! send their getStats() summaries to a WebSocket client registered as `harness`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::TestClient;
+
+const NETNS_ENV: &str = "TAOYAO_TEST_IN_NETNS";
+
+/// Chromium's path: `$TAOYAO_CHROMIUM`, else `chromium` on PATH. A missing browser fails the
+/// test with the fix, rather than skipping it.
+pub fn chromium() -> PathBuf {
+    if let Ok(p) = std::env::var("TAOYAO_CHROMIUM") {
+        return p.into();
+    }
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = PathBuf::from(dir).join("chromium");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("chromium not found: run scripts/install-test-deps.sh (as root) or set TAOYAO_CHROMIUM");
+}
+
+/// Returns true when the caller should run the test body here; false when the body already ran
+/// (successfully) in a child process inside a private network namespace.
+pub fn enter_private_network(test_name: &str) -> bool {
+    if std::env::var_os(NETNS_ENV).is_some() {
+        return true;
+    }
+    let can_unshare = std::process::Command::new("unshare")
+        .args(["-n", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can_unshare {
+        eprintln!("note: cannot make a private network namespace (not root?); running here");
+        return true;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let status = std::process::Command::new("unshare")
+        .args([
+            "-n",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" \"$@\"",
+        ])
+        .arg(exe)
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(NETNS_ENV, "1")
+        .status()
+        .expect("run the test in a network namespace");
+    assert!(
+        status.success(),
+        "{test_name} failed inside its network namespace"
+    );
+    false
+}
+
+/// One headless Chromium showing one page; killed on drop.
+pub struct Browser {
+    child: tokio::process::Child,
+    log: PathBuf,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    pub fn open(url: &str) -> Browser {
+        let profile = tempfile::tempdir().expect("profile dir");
+        let log = profile.path().join("chromium.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = tokio::process::Command::new(chromium())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                "--allow-loopback-in-peer-connection",
+                "--autoplay-policy=no-user-gesture-required",
+                "--enable-logging=stderr",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromium");
+        Browser {
+            child,
+            log,
+            _profile: profile,
+        }
+    }
+
+    /// The page's console lines and the browser's errors (for failure messages).
+    pub fn console(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.contains("CONSOLE") || l.contains("taoyao") || l.contains("ERROR:"))
+            .filter(|l| !l.contains("dbus") && !l.contains("DBus"))
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Collects `taoyao-stats` reports sent to `harness` until `done(latest reports by clientId)`
+/// holds, or panics after `within` with the last reports and the browsers' consoles.
+pub async fn wait_for_reports(
+    harness: &mut TestClient,
+    browsers: &[&Browser],
+    within: Duration,
+    done: impl Fn(&HashMap<String, Value>) -> bool,
+) -> HashMap<String, Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut latest: HashMap<String, Value> = HashMap::new();
+    loop {
+        if done(&latest) {
+            return latest;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let consoles: Vec<String> = browsers.iter().map(|b| b.console()).collect();
+            panic!(
+                "media did not flow within {within:?}.\nlast reports: {}\nconsoles:\n{}",
+                serde_json::to_string_pretty(&latest).unwrap(),
+                consoles.join("\n----\n")
+            );
+        }
+        if let Ok(m) =
+            tokio::time::timeout(Duration::from_secs(2), harness.expect("client::unicast")).await
+        {
+            let body = &m["body"];
+            if body["kind"] == "taoyao-stats"
+                && let Some(id) = body["clientId"].as_str()
+            {
+                latest.insert(id.to_owned(), body.clone());
+            }
+        }
+    }
+}

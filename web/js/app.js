@@ -1,0 +1,309 @@
+// The taoyao web client's page logic. Everything that talks to the server lives in ./sdk/.
+//
+// Deep links: ?clientId=alice&name=Alice&username=taoyao&password=taoyao&room=standup
+//   [&roomPassword=..][&architecture=mesh][&call=bob][&autoAnswer=1]
+// connect (and enter the room / call the client) at once. &report=<clientId> also sends a
+// summary of the connections' getStats() to that client every second (client::unicast), for
+// remote diagnostics; the end-to-end tests read media health from it.
+
+import { SignalClient, Room, Call, defaultServerUrl, localMedia } from './sdk/index.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+const state = { signal: null, room: null, call: null, ringing: null, local: null };
+
+function showError(err) {
+  const text = err?.code ? `${err.code}: ${err.reason ?? err.message}` : String(err?.message ?? err);
+  const div = document.createElement('div');
+  div.textContent = text;
+  $('errors').prepend(div);
+  setTimeout(() => div.remove(), 15000);
+  console.warn('taoyao:', text);
+}
+
+function setStatus(text) {
+  $('status').textContent = text;
+}
+
+async function ensureLocalMedia() {
+  if (!state.local) {
+    state.local = await localMedia();
+    if (!state.local) showError('no camera or microphone: joining to watch and listen only');
+  }
+  return state.local;
+}
+
+// ---- tiles ---------------------------------------------------------------------------------
+
+function tile(id, label, { muted = false } = {}) {
+  let t = document.querySelector(`.tile[data-id="${CSS.escape(id)}"]`);
+  if (!t) {
+    t = document.createElement('div');
+    t.className = 'tile';
+    t.dataset.id = id;
+    t.innerHTML = '<video autoplay playsinline></video><div class="label"><span class="name"></span><span class="state"></span></div>';
+    t.querySelector('video').muted = muted;
+    $('tiles').append(t);
+  }
+  t.querySelector('.name').textContent = label;
+  return t;
+}
+
+function setTileState(id, text) {
+  const t = document.querySelector(`.tile[data-id="${CSS.escape(id)}"]`);
+  if (t) t.querySelector('.state').textContent = text;
+}
+
+function removeTile(id) {
+  document.querySelector(`.tile[data-id="${CSS.escape(id)}"]`)?.remove();
+}
+
+function attach(id, stream) {
+  const v = document.querySelector(`.tile[data-id="${CSS.escape(id)}"] video`);
+  if (v && v.srcObject !== stream) {
+    v.srcObject = stream;
+    v.play().catch(() => {});
+  }
+}
+
+function showLocal() {
+  if (!state.local) return;
+  tile('local', `${state.signal.login.name ?? state.signal.clientId} (you)`, { muted: true });
+  attach('local', state.local);
+}
+
+// ---- connection ----------------------------------------------------------------------------
+
+async function connect(login, server) {
+  const signal = new SignalClient(server, login);
+  signal.addEventListener('closed', (e) => setStatus(`disconnected (${e.detail.code}${e.detail.reason ? `: ${e.detail.reason}` : ''})`));
+  signal.addEventListener('reconnected', () => { setStatus(`connected as ${signal.clientId}`); refreshLists(); });
+  signal.addEventListener('error', (e) => showError(e.detail));
+  signal.on('client::close', (b) => showError(`server closing the connection: ${b.reason}`));
+  for (const s of ['client::online', 'client::offline']) signal.on(s, () => refreshClients());
+  signal.on('room::invite', (b) => showError(`${b.from} invites you to room ${b.name} (${b.architecture}): enter "${b.roomId}"`));
+  signal.on('session::call', (b) => onIncomingCall(b));
+  await signal.connect();
+  state.signal = signal;
+  setStatus(`connected as ${signal.clientId}`);
+  $('login').hidden = true;
+  $('app').hidden = false;
+  await refreshLists();
+  return signal;
+}
+
+async function refreshLists() {
+  await Promise.all([refreshClients(), refreshRooms()]);
+}
+
+async function refreshClients() {
+  if (!state.signal) return;
+  try {
+    const { clients } = await state.signal.request('client::list');
+    const ul = $('clients');
+    ul.replaceChildren(...clients.map((c) => {
+      const li = document.createElement('li');
+      li.textContent = `${c.name} (${c.clientId}, ${c.clientType})`;
+      if (c.clientId !== state.signal.clientId) {
+        const b = document.createElement('button');
+        b.className = 'small';
+        b.textContent = 'call';
+        b.onclick = () => startCall(c.clientId).catch(showError);
+        li.append(b);
+      }
+      return li;
+    }));
+  } catch (err) { showError(err); }
+}
+
+async function refreshRooms() {
+  if (!state.signal) return;
+  try {
+    const { rooms } = await state.signal.request('room::list');
+    $('rooms').replaceChildren(...rooms.map((r) => {
+      const li = document.createElement('li');
+      li.textContent = `${r.name} (${r.architecture}, ${r.memberCount})${r.hasPassword ? ' 🔒' : ''}`;
+      const b = document.createElement('button');
+      b.className = 'small';
+      b.textContent = 'enter';
+      b.onclick = () => enterRoom({ roomId: r.roomId }).catch(showError);
+      li.append(b);
+      return li;
+    }));
+  } catch (err) { showError(err); }
+}
+
+// ---- rooms ---------------------------------------------------------------------------------
+
+async function enterRoom({ roomId, password, architecture }) {
+  if (state.room) await state.room.leave().catch(() => {});
+  const local = await ensureLocalMedia();
+  const room = await Room.enter(state.signal, { roomId, password: password || undefined, architecture: architecture || undefined }, local);
+  state.room = room;
+  $('room-bar').hidden = false;
+  $('room-title').textContent = room.name;
+  $('room-arch').textContent = room.architecture;
+  $('close-room').hidden = room.owner !== state.signal.clientId;
+  showLocal();
+  for (const m of room.members.values()) tile(m.clientId, m.name);
+  room.addEventListener('member-joined', ({ detail }) => tile(detail.member.clientId, detail.member.name));
+  room.addEventListener('member-left', ({ detail }) => removeTile(detail.clientId));
+  room.addEventListener('track', ({ detail }) => { tile(detail.clientId, room.members.get(detail.clientId)?.name ?? detail.clientId); attach(detail.clientId, detail.stream); });
+  room.addEventListener('peer-state', ({ detail }) => setTileState(detail.clientId, detail.state));
+  room.addEventListener('media-state', ({ detail }) => setTileState(detail.clientId, `${detail.kind ?? 'media'} ${detail.action}d`));
+  room.addEventListener('error', ({ detail }) => showError(detail));
+  room.addEventListener('closed', ({ detail }) => {
+    if (detail.reason !== 'left') showError(`left room ${room.name}: ${detail.reason}`);
+    for (const id of room.members.keys()) removeTile(id);
+    if (!state.call) removeTile('local');
+    $('room-bar').hidden = true;
+    if (state.room === room) state.room = null;
+    refreshRooms();
+  });
+  refreshRooms();
+}
+
+async function createRoom({ name, password, architecture }) {
+  const r = await state.signal.request('room::create', { name, password: password || undefined, architecture: architecture || undefined });
+  await enterRoom({ roomId: r.roomId, password });
+}
+
+function toggle(button, kind, target, labels) {
+  const on = button.dataset.off === '1';
+  button.dataset.off = on ? '0' : '1';
+  button.textContent = on ? labels[0] : labels[1];
+  return target.setEnabled(kind, on).catch(showError);
+}
+
+// ---- 1:1 calls -----------------------------------------------------------------------------
+
+function callUi(call) {
+  state.call = call;
+  $('call-bar').hidden = false;
+  $('call-title').textContent = `call with ${call.remoteId}`;
+  showLocal();
+  const id = `call:${call.remoteId}`;
+  tile(id, `${call.remoteId} (call)`);
+  call.addEventListener('track', ({ detail }) => attach(id, detail.stream));
+  call.addEventListener('state', ({ detail }) => setTileState(id, detail.state));
+  call.addEventListener('remote-pause', ({ detail }) => setTileState(id, `${detail.type} paused`));
+  call.addEventListener('remote-resume', ({ detail }) => setTileState(id, `${detail.type} resumed`));
+  call.addEventListener('closed', ({ detail }) => {
+    removeTile(id);
+    if (!state.room) removeTile('local');
+    $('call-bar').hidden = true;
+    if (state.call === call) state.call = null;
+    if (detail.reason !== 'hung up') showError(`call ended: ${detail.reason}`);
+  });
+}
+
+async function startCall(clientId) {
+  if (state.call) throw new Error('already in a call');
+  const local = await ensureLocalMedia();
+  callUi(await Call.dial(state.signal, clientId, local));
+}
+
+function onIncomingCall(body) {
+  const call = Call.incoming(state.signal, body);
+  if (state.call) {
+    call.hangUp().catch(() => {});
+    return;
+  }
+  state.ringing = call;
+  call.addEventListener('closed', () => { if (state.ringing === call) { state.ringing = null; $('incoming').hidden = true; } });
+  if (params.get('autoAnswer') === '1') {
+    answer().catch(showError);
+    return;
+  }
+  $('incoming-text').textContent = `${body.name} (${body.clientId}) is calling`;
+  $('incoming').hidden = false;
+}
+
+async function answer() {
+  const call = state.ringing;
+  if (!call) return;
+  state.ringing = null;
+  $('incoming').hidden = true;
+  callUi(call);
+  await call.accept(await ensureLocalMedia());
+  showLocal();
+}
+
+// ---- diagnostics report --------------------------------------------------------------------
+
+function startReports(to) {
+  const every = Number(params.get('reportMs') ?? 1000);
+  setInterval(async () => {
+    if (!state.signal?.registered) return;
+    const body = { to, kind: 'taoyao-stats', clientId: state.signal.clientId };
+    if (state.room) body.room = { roomId: state.room.roomId, peers: await state.room.stats() };
+    if (state.call) body.call = { sessionId: state.call.sessionId, remoteId: state.call.remoteId, stats: await state.call.stats() };
+    body.local = state.local ? state.local.getTracks().map((t) => t.kind) : [];
+    state.signal.request('client::unicast', body).catch(() => {});
+  }, every);
+}
+
+// ---- wiring --------------------------------------------------------------------------------
+
+function formData(form, submitter) {
+  const d = Object.fromEntries(new FormData(form));
+  if (submitter?.name) d[submitter.name] = submitter.value;
+  return d;
+}
+
+$('server').value = params.get('server') ?? defaultServerUrl();
+$('login-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const d = formData(e.target);
+  connect({ clientId: d.clientId, name: d.name || undefined, clientType: 'WEB', username: d.username || undefined, password: d.password || undefined }, d.server).catch(showError);
+});
+$('room-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const d = formData(e.target, e.submitter);
+  const go = d.action === 'create'
+    ? createRoom({ name: d.room, password: d.password, architecture: d.architecture })
+    : enterRoom({ roomId: d.room, password: d.password, architecture: d.architecture });
+  go.catch(showError);
+});
+$('rooms-refresh').onclick = () => refreshRooms();
+$('leave').onclick = () => state.room?.leave().catch(showError);
+$('close-room').onclick = () => state.signal.request('room::close', { roomId: state.room.roomId }).then(() => state.room?.leave()).catch(showError);
+$('toggle-mic').onclick = (e) => state.room && toggle(e.target, 'audio', state.room, ['Mute mic', 'Unmute mic']);
+$('toggle-cam').onclick = (e) => state.room && toggle(e.target, 'video', state.room, ['Stop camera', 'Start camera']);
+$('call-mic').onclick = (e) => state.call && toggle(e.target, 'audio', state.call, ['Mute mic', 'Unmute mic']);
+$('call-cam').onclick = (e) => state.call && toggle(e.target, 'video', state.call, ['Stop camera', 'Start camera']);
+$('hangup').onclick = () => state.call?.hangUp().catch(showError);
+$('answer').onclick = () => answer().catch(showError);
+$('decline').onclick = () => { state.ringing?.hangUp().catch(showError); };
+$('disconnect').onclick = async () => {
+  await state.room?.leave().catch(() => {});
+  await state.call?.hangUp().catch(() => {});
+  await state.signal?.close();
+  location.href = location.pathname;
+};
+
+async function autostart() {
+  const clientId = params.get('clientId');
+  if (!clientId) return;
+  const login = {
+    clientId,
+    name: params.get('name') ?? undefined,
+    clientType: 'WEB',
+    username: params.get('username') ?? undefined,
+    password: params.get('password') ?? undefined,
+  };
+  const signal = await connect(login, params.get('server') ?? defaultServerUrl());
+  if (params.get('report')) startReports(params.get('report'));
+  if (params.get('room')) {
+    await enterRoom({ roomId: params.get('room'), password: params.get('roomPassword'), architecture: params.get('architecture') });
+  }
+  const callee = params.get('call');
+  if (callee) {
+    // Wait until the callee is online, then call.
+    const online = async () => (await signal.request('client::list')).clients.some((c) => c.clientId === callee);
+    while (!(await online())) await new Promise((r) => setTimeout(r, 300));
+    await startCall(callee);
+  }
+}
+autostart().catch(showError);

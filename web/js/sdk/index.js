@@ -1,0 +1,20 @@
+// The taoyao web SDK: import what you need; none of it touches the page.
+export { SignalClient, SignalError, PROTOCOL_VERSION } from './signal.js';
+export { Peer } from './peer.js';
+export { Room } from './room.js';
+export { Call } from './call.js';
+
+/** The signaling URL of the server that served this page. */
+export function defaultServerUrl(loc = globalThis.location) {
+  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/websocket.signal`;
+}
+
+/** Camera and microphone, or whatever of them is available (null if neither). */
+export async function localMedia({ audio = true, video = true } = {}) {
+  const tries = [{ audio, video }, { audio, video: false }, { audio: false, video }];
+  for (const c of tries) {
+    if (!c.audio && !c.video) continue;
+    try { return await navigator.mediaDevices.getUserMedia(c); } catch (_) { /* try less */ }
+  }
+  return null;
+}

@@ -1,0 +1,111 @@
+// One RTCPeerConnection to one remote peer, with "perfect negotiation": either side may
+// renegotiate, and when both offer at once the polite peer yields.
+
+export class Peer extends EventTarget {
+  /**
+   * @param {object} o
+   * @param {string} o.remoteId
+   * @param {boolean} o.polite
+   * @param {RTCConfiguration} o.rtcConfig
+   * @param {(negotiation: object) => Promise<void>} o.send  sends {type, sdp} or {type:'candidate', candidate}
+   */
+  constructor({ remoteId, polite, rtcConfig, send }) {
+    super();
+    this.remoteId = remoteId;
+    this.polite = polite;
+    this.send = send;
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    this.stream = new MediaStream();
+    this.pc = new RTCPeerConnection(rtcConfig);
+    this.pc.onicecandidate = ({ candidate }) => {
+      if (candidate) this.send({ type: 'candidate', candidate: candidate.toJSON() }).catch(() => {});
+    };
+    this.pc.ontrack = ({ track }) => {
+      this.stream.addTrack(track);
+      this.#emit('track', { track, stream: this.stream });
+    };
+    this.pc.onconnectionstatechange = () => this.#emit('state', { state: this.pc.connectionState });
+    this.pc.onnegotiationneeded = async () => {
+      if (!this.mayOffer) return;
+      try {
+        this.makingOffer = true;
+        await this.pc.setLocalDescription();
+        await this.send({ type: this.pc.localDescription.type, sdp: this.pc.localDescription.sdp });
+      } catch (err) {
+        this.#emit('error', err);
+      } finally {
+        this.makingOffer = false;
+      }
+    };
+    // The side that did not start the connection waits for the first offer (see docs/protocol.md).
+    this.mayOffer = false;
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** Adds the local tracks (or receive-only slots where there is none) and, as the offerer, offers. */
+  start(localStream, { offerer }) {
+    this.mayOffer = offerer;
+    this.addLocal(localStream);
+  }
+
+  addLocal(localStream) {
+    if (this.localAdded) return;
+    this.localAdded = true;
+    const tracks = localStream ? localStream.getTracks() : [];
+    for (const kind of ['audio', 'video']) {
+      const track = tracks.find((t) => t.kind === kind);
+      if (track) this.pc.addTrack(track, localStream);
+      else if (!this.pc.getTransceivers().some((t) => t.receiver.track.kind === kind)) {
+        this.pc.addTransceiver(kind, { direction: 'recvonly' });
+      }
+    }
+  }
+
+  /** Handles an offer, answer or candidate from the remote side. */
+  async receive(n, localStream) {
+    const pc = this.pc;
+    if (n.type === 'candidate') {
+      try { await pc.addIceCandidate(n.candidate); } catch (err) { if (!this.ignoreOffer) throw err; }
+      return;
+    }
+    const collision = n.type === 'offer' && (this.makingOffer || pc.signalingState !== 'stable');
+    this.ignoreOffer = !this.polite && collision;
+    if (this.ignoreOffer) return;
+    await pc.setRemoteDescription({ type: n.type, sdp: n.sdp });
+    if (n.type === 'offer') {
+      // Our tracks go in after the offer is applied, so they ride on its transceivers.
+      this.addLocal(localStream);
+      await pc.setLocalDescription();
+      await this.send({ type: pc.localDescription.type, sdp: pc.localDescription.sdp });
+      // From now on either side may renegotiate.
+      this.mayOffer = true;
+    }
+  }
+
+  /** A compact summary of getStats() for this connection. */
+  async stats() {
+    const out = { connectionState: this.pc.connectionState, video: {}, audio: {} };
+    const report = await this.pc.getStats();
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp') {
+        const o = s.kind === 'video' ? out.video : out.audio;
+        o.packetsReceived = (o.packetsReceived ?? 0) + (s.packetsReceived ?? 0);
+        if (s.kind === 'video') o.framesDecoded = (o.framesDecoded ?? 0) + (s.framesDecoded ?? 0);
+        if (s.kind === 'audio') {
+          o.totalSamplesReceived = (o.totalSamplesReceived ?? 0) + (s.totalSamplesReceived ?? 0);
+          o.audioLevel = s.audioLevel ?? 0;
+        }
+      }
+    });
+    return out;
+  }
+
+  close() {
+    this.pc.close();
+    this.#emit('state', { state: 'closed' });
+  }
+}

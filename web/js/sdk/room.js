@@ -1,0 +1,147 @@
+// A room as a client sees it. In a mesh room this client holds one Peer per other member and
+// relays negotiation through the server (media::exchange); the server never touches media.
+// Events: 'member-joined' {member}, 'member-left' {clientId, reason}, 'track' {clientId, stream},
+// 'peer-state' {clientId, state}, 'media-state' {clientId, kind, action}, 'closed' {reason}.
+
+import { Peer } from './peer.js';
+
+export class Room extends EventTarget {
+  /**
+   * @param {import('./signal.js').SignalClient} signal
+   * @param {object} status  the room::enter answer
+   * @param {MediaStream|null} localStream
+   */
+  constructor(signal, status, localStream) {
+    super();
+    this.signal = signal;
+    this.roomId = status.roomId;
+    this.name = status.name;
+    this.architecture = status.architecture;
+    this.owner = status.owner;
+    this.localStream = localStream;
+    this.members = new Map();
+    this.peers = new Map();
+    this.unsubscribe = [];
+    for (const m of status.members) if (m.clientId !== signal.clientId) this.members.set(m.clientId, m);
+    this.#listen();
+  }
+
+  /** Enters (creating the room if needed) and connects to everyone already there. */
+  static async enter(signal, { roomId, password, architecture }, localStream) {
+    const status = await signal.request('room::enter', { roomId, password, architecture });
+    if (status.architecture !== 'mesh') {
+      throw new Error(`room ${roomId} runs ${status.architecture}; this client speaks mesh only so far`);
+    }
+    const room = new Room(signal, status, localStream);
+    room.password = password;
+    room.#connectToAll();
+    return room;
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  #mine(body) {
+    return body.roomId === this.roomId;
+  }
+
+  #listen() {
+    const on = (signal, fn) => this.unsubscribe.push(this.signal.on(signal, (b) => this.#mine(b) && fn(b)));
+    on('room::enter', ({ client }) => {
+      this.members.set(client.clientId, client);
+      this.#emit('member-joined', { member: client });
+    });
+    on('room::leave', ({ clientId, reason }) => {
+      this.members.delete(clientId);
+      this.#dropPeer(clientId);
+      this.#emit('member-left', { clientId, reason });
+    });
+    on('room::close', ({ reason }) => this.#end(reason));
+    on('room::expel', ({ reason }) => this.#end(reason));
+    on('media::exchange', (b) => this.#onExchange(b));
+    for (const action of ['publish', 'unpublish', 'pause', 'resume']) {
+      on(`media::${action}`, ({ clientId, kind }) => this.#emit('media-state', { clientId, kind, action }));
+    }
+    // After a reconnect the server has dropped our membership: enter again and reconnect.
+    const again = async () => {
+      for (const id of [...this.peers.keys()]) this.#dropPeer(id);
+      try {
+        const status = await this.signal.request('room::enter', { roomId: this.roomId, password: this.password });
+        this.members.clear();
+        for (const m of status.members) if (m.clientId !== this.signal.clientId) this.members.set(m.clientId, m);
+        this.#connectToAll();
+        this.#emit('reentered', { status });
+      } catch (err) {
+        this.#end(`could not re-enter: ${err.message}`);
+      }
+    };
+    this.signal.addEventListener('reconnected', again);
+    this.unsubscribe.push(() => this.signal.removeEventListener('reconnected', again));
+  }
+
+  #peer(remoteId) {
+    let peer = this.peers.get(remoteId);
+    if (peer) return peer;
+    const rtcConfig = { iceServers: this.signal.config?.iceServers ?? [], bundlePolicy: 'max-bundle' };
+    peer = new Peer({
+      remoteId,
+      // The peer whose id sorts first yields when both offer at once.
+      polite: this.signal.clientId < remoteId,
+      rtcConfig,
+      send: (n) => this.signal.request('media::exchange', { roomId: this.roomId, to: remoteId, ...n }),
+    });
+    peer.addEventListener('track', (e) => this.#emit('track', { clientId: remoteId, stream: e.detail.stream }));
+    peer.addEventListener('state', (e) => this.#emit('peer-state', { clientId: remoteId, state: e.detail.state }));
+    peer.addEventListener('error', (e) => this.#emit('error', e.detail));
+    this.peers.set(remoteId, peer);
+    return peer;
+  }
+
+  /** The newcomer offers to every member already in the room. */
+  #connectToAll() {
+    for (const id of this.members.keys()) this.#peer(id).start(this.localStream, { offerer: true });
+  }
+
+  async #onExchange({ from, ...n }) {
+    if (!from) return;
+    try {
+      await this.#peer(from).receive(n, this.localStream);
+    } catch (err) {
+      this.#emit('error', err);
+    }
+  }
+
+  #dropPeer(id) {
+    const p = this.peers.get(id);
+    if (p) {
+      p.close();
+      this.peers.delete(id);
+    }
+  }
+
+  /** Mutes or unmutes our own audio or video, and tells the room. */
+  async setEnabled(kind, enabled) {
+    for (const t of this.localStream?.getTracks() ?? []) if (t.kind === kind) t.enabled = enabled;
+    await this.signal.request(enabled ? 'media::resume' : 'media::pause', { roomId: this.roomId, kind });
+  }
+
+  /** Per remote member, a summary of its connection's getStats(). */
+  async stats() {
+    const out = {};
+    for (const [id, p] of this.peers) out[id] = await p.stats();
+    return out;
+  }
+
+  async leave() {
+    try { await this.signal.request('room::leave', { roomId: this.roomId }); } finally { this.#end('left'); }
+  }
+
+  #end(reason) {
+    if (this.ended) return;
+    this.ended = true;
+    for (const id of [...this.peers.keys()]) this.#dropPeer(id);
+    for (const u of this.unsubscribe) u();
+    this.#emit('closed', { reason });
+  }
+}
