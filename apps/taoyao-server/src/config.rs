@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use taoyao_boot::config::{ConfigError, Sources};
 use taoyao_boot::log::LogConfig;
+use taoyao_boot::tls::TlsConfig;
 use taoyao_boot::{Invalid, Validate};
 use taoyao_meeting::{CallsConfig, RoomsConfig};
 use taoyao_signal::{AuthConfig, SignalConfig};
@@ -39,6 +40,8 @@ pub struct ServerConfig {
     pub web_dir: Option<PathBuf>,
     /// On shutdown, how long to wait for connections to close before exiting anyway.
     pub shutdown_grace_ms: u64,
+    /// https / wss when a certificate and key are set.
+    pub tls: TlsConfig,
 }
 
 impl Default for ServerConfig {
@@ -47,12 +50,14 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8888)),
             web_dir: None,
             shutdown_grace_ms: 5_000,
+            tls: TlsConfig::default(),
         }
     }
 }
 
 impl Validate for ServerConfig {
     fn validate(&self) -> Result<(), Invalid> {
+        self.tls.validate()?;
         if let Some(dir) = &self.web_dir
             && !dir.is_dir()
         {
@@ -91,13 +96,18 @@ impl Config {
     }
 }
 
-const SECRET_KEYS: [&str; 4] = ["password", "credential", "secret", "key"];
+/// Keys whose values are secrets (a TLS `key` is a path, not a secret).
+fn is_secret(key: &str) -> bool {
+    ["password", "secret", "credential"]
+        .iter()
+        .any(|s| key.contains(s))
+}
 
 fn redact(v: &mut toml::Value) {
     match v {
         toml::Value::Table(t) => {
             for (k, val) in t.iter_mut() {
-                if SECRET_KEYS.contains(&k.as_str()) && val.is_str() {
+                if is_secret(k) && val.is_str() {
                     *val = toml::Value::String("<redacted>".into());
                 } else {
                     redact(val);
@@ -126,7 +136,10 @@ mod tests {
 
     #[test]
     fn redacted_output_hides_passwords() {
-        let out = Config::default().to_redacted_toml();
+        let mut c = Config::default();
+        c.auth.token_secret = Some("x".repeat(40));
+        let out = c.to_redacted_toml();
+        assert!(!out.contains("xxxx"), "{out}");
         assert!(out.contains("username = \"taoyao\""), "{out}");
         assert!(!out.contains("password = \"taoyao\""), "{out}");
         assert!(out.contains("<redacted>"));

@@ -32,6 +32,8 @@ pub enum ServerError {
     Wiring(String),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] taoyao_boot::tls::TlsError),
 }
 
 /// A server that is accepting connections.
@@ -87,27 +89,50 @@ pub fn router(cfg: &Config, parts: &Parts) -> Router {
         .merge(web::router(cfg.server.web_dir.as_deref()))
 }
 
-/// Binds the listener and starts serving; returns once connections are accepted.
+/// Binds the listener and starts serving (https/wss when `server.tls` is set); returns once
+/// connections are accepted.
 pub async fn start(cfg: Config, shutdown: Shutdown) -> Result<Running, ServerError> {
+    // A missing or unreadable certificate is an error at start, before anything listens.
+    let tls = match (&cfg.server.tls.cert, &cfg.server.tls.key) {
+        (Some(cert), Some(key)) => Some(taoyao_boot::tls::server_config(cert, key)?),
+        _ => None,
+    };
     let parts = build(&cfg, &shutdown)?;
-    let app = router(&cfg, &parts);
+    let app = router(&cfg, &parts).into_make_service_with_connect_info::<SocketAddr>();
     let addr = cfg.server.listen;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { addr, source })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind { addr, source })?;
+    let bind_err = |source| ServerError::Bind { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+    listener.set_nonblocking(true).map_err(bind_err)?;
+    let local_addr = listener.local_addr().map_err(bind_err)?;
     let grace = Duration::from_millis(cfg.server.shutdown_grace_ms);
+    let handle = axum_server::Handle::new();
+    let stop = shutdown.clone();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        stop.triggered().await;
+        // Stop accepting; requests in flight get the grace period. WebSocket sessions close
+        // themselves on the same signal and are awaited below.
+        stopper.graceful_shutdown(Some(grace));
+    });
     let task = tokio::spawn(async move {
-        let stop = shutdown.clone();
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.triggered().await })
-        .await
-        .map_err(ServerError::Serve)?;
+        let served = match tls {
+            Some(tls) => {
+                let tls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+                axum_server::from_tcp_rustls(listener, tls)
+                    .map_err(ServerError::Serve)?
+                    .handle(handle)
+                    .serve(app)
+                    .await
+            }
+            None => {
+                axum_server::from_tcp(listener)
+                    .map_err(ServerError::Serve)?
+                    .handle(handle)
+                    .serve(app)
+                    .await
+            }
+        };
+        served.map_err(ServerError::Serve)?;
         // Sessions tell their clients and close on the same signal; wait for them.
         if !shutdown.drained(grace).await {
             tracing::warn!("some connections did not close within {grace:?}");

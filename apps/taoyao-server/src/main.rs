@@ -26,10 +26,55 @@ enum Command {
     Run,
     /// Validate the config and print the effective values (secrets redacted).
     CheckConfig,
+    /// Make a development CA and a server certificate (localhost, 127.0.0.1, ::1 and --host).
+    Cert {
+        /// Where to write ca.pem, ca-key.pem, server.pem, server-key.pem.
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        /// More names or addresses the certificate is for (repeatable).
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+    },
+    /// Issue an access token signed with auth.token_secret (for development and scripts).
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// The client id the token is for.
+    #[arg(long)]
+    client_id: String,
+    /// Display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+    /// A room it may create or enter (repeatable; none: every room).
+    #[arg(long = "room", value_name = "ROOM")]
+    rooms: Vec<String>,
+    /// Receive only: may not publish media.
+    #[arg(long)]
+    no_publish: bool,
+    /// May not subscribe to media.
+    #[arg(long)]
+    no_subscribe: bool,
+    /// May manage every room.
+    #[arg(long)]
+    admin: bool,
+    /// May not start a live stream as anchor.
+    #[arg(long)]
+    no_anchor: bool,
+    /// Make it single-use (a random jti).
+    #[arg(long)]
+    once: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Cert { out, hosts }) = &cli.command {
+        return cert(out, hosts);
+    }
     let mut cfg = match Config::load(cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -49,6 +94,66 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => run(cfg),
+        Command::Cert { .. } => unreachable!("handled before the config is read"),
+        Command::Token(args) => token(&cfg, args),
+    }
+}
+
+fn token(cfg: &Config, a: TokenArgs) -> ExitCode {
+    let Some(secret) = &cfg.auth.token_secret else {
+        eprintln!(
+            "taoyao-server: set auth.token_secret (e.g. TAOYAO__AUTH__TOKEN_SECRET) to issue tokens"
+        );
+        return ExitCode::from(2);
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let claims = taoyao_signal::Claims {
+        sub: a.client_id,
+        name: a.name,
+        exp: now + a.ttl,
+        iat: Some(now),
+        jti: a.once.then(|| taoyao_boot::IdGenerator::new().unique()),
+        grants: taoyao_signal::Grants {
+            rooms: (!a.rooms.is_empty()).then_some(a.rooms),
+            publish: !a.no_publish,
+            subscribe: !a.no_subscribe,
+            admin: a.admin,
+            anchor: !a.no_anchor,
+        },
+    };
+    match taoyao_signal::issue_token(secret, &claims) {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("taoyao-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cert(out: &std::path::Path, hosts: &[String]) -> ExitCode {
+    match taoyao_boot::tls::generate_dev_certs(out, hosts) {
+        Ok(c) => {
+            println!(
+                "wrote {ca}, {cert} and their keys ({key}, {cakey}; keep them private).\n\
+                 Serve with:\n  [server.tls]\n  cert = \"{cert}\"\n  key = \"{key}\"\n\
+                 Trust the CA in browsers to avoid warnings: see certs/README.md.",
+                ca = c.ca_cert.display(),
+                cakey = c.ca_key.display(),
+                cert = c.server_cert.display(),
+                key = c.server_key.display(),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("taoyao-server: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -70,9 +175,10 @@ fn run(cfg: Config) -> ExitCode {
                 "the development login taoyao/taoyao is active: set [auth] users before serving a network"
             );
         }
-        if cfg.auth.users.is_empty() {
-            tracing::warn!("[auth] users is empty: anyone may register under any client id");
+        if cfg.auth.users.is_empty() && cfg.auth.token_secret.is_none() {
+            tracing::warn!("[auth] has no users and no token_secret: anyone may register under any client id");
         }
+        let tls = cfg.server.tls.enabled();
         let shutdown = Shutdown::new();
         shutdown.trigger_on_os_signals();
         let server = match taoyao_server::start(cfg, shutdown).await {
@@ -82,8 +188,9 @@ fn run(cfg: Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let (http, ws) = if tls { ("https", "wss") } else { ("http", "ws") };
         tracing::info!(
-            "taoyao-server listening: web client http://{0}/ signaling ws://{0}/websocket.signal",
+            "taoyao-server listening: web client {http}://{0}/ signaling {ws}://{0}/websocket.signal",
             server.local_addr
         );
         match server.wait().await {

@@ -271,7 +271,7 @@ async fn only_the_owner_or_an_admin_closes_expels_and_invites() {
             json!({"clientId": "adm", "username": "root", "password": "rootpw"}),
         )
         .await;
-    assert_eq!(r["body"]["admin"], true);
+    assert_eq!(r["body"]["grants"]["admin"], true);
     assert_eq!(
         admin.request("room::status", json!({"roomId": "r"})).await["code"],
         "0000",

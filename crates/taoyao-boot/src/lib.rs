@@ -7,6 +7,7 @@
 //!   enum implements, so that the signaling edge can turn any error into a code and a message.
 //! - [`ids`]: id generation (message ids, room and session ids), an instance, not a global.
 //! - [`log`]: tracing initialisation.
+//! - [`tls`]: loading PEM certificate and key into rustls, and making development certificates.
 //! - [`shutdown`]: one cancellation signal (SIGINT/SIGTERM or programmatic) every task can await,
 //!   and a tracker to wait for tasks to drain.
 //!
@@ -18,6 +19,7 @@ pub mod config;
 pub mod ids;
 pub mod log;
 pub mod shutdown;
+pub mod tls;
 
 pub use code::{Code, ErrorCode};
 pub use config::{ConfigError, Invalid, Validate};

@@ -40,13 +40,34 @@ impl Validate for LogConfig {
     }
 }
 
+/// Libraries that log whole messages (passwords, tokens, SDP) at debug or trace level; they are
+/// capped at info whatever the configured level, so secrets never reach a log line.
+const MESSAGE_LOGGERS: [&str; 4] = ["tungstenite", "tokio_tungstenite", "hyper", "rustls"];
+
+/// The filter for `directives` (e.g. `info` or `debug,taoyao_signal=trace`), with the
+/// message-logging libraries capped at info.
+pub fn filter(directives: &str) -> EnvFilter {
+    let capped: Vec<String> = MESSAGE_LOGGERS
+        .iter()
+        .map(|t| format!("{t}=info"))
+        .collect();
+    let base = if directives.trim().is_empty() {
+        "info"
+    } else {
+        directives
+    };
+    EnvFilter::try_new(format!("{base},{}", capped.join(",")))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{}", capped.join(","))))
+}
+
 /// Installs the global subscriber (once per process; a second call is a no-op that returns
 /// false). The binary calls this; library users install their own subscriber.
 pub fn init(cfg: &LogConfig) -> bool {
-    let filter = std::env::var("RUST_LOG")
+    let directives = std::env::var("RUST_LOG")
         .ok()
-        .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(&cfg.level));
+        .filter(|v| EnvFilter::try_new(v).is_ok())
+        .unwrap_or_else(|| cfg.level.clone());
+    let filter = filter(&directives);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -16,6 +16,8 @@ pub struct RoomsConfig {
     pub max_rooms: usize,
     /// Members per room (a named room may set its own).
     pub max_members: usize,
+    /// Media sections one member may send in one negotiation (audio + video = 2).
+    pub max_tracks_per_member: usize,
     /// A room with no members closes after this long (named rooms too; they are made again on
     /// the next enter).
     pub empty_room_timeout_ms: u64,
@@ -31,6 +33,7 @@ impl Default for RoomsConfig {
             client_may_choose_architecture: true,
             max_rooms: 1000,
             max_members: 16,
+            max_tracks_per_member: 4,
             empty_room_timeout_ms: 60_000,
             named: Vec::new(),
         }
@@ -73,6 +76,12 @@ impl Validate for RoomsConfig {
         }
         if self.max_members < 2 {
             return Err(Invalid::new("rooms.max_members", "must be at least 2"));
+        }
+        if self.max_tracks_per_member == 0 {
+            return Err(Invalid::new(
+                "rooms.max_tracks_per_member",
+                "must be greater than 0",
+            ));
         }
         if self.empty_room_timeout_ms == 0 {
             return Err(Invalid::new(

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use taoyao_signal::fields::{optional_str, required_str};
-use taoyao_signal::{ClientHandle, Reply, Request, SignalError, SignalHub};
+use taoyao_signal::{ClientHandle, Grants, Reply, Request, SignalError, SignalHub};
+use taoyao_webrtc::sdp_check::media_sections;
 use taoyao_webrtc::{
     ArchitectureKind, JoinOptions, MediaEvent, MediaKind, MediaRoom, Negotiation, StreamAction,
 };
@@ -64,7 +65,7 @@ pub(crate) fn now_ms() -> u64 {
 fn actor(c: &ClientHandle) -> Actor<'_> {
     Actor {
         id: c.id(),
-        admin: c.info().admin,
+        admin: c.info().grants.admin,
     }
 }
 
@@ -327,6 +328,7 @@ impl RoomTask {
                 let to = optional_str(body, "to")?;
                 let negotiation =
                     Negotiation::from_body(body).map_err(|e| SignalError::from_coded(&e))?;
+                self.check_sdp(&req.client, &negotiation)?;
                 self.media
                     .exchange(req.client.id(), to, negotiation)
                     .await
@@ -338,6 +340,9 @@ impl RoomTask {
             | signals::MEDIA_PAUSE
             | signals::MEDIA_RESUME) => {
                 self.rules.require_member(who).map_err(err)?;
+                if s == signals::MEDIA_PUBLISH && !req.client.info().grants.publish {
+                    return Err(Grants::denied("publish"));
+                }
                 let kind = match optional_str(body, "kind")? {
                     None => None,
                     Some(k) => Some(MediaKind::parse(k).ok_or_else(|| {
@@ -361,6 +366,36 @@ impl RoomTask {
                 format!("unsupported signal {other}"),
             )),
         }
+    }
+
+    /// Holds an offer or answer to the sender's grants and to the published-tracks limit.
+    fn check_sdp(&self, client: &ClientHandle, n: &Negotiation) -> Result<(), SignalError> {
+        let (Negotiation::Offer { sdp } | Negotiation::Answer { sdp }) = n else {
+            return Ok(());
+        };
+        let sections = media_sections(sdp).map_err(|e| SignalError::from_coded(&e))?;
+        let grants = &client.info().grants;
+        let sending = sections
+            .iter()
+            .filter(|m| m.sends && m.kind != "application")
+            .count();
+        if sending > 0 && !grants.publish {
+            return Err(Grants::denied("publish (the SDP sends media)"));
+        }
+        if sections
+            .iter()
+            .any(|m| m.receives && m.kind != "application")
+            && !grants.subscribe
+        {
+            return Err(Grants::denied("subscribe (the SDP receives media)"));
+        }
+        let max = self.shared.config.max_tracks_per_member;
+        if sending > max {
+            return Err(SignalError::forbidden(format!(
+                "{sending} sending media sections: at most {max} per member (rooms.max_tracks_per_member)"
+            )));
+        }
+        Ok(())
     }
 
     /// A member leaves (asked, or its connection ended): media released, others told.

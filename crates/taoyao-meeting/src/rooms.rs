@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use taoyao_boot::{IdGenerator, Shutdown};
 use taoyao_signal::fields::{optional_str, required_str};
-use taoyao_signal::{ClientHandle, Reply, Request, SignalError, SignalHandler, SignalHub};
+use taoyao_signal::{ClientHandle, Grants, Reply, Request, SignalError, SignalHandler, SignalHub};
 use taoyao_webrtc::{ArchitectureKind, MediaArchitecture, MediaEvents, MediaRoomStats};
 use tokio::sync::{mpsc, oneshot};
 
@@ -289,6 +289,9 @@ impl SignalHandler for Rooms {
         match req.message.signal() {
             signals::ROOM_CREATE => {
                 let name = required_str(body, "name")?;
+                if !req.client.info().grants.may_enter(name) {
+                    return Err(Grants::denied(&format!("room {name}")));
+                }
                 let (_, entry) = self
                     .create(
                         &req.hub,
@@ -316,6 +319,9 @@ impl SignalHandler for Rooms {
             signals::ROOM_ENTER => {
                 let id = required_str(body, "roomId")?.to_owned();
                 check_name("roomId", &id)?;
+                if !req.client.info().grants.may_enter(&id) {
+                    return Err(Grants::denied(&format!("room {id}")));
+                }
                 let mut req = req;
                 // A room that closes just as we reach it is made again, once.
                 for _ in 0..2 {

@@ -13,6 +13,7 @@ use taoyao_boot::{Code, IdGenerator};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Grants;
 use crate::envelope::Message;
 use crate::error::SignalError;
 use crate::signals::close;
@@ -66,8 +67,8 @@ pub struct ClientInfo {
     /// The login used, when password login is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    /// Logged in with an admin login: may manage every room.
-    pub admin: bool,
+    /// What the client may do (from its token, or full rights for a password / open login).
+    pub grants: Grants,
 }
 
 /// The sending side of one WebSocket connection, shared by the session and the client handle.

@@ -23,6 +23,14 @@ pub struct SignalConfig {
     pub max_clients: usize,
     /// Server-to-client requests awaiting an answer, per client.
     pub max_pending_requests: usize,
+    /// Open WebSocket connections (registered or not); more are refused with HTTP 503.
+    pub max_connections: usize,
+    /// Messages per second one connection may send on average (a token bucket) ...
+    pub rate_per_sec: u32,
+    /// ... and in a burst. A message over the rate is answered with 3403 and not handled.
+    pub rate_burst: u32,
+    /// A connection that sends this many messages over the rate in a row is closed (1008).
+    pub rate_close_after: u32,
 }
 
 impl Default for SignalConfig {
@@ -35,6 +43,10 @@ impl Default for SignalConfig {
             outbound_queue: 1024,
             max_clients: 10_000,
             max_pending_requests: 64,
+            max_connections: 12_000,
+            rate_per_sec: 50,
+            rate_burst: 200,
+            rate_close_after: 100,
         }
     }
 }
@@ -57,6 +69,10 @@ impl Validate for SignalConfig {
             ("signal.outbound_queue", self.outbound_queue),
             ("signal.max_clients", self.max_clients),
             ("signal.max_pending_requests", self.max_pending_requests),
+            ("signal.max_connections", self.max_connections),
+            ("signal.rate_per_sec", self.rate_per_sec as usize),
+            ("signal.rate_burst", self.rate_burst as usize),
+            ("signal.rate_close_after", self.rate_close_after as usize),
         ];
         for (key, v) in positive {
             if v == 0 {
@@ -73,13 +89,19 @@ impl Validate for SignalConfig {
     }
 }
 
-/// `[auth]`: who may register.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `[auth]`: who may register. Tokens (when `token_secret` is set) and password logins (when
+/// `users` is not empty) may both be on; with neither, anyone may register under any id.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuthConfig {
-    /// Username/password logins checked at `client::register` (taoyao compatibility). When the
-    /// list is empty, anyone may register under any client id.
+    /// Username/password logins checked at `client::register` (taoyao compatibility).
     pub users: Vec<UserConfig>,
+    /// HS256 secret for access tokens (at least 32 bytes); best given by environment variable
+    /// `TAOYAO__AUTH__TOKEN_SECRET`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_secret: Option<String>,
+    /// Clock skew allowed when checking a token's expiry, in seconds.
+    pub token_leeway_s: u64,
 }
 
 impl Default for AuthConfig {
@@ -90,12 +112,34 @@ impl Default for AuthConfig {
                 password: "taoyao".into(),
                 admin: false,
             }],
+            token_secret: None,
+            token_leeway_s: 30,
         }
+    }
+}
+
+// Secrets never reach a log line.
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("users", &self.users)
+            .field(
+                "token_secret",
+                &self.token_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("token_leeway_s", &self.token_leeway_s)
+            .finish()
     }
 }
 
 impl Validate for AuthConfig {
     fn validate(&self) -> Result<(), Invalid> {
+        if self.token_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(Invalid::new(
+                "auth.token_secret",
+                "must be at least 32 bytes",
+            ));
+        }
         for (i, u) in self.users.iter().enumerate() {
             if u.username.is_empty() {
                 return Err(Invalid::new(
@@ -164,8 +208,14 @@ mod tests {
 
     #[test]
     fn password_is_not_in_debug_output() {
-        let a = AuthConfig::default();
+        let mut a = AuthConfig {
+            token_secret: Some("s".repeat(40)),
+            ..Default::default()
+        };
         assert!(a.has_development_user());
         assert!(!format!("{a:?}").contains("password: \"taoyao\""));
+        assert!(!format!("{a:?}").contains("sss"));
+        a.token_secret = Some("short".into());
+        assert_eq!(a.validate().unwrap_err().key, "auth.token_secret");
     }
 }

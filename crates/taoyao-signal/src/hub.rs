@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use taoyao_boot::{IdGenerator, Shutdown};
 
+use crate::auth::Authenticator;
 use crate::builtin::ClientSignals;
 use crate::client::ClientHandle;
 use crate::config::{AuthConfig, SignalConfig};
@@ -83,7 +84,7 @@ pub trait SignalHandler: Send + Sync + 'static {
 
 pub(crate) struct HubInner {
     pub(crate) config: SignalConfig,
-    pub(crate) auth: AuthConfig,
+    pub(crate) auth: Authenticator,
     pub(crate) ids: Arc<IdGenerator>,
     pub(crate) shutdown: Shutdown,
     clients: RwLock<HashMap<String, ClientHandle>>,
@@ -91,6 +92,7 @@ pub(crate) struct HubInner {
     lifecycle: Vec<Arc<dyn SignalHandler>>,
     pub(crate) client_config: Value,
     next_conn: AtomicU64,
+    pub(crate) open_connections: AtomicUsize,
 }
 
 /// The shared signaling state; clone it freely.
@@ -158,7 +160,7 @@ impl SignalHubBuilder {
         Ok(SignalHub {
             inner: Arc::new(HubInner {
                 config: self.config,
-                auth: self.auth,
+                auth: Authenticator::new(self.auth),
                 ids: self.ids,
                 shutdown: self.shutdown,
                 clients: RwLock::new(HashMap::new()),
@@ -166,6 +168,7 @@ impl SignalHubBuilder {
                 lifecycle: all,
                 client_config: Value::Object(client_config),
                 next_conn: AtomicU64::new(1),
+                open_connections: AtomicUsize::new(0),
             }),
         })
     }
@@ -199,6 +202,15 @@ impl SignalHub {
     }
 
     fn upgrade(&self, ws: WebSocketUpgrade, remote: SocketAddr) -> Response {
+        let open = self.inner.open_connections.load(Ordering::Relaxed);
+        if open >= self.inner.config.max_connections {
+            tracing::warn!(open, "refusing a WebSocket: signal.max_connections reached");
+            return (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "too many connections",
+            )
+                .into_response();
+        }
         let max = self.inner.config.max_message_bytes;
         let hub = self.clone();
         ws.max_message_size(max)
@@ -256,6 +268,11 @@ impl SignalHub {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Open WebSocket connections, registered or not.
+    pub fn connection_count(&self) -> usize {
+        self.inner.open_connections.load(Ordering::Relaxed)
     }
 
     pub fn client_count(&self) -> usize {

@@ -6,6 +6,7 @@
 //! registering it on the [`SignalHubBuilder`]. This crate knows nothing of rooms' rules or of
 //! how RTP moves; it must stay usable on its own as an embedded signaling server.
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod envelope;
@@ -17,6 +18,7 @@ pub mod signals;
 mod builtin;
 mod session;
 
+pub use auth::{Authenticator, Claims, Grants, issue_token};
 pub use client::{ClientHandle, ClientInfo, ClientType};
 pub use config::{AuthConfig, SignalConfig, UserConfig};
 pub use envelope::{Message, PROTOCOL_VERSION, ParseError};

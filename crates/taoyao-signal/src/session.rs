@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,12 +16,12 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 use taoyao_boot::Code;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Credentials;
 use crate::client::{ClientHandle, ClientInfo, ClientType, Connection};
 use crate::envelope::Message;
 use crate::error::SignalError;
@@ -32,7 +33,23 @@ const MAX_ID_LEN: usize = 64;
 /// How long one socket write may take before the client is treated as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Counts a connection as open for as long as it lives.
+struct OpenGuard(SignalHub);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0
+            .inner
+            .open_connections
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+type Limiter = governor::DefaultDirectRateLimiter;
+
 pub(crate) async fn run(hub: SignalHub, socket: WebSocket, remote: SocketAddr) {
+    hub.inner.open_connections.fetch_add(1, Ordering::Relaxed);
+    let _open = OpenGuard(hub.clone());
     let cfg = hub.config().clone();
     let (tx, rx) = mpsc::channel(cfg.outbound_queue);
     let conn = Arc::new(Connection {
@@ -47,11 +64,15 @@ pub(crate) async fn run(hub: SignalHub, socket: WebSocket, remote: SocketAddr) {
     tracing::debug!(conn = conn.serial, %remote, "connection open");
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, rx, conn.clone()));
+    let nz = |v: u32| std::num::NonZeroU32::new(v).unwrap_or(std::num::NonZeroU32::MIN);
+    let quota = governor::Quota::per_second(nz(cfg.rate_per_sec)).allow_burst(nz(cfg.rate_burst));
     let mut session = Session {
         hub,
         conn: conn.clone(),
         remote,
         client: None,
+        limiter: Limiter::direct(quota),
+        refused_in_a_row: 0,
     };
     session.read_loop(stream).await;
     session.cleanup().await;
@@ -113,6 +134,8 @@ struct Session {
     conn: Arc<Connection>,
     remote: SocketAddr,
     client: Option<ClientHandle>,
+    limiter: Limiter,
+    refused_in_a_row: u32,
 }
 
 /// What a failed read means for the client.
@@ -186,6 +209,17 @@ impl Session {
                 Ok(Some(Ok(f))) => f,
             };
             last_activity = Instant::now();
+            if matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_))
+                && !self.within_rate(&frame)
+            {
+                if self.refused_in_a_row >= self.hub.config().rate_close_after {
+                    let why = "rate limit exceeded: too many messages";
+                    self.platform_error(0, Code::Forbidden, why);
+                    self.conn.close(close::POLICY, why);
+                    return;
+                }
+                continue;
+            }
             match frame {
                 WsMessage::Text(text) => self.on_text(text.as_str()).await,
                 WsMessage::Binary(_) => self.platform_error(
@@ -197,6 +231,29 @@ impl Session {
                 WsMessage::Ping(_) | WsMessage::Pong(_) => {}
             }
         }
+    }
+
+    /// Takes a token from the bucket; a message over the rate is answered with 3403 (its own
+    /// id when it parses) and not handled.
+    fn within_rate(&mut self, frame: &WsMessage) -> bool {
+        if self.limiter.check().is_ok() {
+            self.refused_in_a_row = 0;
+            return true;
+        }
+        self.refused_in_a_row += 1;
+        let why = format!(
+            "rate limited: more than {} messages per second (burst {})",
+            self.hub.config().rate_per_sec,
+            self.hub.config().rate_burst
+        );
+        match frame {
+            WsMessage::Text(t) => match Message::parse(t.as_str()) {
+                Ok(m) if !m.is_response() => self.send(&m.reply_error(Code::Forbidden, why)),
+                _ => self.platform_error(0, Code::Forbidden, &why),
+            },
+            _ => self.platform_error(0, Code::Forbidden, &why),
+        }
+        false
     }
 
     fn send(&self, msg: &Message) {
@@ -282,9 +339,21 @@ impl Session {
                 Some(_) => Err(SignalError::bad_request(format!("{key} must be a string"))),
             }
         };
-        let client_id = text("clientId", true)?.unwrap_or_default();
+        let body_id = text("clientId", false)?;
+        let token = text("token", false)?;
+        let username = text("username", false)?;
+        let password = text("password", false)?;
+        let identity = self.hub.inner.auth.authenticate(&Credentials {
+            client_id: body_id.as_deref(),
+            token: token.as_deref(),
+            username: username.as_deref(),
+            password: password.as_deref(),
+        })?;
+        let client_id = identity.client_id;
         check_name("clientId", &client_id)?;
-        let name = text("name", false)?.unwrap_or_else(|| client_id.clone());
+        let name = text("name", false)?
+            .or(identity.name)
+            .unwrap_or_else(|| client_id.clone());
         check_name("name", &name)?;
         let client_type = match text("clientType", false)? {
             None => ClientType::Web,
@@ -294,8 +363,6 @@ impl Session {
                 ))
             })?,
         };
-        let (username, admin) =
-            self.authenticate(text("username", false)?, text("password", false)?)?;
         let info = ClientInfo {
             client_id,
             name,
@@ -305,8 +372,8 @@ impl Session {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
-            username,
-            admin,
+            username: identity.username,
+            grants: identity.grants,
         };
         let handle = ClientHandle::new(info, self.conn.clone());
         let replaced = self.hub.insert(handle.clone())?;
@@ -333,38 +400,6 @@ impl Session {
         }
         tracing::info!(client = handle.id(), ip = %self.remote.ip(), "client registered");
         Ok(())
-    }
-
-    /// Checks the password login when it is configured; returns the username used and
-    /// whether it is an admin login.
-    fn authenticate(
-        &self,
-        username: Option<String>,
-        password: Option<String>,
-    ) -> Result<(Option<String>, bool), SignalError> {
-        let users = &self.hub.inner.auth.users;
-        if users.is_empty() {
-            return Ok((username, false));
-        }
-        let (Some(username), Some(password)) = (username, password) else {
-            return Err(SignalError::unauthorized(
-                "username and password are required",
-            ));
-        };
-        // Compare every password in constant time, whatever the username, so neither
-        // timing nor the error says which part was wrong.
-        let mut matched = None;
-        for u in users {
-            let pass_ok: bool = u.password.as_bytes().ct_eq(password.as_bytes()).into();
-            if pass_ok && u.username == username {
-                matched = Some(u.admin);
-            }
-        }
-        if let Some(admin) = matched {
-            Ok((Some(username), admin))
-        } else {
-            Err(SignalError::unauthorized("bad username or password"))
-        }
     }
 
     async fn cleanup(&mut self) {

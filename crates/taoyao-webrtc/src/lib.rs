@@ -7,6 +7,7 @@
 //! turns into signals.
 
 pub mod config;
+pub mod sdp_check;
 pub mod seam;
 
 pub use config::{IceServer, WebrtcConfig};

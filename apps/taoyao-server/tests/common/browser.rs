@@ -77,6 +77,11 @@ pub struct Browser {
 
 impl Browser {
     pub fn open(url: &str) -> Browser {
+        Self::open_with(url, &[])
+    }
+
+    /// Opens a page with extra Chromium flags.
+    pub fn open_with(url: &str, extra: &[&str]) -> Browser {
         let profile = tempfile::tempdir().expect("profile dir");
         let log = profile.path().join("chromium.log");
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -98,6 +103,7 @@ impl Browser {
                 "--enable-logging=stderr",
                 "--remote-debugging-port=0",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg(url)
             .stdout(Stdio::null())

@@ -88,6 +88,24 @@ pub struct TestClient {
     inbox: VecDeque<Value>,
 }
 
+/// A small but valid SDP with one audio and one video section in the given direction.
+pub fn sdp(direction: &str) -> String {
+    let mut s = String::from(
+        "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n",
+    );
+    for (mid, kind, pt) in [(0, "audio", 111), (1, "video", 96)] {
+        s += &format!(
+            "m={kind} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\na={direction}\r\na=rtpmap:{pt} {}\r\n",
+            if kind == "audio" {
+                "opus/48000/2"
+            } else {
+                "VP8/90000"
+            }
+        );
+    }
+    s
+}
+
 pub fn envelope(id: u64, signal: &str, body: Value) -> String {
     json!({"header": {"v": "1.0.0", "id": id, "signal": signal}, "body": body}).to_string()
 }
@@ -97,6 +115,43 @@ impl TestClient {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket connects");
+        TestClient {
+            ws,
+            next_id: 1000,
+            inbox: VecDeque::new(),
+        }
+    }
+
+    /// Connects over wss to a TLS server, trusting the CA in `ca_pem`.
+    pub async fn connect_tls(server: &TestServer, ca_pem: &std::path::Path) -> TestClient {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(ca_pem).expect("CA file") {
+            roots.add(c.expect("CA certificate")).expect("CA accepted");
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let url = format!("wss://localhost:{}/websocket.signal", server.addr.port());
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+            &url,
+            None,
+            false,
+            Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+                tls,
+            ))),
+        )
+        .await
+        .expect("wss connects with the CA trusted");
+        Self::from_stream(ws)
+    }
+
+    /// Wraps an already connected stream (e.g. over TLS).
+    pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> TestClient {
         TestClient {
             ws,
             next_id: 1000,

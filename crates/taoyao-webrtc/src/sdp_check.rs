@@ -1,0 +1,92 @@
+//! What an SDP offer or answer asks for, read with the `sdp` crate: which media sections send
+//! and which receive. Used to hold a member to its grants (publish / subscribe) and to the
+//! published-tracks limit, and to refuse SDP that does not parse.
+
+use std::io::Cursor;
+
+use crate::MediaError;
+
+/// One `m=` section of an SDP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdpMedia {
+    /// `audio`, `video`, `application` ...
+    pub kind: String,
+    pub sends: bool,
+    pub receives: bool,
+}
+
+/// Parses an SDP and returns its media sections' directions (from the side that wrote it).
+pub fn media_sections(sdp: &str) -> Result<Vec<SdpMedia>, MediaError> {
+    let desc = sdp::SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
+        .map_err(|e| MediaError::BadRequest(format!("SDP does not parse: {e}")))?;
+    let session_dir = ["sendrecv", "sendonly", "recvonly", "inactive"]
+        .into_iter()
+        .find(|d| desc.has_attribute(d));
+    Ok(desc
+        .media_descriptions
+        .iter()
+        .map(|m| {
+            let dir = ["sendrecv", "sendonly", "recvonly", "inactive"]
+                .into_iter()
+                .find(|d| m.has_attribute(d))
+                .or(session_dir)
+                .unwrap_or("sendrecv");
+            // A rejected section (port 0) carries nothing either way.
+            let live = m.media_name.port.value != 0;
+            SdpMedia {
+                kind: m.media_name.media.clone(),
+                sends: live && matches!(dir, "sendrecv" | "sendonly"),
+                receives: live && matches!(dir, "sendrecv" | "recvonly"),
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sdp(sections: &[(&str, &str, u16)]) -> String {
+        let mut s = String::from("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
+        for (kind, dir, port) in sections {
+            s += &format!(
+                "m={kind} {port} UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na={dir}\r\n"
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn directions() {
+        let m = media_sections(&sdp(&[
+            ("audio", "sendrecv", 9),
+            ("video", "recvonly", 9),
+            ("video", "sendonly", 0),
+        ]))
+        .unwrap();
+        assert_eq!(
+            m[0],
+            SdpMedia {
+                kind: "audio".into(),
+                sends: true,
+                receives: true
+            }
+        );
+        assert_eq!((m[1].sends, m[1].receives), (false, true));
+        assert_eq!(
+            (m[2].sends, m[2].receives),
+            (false, false),
+            "port 0 is rejected"
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        for bad in ["", "hello", "v=0\r\nm=audio x\r\n", "\u{0}\u{1}"] {
+            assert!(
+                matches!(media_sections(bad), Err(MediaError::BadRequest(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
