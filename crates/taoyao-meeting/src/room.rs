@@ -12,6 +12,7 @@ use taoyao_signal::{ClientHandle, Grants, Reply, Request, SignalError, SignalHub
 use taoyao_webrtc::sdp_check::media_sections;
 use taoyao_webrtc::{
     ArchitectureKind, JoinOptions, MediaEvent, MediaKind, MediaRoom, Negotiation, StreamAction,
+    StreamRequest, SubscribePolicy, Transport,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -75,12 +76,16 @@ pub(crate) fn deliver(hub: &SignalHub, room: &str, event: MediaEvent) {
         MediaEvent::Negotiation {
             to,
             from,
+            transport,
             negotiation,
         } => {
             let mut body = negotiation.to_body();
             body.insert("roomId".into(), json!(room));
             if let Some(from) = from {
                 body.insert("from".into(), json!(from));
+            }
+            if let Some(t) = transport {
+                body.insert("transport".into(), json!(t));
             }
             if let Some(c) = hub.client(&to) {
                 c.notify(signals::MEDIA_EXCHANGE, Value::Object(body));
@@ -89,14 +94,16 @@ pub(crate) fn deliver(hub: &SignalHub, room: &str, event: MediaEvent) {
         MediaEvent::Stream {
             to,
             member,
+            stream,
             kind,
             action,
         } => {
             if let Some(c) = hub.client(&to) {
-                c.notify(
-                    signals::media_signal(action),
-                    json!({"roomId": room, "clientId": member, "kind": kind}),
-                );
+                let mut body = json!({"roomId": room, "clientId": member, "kind": kind});
+                if let Some(s) = stream {
+                    body["streamId"] = json!(s);
+                }
+                c.notify(signals::media_signal(action), body);
             }
         }
         other => tracing::warn!(room, ?other, "media event with no signal"),
@@ -225,6 +232,14 @@ impl RoomTask {
         match req.message.signal() {
             signals::ROOM_ENTER => {
                 let password = optional_str(body, "password")?;
+                let subscribe = match optional_str(body, "subscribe")? {
+                    None => SubscribePolicy::All,
+                    Some(s) => SubscribePolicy::parse(s).ok_or_else(|| {
+                        SignalError::bad_request(format!(
+                            "subscribe must be all, audio, video or none, not {s:?}"
+                        ))
+                    })?,
+                };
                 self.rules
                     .enter(who, &req.client.info().name, password, now_ms())
                     .map_err(err)?;
@@ -232,7 +247,7 @@ impl RoomTask {
                     .media
                     .join(
                         req.client.id(),
-                        JoinOptions::new(req.client.info().name.clone()),
+                        JoinOptions::new(req.client.info().name.clone()).with_subscribe(subscribe),
                     )
                     .await
                 {
@@ -326,22 +341,35 @@ impl RoomTask {
             signals::MEDIA_EXCHANGE => {
                 self.rules.require_member(who).map_err(err)?;
                 let to = optional_str(body, "to")?;
+                let transport = transport(body)?;
                 let negotiation =
                     Negotiation::from_body(body).map_err(|e| SignalError::from_coded(&e))?;
-                self.check_sdp(&req.client, &negotiation)?;
-                self.media
-                    .exchange(req.client.id(), to, negotiation)
-                    .await
-                    .map_err(|e| SignalError::from_coded(&e))?;
-                Ok(Reply::empty())
+                self.negotiate(&req.client, to, transport, negotiation).await
+            }
+            signals::MEDIA_PUBLISH if body.get("sdp").is_some() => {
+                // sfu / mcu: publishing is the offer on the member's publish connection.
+                self.rules.require_member(who).map_err(err)?;
+                if !req.client.info().grants.publish {
+                    return Err(Grants::denied("publish"));
+                }
+                let offer = Negotiation::Offer {
+                    sdp: required_str(body, "sdp")?.to_owned(),
+                };
+                self.negotiate(&req.client, None, Some(Transport::Publish), offer).await
             }
             s @ (signals::MEDIA_PUBLISH
             | signals::MEDIA_UNPUBLISH
             | signals::MEDIA_PAUSE
-            | signals::MEDIA_RESUME) => {
+            | signals::MEDIA_RESUME
+            | signals::MEDIA_SUBSCRIBE
+            | signals::MEDIA_UNSUBSCRIBE) => {
                 self.rules.require_member(who).map_err(err)?;
-                if s == signals::MEDIA_PUBLISH && !req.client.info().grants.publish {
+                let grants = &req.client.info().grants;
+                if s == signals::MEDIA_PUBLISH && !grants.publish {
                     return Err(Grants::denied("publish"));
+                }
+                if s == signals::MEDIA_SUBSCRIBE && !grants.subscribe {
+                    return Err(Grants::denied("subscribe"));
                 }
                 let kind = match optional_str(body, "kind")? {
                     None => None,
@@ -353,10 +381,27 @@ impl RoomTask {
                     signals::MEDIA_PUBLISH => StreamAction::Publish,
                     signals::MEDIA_UNPUBLISH => StreamAction::Unpublish,
                     signals::MEDIA_PAUSE => StreamAction::Pause,
-                    _ => StreamAction::Resume,
+                    signals::MEDIA_RESUME => StreamAction::Resume,
+                    signals::MEDIA_SUBSCRIBE => StreamAction::Subscribe,
+                    _ => StreamAction::Unsubscribe,
                 };
+                let request = StreamRequest {
+                    stream: optional_str(body, "streamId")?.map(str::to_owned),
+                    client: optional_str(body, "clientId")?.map(str::to_owned),
+                    kind,
+                };
+                if request.client.as_deref() == Some(req.client.id())
+                    && matches!(action, StreamAction::Subscribe | StreamAction::Unsubscribe)
+                {
+                    return Err(SignalError::bad_request("you cannot subscribe to yourself"));
+                }
+                if let Some(c) = &request.client
+                    && !self.rules.is_member(c)
+                {
+                    return Err(SignalError::not_found(format!("client {c} is not in this room")));
+                }
                 self.media
-                    .stream(req.client.id(), kind, action)
+                    .stream(req.client.id(), action, request)
                     .await
                     .map_err(|e| SignalError::from_coded(&e))?;
                 Ok(Reply::empty())
@@ -366,6 +411,33 @@ impl RoomTask {
                 format!("unsupported signal {other}"),
             )),
         }
+    }
+
+    /// Hands a negotiation message to the media backend; an answer it makes is the reply.
+    async fn negotiate(
+        &self,
+        client: &ClientHandle,
+        to: Option<&str>,
+        transport: Option<Transport>,
+        negotiation: Negotiation,
+    ) -> Result<Reply, SignalError> {
+        self.check_sdp(client, &negotiation)?;
+        let answer = self
+            .media
+            .exchange(client.id(), to, transport, negotiation)
+            .await
+            .map_err(|e| SignalError::from_coded(&e))?;
+        Ok(match answer {
+            Some(n) => {
+                let mut body = n.to_body();
+                body.insert("roomId".into(), json!(self.id));
+                if let Some(t) = transport {
+                    body.insert("transport".into(), json!(t));
+                }
+                Reply::Body(Value::Object(body))
+            }
+            None => Reply::empty(),
+        })
     }
 
     /// Holds an offer or answer to the sender's grants and to the published-tracks limit.
@@ -420,6 +492,15 @@ impl RoomTask {
         if is_this_connection {
             self.remove_member(client.id(), "disconnected").await;
         }
+    }
+}
+
+fn transport(body: &Value) -> Result<Option<Transport>, SignalError> {
+    match optional_str(body, "transport")? {
+        None => Ok(None),
+        Some(t) => Transport::parse(t).map(Some).ok_or_else(|| {
+            SignalError::bad_request(format!("transport must be publish or subscribe, not {t:?}"))
+        }),
     }
 }
 

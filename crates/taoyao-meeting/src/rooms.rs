@@ -281,6 +281,8 @@ impl SignalHandler for Rooms {
             signals::MEDIA_UNPUBLISH,
             signals::MEDIA_PAUSE,
             signals::MEDIA_RESUME,
+            signals::MEDIA_SUBSCRIBE,
+            signals::MEDIA_UNSUBSCRIBE,
         ]
     }
 

@@ -18,6 +18,8 @@ pub const MEDIA_PUBLISH: &str = "media::publish";
 pub const MEDIA_UNPUBLISH: &str = "media::unpublish";
 pub const MEDIA_PAUSE: &str = "media::pause";
 pub const MEDIA_RESUME: &str = "media::resume";
+pub const MEDIA_SUBSCRIBE: &str = "media::subscribe";
+pub const MEDIA_UNSUBSCRIBE: &str = "media::unsubscribe";
 
 pub const SESSION_CALL: &str = "session::call";
 pub const SESSION_EXCHANGE: &str = "session::exchange";
@@ -32,5 +34,7 @@ pub fn media_signal(action: StreamAction) -> &'static str {
         StreamAction::Unpublish => MEDIA_UNPUBLISH,
         StreamAction::Pause => MEDIA_PAUSE,
         StreamAction::Resume => MEDIA_RESUME,
+        StreamAction::Subscribe => MEDIA_SUBSCRIBE,
+        StreamAction::Unsubscribe => MEDIA_UNSUBSCRIBE,
     }
 }

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use taoyao_webrtc::{
     ArchitectureKind, JoinOptions, MediaArchitecture, MediaError, MediaEvent, MediaEvents,
-    MediaKind, MediaRoom, MediaRoomStats, Negotiation, StreamAction,
+    MediaRoom, MediaRoomStats, Negotiation, StreamAction, StreamRequest, Transport,
 };
 
 /// The mesh architecture. It holds no state of its own: each room is independent.
@@ -88,8 +88,9 @@ impl MediaRoom for MeshRoom {
         &self,
         from: &str,
         to: Option<&str>,
+        _transport: Option<Transport>,
         negotiation: Negotiation,
-    ) -> Result<(), MediaError> {
+    ) -> Result<Option<Negotiation>, MediaError> {
         if !self.is_member(from) {
             return Err(MediaError::NotJoined(from.to_owned()));
         }
@@ -108,25 +109,33 @@ impl MediaRoom for MeshRoom {
         self.events.emit(MediaEvent::Negotiation {
             to: to.to_owned(),
             from: Some(from.to_owned()),
+            transport: None,
             negotiation,
         });
-        Ok(())
+        Ok(None)
     }
 
     async fn stream(
         &self,
         member: &str,
-        kind: Option<MediaKind>,
         action: StreamAction,
+        request: StreamRequest,
     ) -> Result<(), MediaError> {
         if !self.is_member(member) {
             return Err(MediaError::NotJoined(member.to_owned()));
+        }
+        if matches!(action, StreamAction::Subscribe | StreamAction::Unsubscribe) {
+            return Err(MediaError::Unsupported {
+                arch: ArchitectureKind::Mesh,
+                what: "every member receives everyone directly; there is nothing to subscribe to".into(),
+            });
         }
         for to in self.others(member) {
             self.events.emit(MediaEvent::Stream {
                 to,
                 member: member.to_owned(),
-                kind,
+                stream: None,
+                kind: request.kind,
                 action,
             });
         }
@@ -166,29 +175,30 @@ mod tests {
             Err(MediaError::AlreadyJoined(_))
         ));
         let offer = Negotiation::Offer { sdp: "v=0".into() };
-        room.exchange("a", Some("b"), offer.clone()).await.unwrap();
+        room.exchange("a", Some("b"), None, offer.clone()).await.unwrap();
         assert_eq!(
             log.lock().unwrap()[0],
             MediaEvent::Negotiation {
                 to: "b".into(),
                 from: Some("a".into()),
+                transport: None,
                 negotiation: offer.clone()
             }
         );
         assert!(matches!(
-            room.exchange("a", Some("c"), offer.clone()).await,
+            room.exchange("a", Some("c"), None, offer.clone()).await,
             Err(MediaError::NotJoined(x)) if x == "c"
         ));
         assert!(matches!(
-            room.exchange("a", Some("a"), offer.clone()).await,
+            room.exchange("a", Some("a"), None, offer.clone()).await,
             Err(MediaError::BadRequest(_))
         ));
         assert!(matches!(
-            room.exchange("a", None, offer.clone()).await,
+            room.exchange("a", None, None, offer.clone()).await,
             Err(MediaError::BadRequest(_))
         ));
         assert!(matches!(
-            room.exchange("z", Some("a"), offer).await,
+            room.exchange("z", Some("a"), None, offer).await,
             Err(MediaError::NotJoined(_))
         ));
         assert_eq!(room.stats().await.negotiations, 1);
@@ -201,9 +211,15 @@ mod tests {
         for m in ["a", "b", "c"] {
             room.join(m, JoinOptions::new(m)).await.unwrap();
         }
-        room.stream("b", Some(MediaKind::Audio), StreamAction::Pause)
-            .await
-            .unwrap();
+        let audio = StreamRequest {
+            kind: Some(taoyao_webrtc::MediaKind::Audio),
+            ..Default::default()
+        };
+        room.stream("b", StreamAction::Pause, audio).await.unwrap();
+        assert!(matches!(
+            room.stream("b", StreamAction::Subscribe, StreamRequest::default()).await,
+            Err(MediaError::Unsupported { .. })
+        ));
         let to: Vec<_> = log
             .lock()
             .unwrap()

@@ -117,7 +117,7 @@ impl Negotiation {
     }
 }
 
-/// What a member does with its own media.
+/// What a member does with media.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamAction {
@@ -127,6 +127,8 @@ pub enum StreamAction {
     Pause,
     /// Forwarding restarts (with a keyframe where the server forwards video).
     Resume,
+    Subscribe,
+    Unsubscribe,
 }
 
 impl StreamAction {
@@ -136,7 +138,73 @@ impl StreamAction {
             StreamAction::Unpublish => "unpublish",
             StreamAction::Pause => "pause",
             StreamAction::Resume => "resume",
+            StreamAction::Subscribe => "subscribe",
+            StreamAction::Unsubscribe => "unsubscribe",
         }
+    }
+}
+
+/// Which stream(s) a stream request is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamRequest {
+    /// One stream by id.
+    pub stream: Option<String>,
+    /// Every stream of this member (for subscribe / unsubscribe).
+    pub client: Option<String>,
+    /// Only this kind.
+    pub kind: Option<MediaKind>,
+}
+
+/// Which of a member's two server connections a negotiation is for (sfu, mcu): the member
+/// offers on `publish`, the server offers on `subscribe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Publish,
+    Subscribe,
+}
+
+impl Transport {
+    pub fn parse(s: &str) -> Option<Transport> {
+        match s {
+            "publish" => Some(Transport::Publish),
+            "subscribe" => Some(Transport::Subscribe),
+            _ => None,
+        }
+    }
+}
+
+/// What a member receives without asking (taoyao's subscribeType).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscribePolicy {
+    /// Every stream in the room, as it appears.
+    #[default]
+    All,
+    AudioOnly,
+    VideoOnly,
+    /// Nothing until `media::subscribe`.
+    None,
+}
+
+impl SubscribePolicy {
+    pub fn parse(s: &str) -> Option<SubscribePolicy> {
+        match s {
+            "all" => Some(SubscribePolicy::All),
+            "audio" => Some(SubscribePolicy::AudioOnly),
+            "video" => Some(SubscribePolicy::VideoOnly),
+            "none" => Some(SubscribePolicy::None),
+            _ => None,
+        }
+    }
+
+    pub fn wants(self, kind: MediaKind) -> bool {
+        matches!(
+            (self, kind),
+            (SubscribePolicy::All, _)
+                | (SubscribePolicy::AudioOnly, MediaKind::Audio)
+                | (SubscribePolicy::VideoOnly, MediaKind::Video)
+        )
     }
 }
 
@@ -145,13 +213,20 @@ impl StreamAction {
 #[non_exhaustive]
 pub struct JoinOptions {
     pub display_name: String,
+    pub subscribe: SubscribePolicy,
 }
 
 impl JoinOptions {
     pub fn new(display_name: impl Into<String>) -> Self {
         JoinOptions {
             display_name: display_name.into(),
+            subscribe: SubscribePolicy::All,
         }
+    }
+
+    pub fn with_subscribe(mut self, policy: SubscribePolicy) -> Self {
+        self.subscribe = policy;
+        self
     }
 }
 
@@ -160,16 +235,18 @@ impl JoinOptions {
 #[non_exhaustive]
 pub enum MediaEvent {
     /// Deliver a negotiation message to `to`; `from` is the member it comes from (mesh relay)
-    /// or `None` when the server itself is the other end (sfu, mcu).
+    /// or `None` when the server itself is the other end (sfu, mcu) on `transport`.
     Negotiation {
         to: String,
         from: Option<String>,
+        transport: Option<Transport>,
         negotiation: Negotiation,
     },
-    /// Tell `to` that `member` changed its media.
+    /// Tell `to` that `member` changed its media (`stream` names it where the server holds it).
     Stream {
         to: String,
         member: String,
+        stream: Option<String>,
         kind: Option<MediaKind>,
         action: StreamAction,
     },
@@ -207,6 +284,10 @@ pub struct MediaRoomStats {
     pub negotiations: u64,
     /// Server-side peer connections (0 in mesh).
     pub peer_connections: usize,
+    /// Published streams the server receives.
+    pub streams: usize,
+    /// Stream -> subscriber forwardings.
+    pub subscriptions: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -258,21 +339,23 @@ pub trait MediaRoom: Send + Sync {
     /// Releases everything the member held. Leaving twice is harmless.
     async fn leave(&self, member: &str);
 
-    /// A negotiation message from `from`; `to` names the peer (mesh) and is ignored where the
-    /// server is the other end.
+    /// A negotiation message from `from`: `to` names the peer in mesh; `transport` names the
+    /// member's server connection in sfu/mcu. Returns the server's answer when it answers an
+    /// offer.
     async fn exchange(
         &self,
         from: &str,
         to: Option<&str>,
+        transport: Option<Transport>,
         negotiation: Negotiation,
-    ) -> Result<(), MediaError>;
+    ) -> Result<Option<Negotiation>, MediaError>;
 
-    /// Publish, unpublish, pause or resume the member's media (one kind, or all with `None`).
+    /// Publish, unpublish, pause, resume, subscribe or unsubscribe.
     async fn stream(
         &self,
         member: &str,
-        kind: Option<MediaKind>,
         action: StreamAction,
+        request: StreamRequest,
     ) -> Result<(), MediaError>;
 
     async fn stats(&self) -> MediaRoomStats;
