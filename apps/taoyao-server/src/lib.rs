@@ -16,6 +16,7 @@ use taoyao_boot::{IdGenerator, Shutdown};
 use taoyao_meeting::{Calls, Rooms};
 use taoyao_signal::SignalHub;
 use taoyao_webrtc_mesh::Mesh;
+use taoyao_webrtc_sfu::Sfu;
 use tokio::task::JoinHandle;
 
 pub use config::Config;
@@ -49,6 +50,7 @@ pub struct Parts {
     pub hub: SignalHub,
     pub rooms: Rooms,
     pub calls: Arc<Calls>,
+    pub sfu: Arc<Sfu>,
 }
 
 impl Running {
@@ -63,9 +65,10 @@ impl Running {
 /// Builds every part and wires each signal group into the hub.
 pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
     let ids = Arc::new(IdGenerator::new());
+    let sfu = Arc::new(Sfu::new(cfg.webrtc.clone()));
     let rooms = Rooms::new(
         cfg.rooms.clone(),
-        vec![Arc::new(Mesh)],
+        vec![Arc::new(Mesh), sfu.clone()],
         ids.clone(),
         shutdown.clone(),
     )
@@ -78,7 +81,12 @@ pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
         .client_config("iceServers", json!(cfg.webrtc.ice_servers))
         .build()
         .map_err(|e| ServerError::Wiring(e.to_string()))?;
-    Ok(Parts { hub, rooms, calls })
+    Ok(Parts {
+        hub,
+        rooms,
+        calls,
+        sfu,
+    })
 }
 
 /// Every HTTP route: health, signaling, the web client.

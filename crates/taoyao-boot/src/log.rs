@@ -23,10 +23,15 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// The default filter: info, with webrtc-rs's chatty start-up warnings (ICE checks before the
+/// remote credentials, RTP before DTLS finishes) kept to errors.
+pub const DEFAULT_LEVEL: &str =
+    "info,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_srtp=error,webrtc=error";
+
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            level: "info".into(),
+            level: DEFAULT_LEVEL.into(),
             format: LogFormat::Text,
         }
     }

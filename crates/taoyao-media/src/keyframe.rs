@@ -14,7 +14,8 @@ pub enum VideoCodec {
 impl VideoCodec {
     /// From an RTP mime type such as `video/VP8` (case-insensitive).
     pub fn from_mime(mime: &str) -> Option<VideoCodec> {
-        mime.eq_ignore_ascii_case("video/vp8").then_some(VideoCodec::Vp8)
+        mime.eq_ignore_ascii_case("video/vp8")
+            .then_some(VideoCodec::Vp8)
     }
 }
 

@@ -171,9 +171,10 @@ impl RoomTask {
             .collect()
     }
 
-    fn status_json(&self) -> Value {
+    async fn status_json(&self) -> Value {
         let mut v = self.summary_json();
         v["members"] = Value::Array(self.members_json());
+        v["streams"] = json!(self.media.streams().await);
         v
     }
 
@@ -266,7 +267,33 @@ impl RoomTask {
                     json!({"roomId": self.id, "client": member}),
                     Some(req.client.id()),
                 );
-                Ok(Reply::Body(self.status_json()))
+                // Answer first, from this task, so the answer is queued before any offer the
+                // subscriptions below send the newcomer.
+                req.reply(self.status_json().await);
+                if self.architecture != ArchitectureKind::Mesh && subscribe != SubscribePolicy::None
+                {
+                    let kind = match subscribe {
+                        SubscribePolicy::AudioOnly => Some(MediaKind::Audio),
+                        SubscribePolicy::VideoOnly => Some(MediaKind::Video),
+                        _ => None,
+                    };
+                    let all = StreamRequest {
+                        kind,
+                        ..Default::default()
+                    };
+                    if let Err(e) = self
+                        .media
+                        .stream(req.client.id(), StreamAction::Subscribe, all)
+                        .await
+                    {
+                        tracing::warn!(
+                            room = self.id,
+                            client = req.client.id(),
+                            "subscribing the newcomer: {e}"
+                        );
+                    }
+                }
+                Ok(Reply::Deferred)
             }
             signals::ROOM_LEAVE => {
                 self.rules.require_member(who).map_err(err)?;
@@ -290,7 +317,7 @@ impl RoomTask {
             }
             signals::ROOM_STATUS => {
                 self.rules.require_viewer(who).map_err(err)?;
-                Ok(Reply::Body(self.status_json()))
+                Ok(Reply::Body(self.status_json().await))
             }
             signals::ROOM_CLIENT_LIST => {
                 self.rules.require_viewer(who).map_err(err)?;
@@ -344,7 +371,8 @@ impl RoomTask {
                 let transport = transport(body)?;
                 let negotiation =
                     Negotiation::from_body(body).map_err(|e| SignalError::from_coded(&e))?;
-                self.negotiate(&req.client, to, transport, negotiation).await
+                self.negotiate(&req.client, to, transport, negotiation)
+                    .await
             }
             signals::MEDIA_PUBLISH if body.get("sdp").is_some() => {
                 // sfu / mcu: publishing is the offer on the member's publish connection.
@@ -355,7 +383,8 @@ impl RoomTask {
                 let offer = Negotiation::Offer {
                     sdp: required_str(body, "sdp")?.to_owned(),
                 };
-                self.negotiate(&req.client, None, Some(Transport::Publish), offer).await
+                self.negotiate(&req.client, None, Some(Transport::Publish), offer)
+                    .await
             }
             s @ (signals::MEDIA_PUBLISH
             | signals::MEDIA_UNPUBLISH
@@ -398,7 +427,9 @@ impl RoomTask {
                 if let Some(c) = &request.client
                     && !self.rules.is_member(c)
                 {
-                    return Err(SignalError::not_found(format!("client {c} is not in this room")));
+                    return Err(SignalError::not_found(format!(
+                        "client {c} is not in this room"
+                    )));
                 }
                 self.media
                     .stream(req.client.id(), action, request)

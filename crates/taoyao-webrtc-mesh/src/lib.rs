@@ -127,7 +127,8 @@ impl MediaRoom for MeshRoom {
         if matches!(action, StreamAction::Subscribe | StreamAction::Unsubscribe) {
             return Err(MediaError::Unsupported {
                 arch: ArchitectureKind::Mesh,
-                what: "every member receives everyone directly; there is nothing to subscribe to".into(),
+                what: "every member receives everyone directly; there is nothing to subscribe to"
+                    .into(),
             });
         }
         for to in self.others(member) {
@@ -175,7 +176,9 @@ mod tests {
             Err(MediaError::AlreadyJoined(_))
         ));
         let offer = Negotiation::Offer { sdp: "v=0".into() };
-        room.exchange("a", Some("b"), None, offer.clone()).await.unwrap();
+        room.exchange("a", Some("b"), None, offer.clone())
+            .await
+            .unwrap();
         assert_eq!(
             log.lock().unwrap()[0],
             MediaEvent::Negotiation {
@@ -217,7 +220,8 @@ mod tests {
         };
         room.stream("b", StreamAction::Pause, audio).await.unwrap();
         assert!(matches!(
-            room.stream("b", StreamAction::Subscribe, StreamRequest::default()).await,
+            room.stream("b", StreamAction::Subscribe, StreamRequest::default())
+                .await,
             Err(MediaError::Unsupported { .. })
         ));
         let to: Vec<_> = log

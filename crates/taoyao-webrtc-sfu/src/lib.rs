@@ -1,4 +1,776 @@
 //! The SFU implementation of the `MediaArchitecture` seam: every member sends its media once to
-//! the server over webrtc-rs, and the server forwards RTP to each subscriber (RTCP: PLI/FIR,
-//! NACK, REMB/TWCC). Filled by the SFU issue; it knows rooms only as ids and never formats a
-//! signaling message.
+//! the server, and the server forwards it to each subscriber. It knows rooms only as ids and
+//! never formats a signaling message.
+//!
+//! Transport model: two peer connections per member, whatever the number of streams.
+//! - **publish**: the member offers (`media::publish` with its SDP, or `media::exchange` with
+//!   `transport: publish`), the server answers. A renegotiation (a track added) is a new offer.
+//! - **subscribe**: the server offers whenever the member's subscriptions change; the member
+//!   answers (`media::exchange` `transport: subscribe`, `type: answer`). While an offer waits for
+//!   its answer, further changes are collected and offered together after it: the server is the
+//!   only offerer on this connection, so there is never glare.
+//!
+//! Each published track runs one `Forwarder` (taoyao-webrtc); each subscription is one sink with
+//! its own local track, SSRC and payload type. Keyframe requests from subscribers reach the
+//! publisher rate-limited; NACKs from subscribers are answered from the send buffer of the
+//! subscriber's connection; TWCC feedback and receiver reports go to publishers from the
+//! default interceptors.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
+};
+use taoyao_webrtc::forwarder::{Forwarder, Sink};
+use taoyao_webrtc::peer::{OnState, OnTrack, Peer, PeerEvents, PeerFactory, codec_for};
+use taoyao_webrtc::{
+    ArchitectureKind, JoinOptions, MediaArchitecture, MediaError, MediaEvent, MediaEvents,
+    MediaKind, MediaRoom, MediaRoomStats, Negotiation, StreamAction, StreamInfo, StreamRequest,
+    SubscribePolicy, Transport, WebrtcConfig,
+};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::RTCPeerConnectionState;
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender};
+
+fn internal(e: impl std::fmt::Display) -> MediaError {
+    MediaError::Internal(e.to_string())
+}
+
+/// Counters across every room of one SFU (tests assert cleanup with them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SfuStats {
+    pub peer_connections: usize,
+    /// Forwarder and feedback tasks running.
+    pub tasks: usize,
+}
+
+/// The SFU architecture: shares one peer-connection factory across rooms.
+pub struct Sfu {
+    factory: Arc<PeerFactory>,
+    tasks: Arc<AtomicUsize>,
+    kind: ArchitectureKind,
+}
+
+impl Sfu {
+    pub fn new(config: WebrtcConfig) -> Self {
+        Self::with_factory(Arc::new(PeerFactory::new(config)), ArchitectureKind::Sfu)
+    }
+
+    /// An SFU over an existing factory, reporting itself as `kind` (the mcu backend builds its
+    /// video path on this).
+    pub fn with_factory(factory: Arc<PeerFactory>, kind: ArchitectureKind) -> Self {
+        Sfu {
+            factory,
+            tasks: Arc::new(AtomicUsize::new(0)),
+            kind,
+        }
+    }
+
+    pub fn stats(&self) -> SfuStats {
+        SfuStats {
+            peer_connections: self.factory.open_count(),
+            tasks: self.tasks.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[async_trait]
+impl MediaArchitecture for Sfu {
+    fn kind(&self) -> ArchitectureKind {
+        self.kind
+    }
+
+    async fn open_room(
+        &self,
+        room: &str,
+        events: MediaEvents,
+    ) -> Result<Arc<dyn MediaRoom>, MediaError> {
+        Ok(Arc::new(SfuRoom {
+            shared: Arc::new(Shared {
+                room: room.to_owned(),
+                factory: self.factory.clone(),
+                events,
+                tasks: self.tasks.clone(),
+                keyframe_interval: Duration::from_millis(
+                    self.factory.config().keyframe_request_interval_ms,
+                ),
+                state: Mutex::new(State::default()),
+                negotiations: AtomicU64::new(0),
+                kind: self.kind,
+            }),
+        }))
+    }
+}
+
+/// A published stream.
+struct Stream {
+    id: String,
+    owner: String,
+    kind: MediaKind,
+    forwarder: Forwarder,
+}
+
+impl Stream {
+    fn info(&self) -> StreamInfo {
+        StreamInfo {
+            stream_id: self.id.clone(),
+            client_id: self.owner.clone(),
+            kind: self.kind,
+            paused: self.forwarder.is_paused(),
+        }
+    }
+}
+
+struct Subscription {
+    stream: Arc<Stream>,
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    /// Set once the member's answer made the sender's SSRC and payload type known.
+    sink: Option<Arc<Sink>>,
+    /// Paused before the sink existed.
+    paused: bool,
+    /// The sink is in the stream's forwarder.
+    attached: bool,
+}
+
+#[derive(Default)]
+struct SubscribeSide {
+    peer: Option<Arc<Peer>>,
+    /// True once the subscribe connection is connected: packets written before would be lost
+    /// (no SRTP keys yet), so sinks are attached to their forwarders only then.
+    connected: Option<tokio::sync::watch::Receiver<bool>>,
+    subs: HashMap<String, Subscription>,
+    awaiting_answer: bool,
+    dirty: bool,
+}
+
+struct Member {
+    id: String,
+    policy: SubscribePolicy,
+    publish: tokio::sync::Mutex<Option<Arc<Peer>>>,
+    subscribe: tokio::sync::Mutex<SubscribeSide>,
+    next_stream: AtomicU32,
+    left: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    members: BTreeMap<String, Arc<Member>>,
+    streams: BTreeMap<String, Arc<Stream>>,
+}
+
+struct Shared {
+    room: String,
+    factory: Arc<PeerFactory>,
+    events: MediaEvents,
+    tasks: Arc<AtomicUsize>,
+    keyframe_interval: Duration,
+    state: Mutex<State>,
+    negotiations: AtomicU64,
+    kind: ArchitectureKind,
+}
+
+struct SfuRoom {
+    shared: Arc<Shared>,
+}
+
+impl Shared {
+    fn member(&self, id: &str) -> Result<Arc<Member>, MediaError> {
+        self.state
+            .lock()
+            .expect("state lock")
+            .members
+            .get(id)
+            .cloned()
+            .ok_or_else(|| MediaError::NotJoined(id.to_owned()))
+    }
+
+    fn others(&self, id: &str) -> Vec<Arc<Member>> {
+        self.state
+            .lock()
+            .expect("state lock")
+            .members
+            .values()
+            .filter(|m| m.id != id)
+            .cloned()
+            .collect()
+    }
+
+    fn announce(&self, stream: &Stream, action: StreamAction) {
+        for m in self.others(&stream.owner) {
+            self.events.emit(MediaEvent::Stream {
+                to: m.id.clone(),
+                member: stream.owner.clone(),
+                stream: Some(stream.id.clone()),
+                kind: Some(stream.kind),
+                action,
+            });
+        }
+    }
+
+    /// A track arrived on a member's publish connection: it becomes a stream, is announced, and
+    /// members whose policy wants it are subscribed.
+    async fn track_published(self: Arc<Self>, owner: Arc<Member>, track: Arc<dyn TrackRemote>) {
+        let kind = match track.kind().await {
+            RtpCodecKind::Video => MediaKind::Video,
+            RtpCodecKind::Audio => MediaKind::Audio,
+            other => {
+                tracing::warn!(
+                    room = self.room,
+                    ?other,
+                    "ignoring a track that is neither audio nor video"
+                );
+                return;
+            }
+        };
+        let n = owner.next_stream.fetch_add(1, Ordering::Relaxed);
+        let id = format!(
+            "{}:{}{n}",
+            owner.id,
+            if kind == MediaKind::Video {
+                "video"
+            } else {
+                "audio"
+            }
+        );
+        let forwarder = Forwarder::spawn(
+            id.clone(),
+            kind,
+            track,
+            self.keyframe_interval,
+            self.tasks.clone(),
+        );
+        let stream = Arc::new(Stream {
+            id: id.clone(),
+            owner: owner.id.clone(),
+            kind,
+            forwarder,
+        });
+        {
+            let mut st = self.state.lock().expect("state lock");
+            if owner.left.load(Ordering::Acquire) || !st.members.contains_key(&owner.id) {
+                stream.forwarder.stop();
+                return;
+            }
+            st.streams.insert(id.clone(), stream.clone());
+        }
+        tracing::info!(room = self.room, stream = id, "stream published");
+        self.announce(&stream, StreamAction::Publish);
+        for m in self.others(&owner.id) {
+            if m.policy.wants(kind)
+                && let Err(e) = self.subscribe(&m, &stream).await
+            {
+                tracing::warn!(
+                    room = self.room,
+                    member = m.id,
+                    stream = id,
+                    "auto-subscribe failed: {e}"
+                );
+            }
+        }
+    }
+
+    async fn subscribe(&self, m: &Arc<Member>, stream: &Arc<Stream>) -> Result<(), MediaError> {
+        if stream.owner == m.id {
+            return Err(MediaError::BadRequest(
+                "you cannot subscribe to your own stream".into(),
+            ));
+        }
+        let mut side = m.subscribe.lock().await;
+        if m.left.load(Ordering::Acquire) || side.subs.contains_key(&stream.id) {
+            return Ok(());
+        }
+        let peer = match &side.peer {
+            Some(p) => p.clone(),
+            None => {
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                let on_state: OnState = Arc::new(move |s| {
+                    let _ = tx.send(s == RTCPeerConnectionState::Connected);
+                });
+                let p = self
+                    .factory
+                    .create(PeerEvents {
+                        on_track: None,
+                        on_state: Some(on_state),
+                    })
+                    .await?;
+                side.peer = Some(p.clone());
+                side.connected = Some(rx);
+                p
+            }
+        };
+        let ssrc = rand::random::<u32>();
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            stream.owner.clone(),
+            stream.id.clone(),
+            stream.id.clone(),
+            match stream.kind {
+                MediaKind::Video => RtpCodecKind::Video,
+                MediaKind::Audio => RtpCodecKind::Audio,
+            },
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    // Video retransmissions go out as RTX when the subscriber negotiates it.
+                    rtx: (stream.kind == MediaKind::Video).then(|| RTCRtpRtxParameters {
+                        ssrc: rand::random::<u32>(),
+                    }),
+                    ..Default::default()
+                },
+                codec: codec_for(stream.kind),
+                ..Default::default()
+            }],
+        )));
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![stream.owner.clone()],
+            send_encodings: vec![],
+        };
+        let transceiver = peer
+            .pc
+            .add_transceiver_from_track(track.clone(), Some(init))
+            .await
+            .map_err(internal)?;
+        let sender = transceiver
+            .sender()
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| internal("transceiver without a sender"))?;
+        side.subs.insert(
+            stream.id.clone(),
+            Subscription {
+                stream: stream.clone(),
+                track,
+                sender,
+                sink: None,
+                paused: false,
+                attached: false,
+            },
+        );
+        self.renegotiate(m, &mut side).await
+    }
+
+    async fn unsubscribe(&self, m: &Arc<Member>, stream_id: &str) -> Result<bool, MediaError> {
+        let mut side = m.subscribe.lock().await;
+        let Some(sub) = side.subs.remove(stream_id) else {
+            return Ok(false);
+        };
+        if let Some(sink) = &sub.sink {
+            sub.stream.forwarder.remove_sink(sink);
+        }
+        if let Some(peer) = side.peer.clone() {
+            let _ = peer.pc.remove_track(&sub.sender).await;
+            if !m.left.load(Ordering::Acquire) {
+                self.renegotiate(m, &mut side).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Offers the member's current subscriptions, or marks that another offer is due once the
+    /// outstanding one is answered.
+    async fn renegotiate(
+        &self,
+        m: &Arc<Member>,
+        side: &mut SubscribeSide,
+    ) -> Result<(), MediaError> {
+        if side.awaiting_answer {
+            side.dirty = true;
+            return Ok(());
+        }
+        let Some(peer) = side.peer.clone() else {
+            return Ok(());
+        };
+        let sdp = peer.offer().await?;
+        side.awaiting_answer = true;
+        side.dirty = false;
+        self.negotiations.fetch_add(1, Ordering::Relaxed);
+        self.events.emit(MediaEvent::Negotiation {
+            to: m.id.clone(),
+            from: None,
+            transport: Some(Transport::Subscribe),
+            negotiation: Negotiation::Offer { sdp },
+        });
+        Ok(())
+    }
+
+    async fn subscribe_answer(&self, m: &Arc<Member>, sdp: String) -> Result<(), MediaError> {
+        let mut side = m.subscribe.lock().await;
+        let peer = side
+            .peer
+            .clone()
+            .ok_or_else(|| MediaError::BadRequest("no subscribe offer to answer".into()))?;
+        if !side.awaiting_answer {
+            return Err(MediaError::BadRequest(
+                "no subscribe offer is waiting for an answer".into(),
+            ));
+        }
+        peer.accept_answer(sdp).await?;
+        side.awaiting_answer = false;
+        self.negotiations.fetch_add(1, Ordering::Relaxed);
+        for sub in side.subs.values_mut().filter(|s| s.sink.is_none()) {
+            let params = sub.sender.get_parameters().await.map_err(internal)?;
+            let mime = codec_for(sub.stream.kind).mime_type;
+            let pt = params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&mime))
+                .map(|c| c.payload_type)
+                .ok_or_else(|| {
+                    MediaError::BadRequest(format!("the answer did not accept {mime}"))
+                })?;
+            let ssrc = params
+                .encodings
+                .first()
+                .and_then(|e| e.rtp_coding_parameters.ssrc)
+                .ok_or_else(|| internal("sender without an SSRC"))?;
+            let sink = Sink::new(m.id.clone(), sub.track.clone(), ssrc, pt);
+            if sub.paused {
+                sub.stream.forwarder.set_sink_paused(&sink, true);
+            }
+            sub.sink = Some(sink);
+        }
+        let connected = side.connected.clone();
+        if side.dirty {
+            self.renegotiate(m, &mut side).await?;
+        }
+        drop(side);
+        // Attach the new sinks once the connection can carry them.
+        let member = m.clone();
+        tokio::spawn(async move {
+            if let Some(mut c) = connected {
+                let _ = tokio::time::timeout(Duration::from_secs(30), c.wait_for(|up| *up)).await;
+            }
+            let mut side = member.subscribe.lock().await;
+            for sub in side.subs.values_mut() {
+                if let Some(sink) = &sub.sink
+                    && !sub.attached
+                {
+                    sub.stream.forwarder.add_sink(sink.clone());
+                    if sub.paused {
+                        sub.stream.forwarder.set_sink_paused(sink, true);
+                    }
+                    sub.attached = true;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Ends a stream: forwarding stops, every subscriber's copy is removed, the room is told.
+    async fn remove_stream(&self, stream: Arc<Stream>) {
+        self.state
+            .lock()
+            .expect("state lock")
+            .streams
+            .remove(&stream.id);
+        stream.forwarder.stop();
+        for m in self.others(&stream.owner) {
+            if let Err(e) = self.unsubscribe(&m, &stream.id).await {
+                tracing::debug!(
+                    room = self.room,
+                    member = m.id,
+                    "unsubscribe on unpublish: {e}"
+                );
+            }
+        }
+        self.announce(&stream, StreamAction::Unpublish);
+        tracing::info!(room = self.room, stream = stream.id, "stream ended");
+    }
+
+    fn select_streams(
+        &self,
+        req: &StreamRequest,
+        exclude_owner: Option<&str>,
+        only_owner: Option<&str>,
+    ) -> Result<Vec<Arc<Stream>>, MediaError> {
+        let st = self.state.lock().expect("state lock");
+        if let Some(id) = &req.stream {
+            let s = st
+                .streams
+                .get(id)
+                .cloned()
+                .ok_or_else(|| MediaError::NoStream(id.clone()))?;
+            return Ok(vec![s]);
+        }
+        Ok(st
+            .streams
+            .values()
+            .filter(|s| req.client.as_ref().is_none_or(|c| &s.owner == c))
+            .filter(|s| req.kind.is_none_or(|k| s.kind == k))
+            .filter(|s| exclude_owner.is_none_or(|o| s.owner != o))
+            .filter(|s| only_owner.is_none_or(|o| s.owner == o))
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl MediaRoom for SfuRoom {
+    async fn join(&self, member: &str, opts: JoinOptions) -> Result<(), MediaError> {
+        let mut st = self.shared.state.lock().expect("state lock");
+        if st.members.contains_key(member) {
+            return Err(MediaError::AlreadyJoined(member.to_owned()));
+        }
+        st.members.insert(
+            member.to_owned(),
+            Arc::new(Member {
+                id: member.to_owned(),
+                policy: opts.subscribe,
+                publish: tokio::sync::Mutex::new(None),
+                subscribe: tokio::sync::Mutex::new(SubscribeSide::default()),
+                next_stream: AtomicU32::new(0),
+                left: AtomicBool::new(false),
+            }),
+        );
+        Ok(())
+    }
+
+    async fn leave(&self, member: &str) {
+        let (m, own): (Option<Arc<Member>>, Vec<Arc<Stream>>) = {
+            let mut st = self.shared.state.lock().expect("state lock");
+            let m = st.members.remove(member);
+            let own = st
+                .streams
+                .values()
+                .filter(|s| s.owner == member)
+                .cloned()
+                .collect();
+            (m, own)
+        };
+        let Some(m) = m else { return };
+        m.left.store(true, Ordering::Release);
+        if let Some(p) = m.publish.lock().await.take() {
+            p.close().await;
+        }
+        for s in own {
+            self.shared.remove_stream(s).await;
+        }
+        let mut side = m.subscribe.lock().await;
+        for (_, sub) in side.subs.drain() {
+            if let Some(sink) = &sub.sink {
+                sub.stream.forwarder.remove_sink(sink);
+            }
+        }
+        if let Some(p) = side.peer.take() {
+            p.close().await;
+        }
+    }
+
+    async fn exchange(
+        &self,
+        from: &str,
+        _to: Option<&str>,
+        transport: Option<Transport>,
+        negotiation: Negotiation,
+    ) -> Result<Option<Negotiation>, MediaError> {
+        let m = self.shared.member(from)?;
+        let transport = transport.ok_or_else(|| {
+            MediaError::BadRequest(format!(
+                "in an {} room media::exchange needs transport: publish or subscribe",
+                self.shared.kind
+            ))
+        })?;
+        match (transport, negotiation) {
+            (Transport::Publish, Negotiation::Offer { sdp }) => {
+                let mut publish = m.publish.lock().await;
+                let peer = match &*publish {
+                    Some(p) => p.clone(),
+                    None => {
+                        let shared = self.shared.clone();
+                        let owner = m.clone();
+                        let on_track: OnTrack = Arc::new(move |track| {
+                            let shared = shared.clone();
+                            let owner = owner.clone();
+                            tokio::spawn(shared.track_published(owner, track));
+                        });
+                        let p = self
+                            .shared
+                            .factory
+                            .create(PeerEvents {
+                                on_track: Some(on_track),
+                                on_state: None,
+                            })
+                            .await?;
+                        *publish = Some(p.clone());
+                        p
+                    }
+                };
+                let answer = peer.answer(sdp).await?;
+                self.shared.negotiations.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(Negotiation::Answer { sdp: answer }))
+            }
+            (Transport::Publish, Negotiation::Candidate { candidate }) => {
+                let peer = m.publish.lock().await.clone().ok_or_else(|| {
+                    MediaError::BadRequest(
+                        "publish (send the offer) before sending candidates".into(),
+                    )
+                })?;
+                peer.add_candidate(candidate).await?;
+                Ok(None)
+            }
+            (Transport::Publish, Negotiation::Answer { .. }) => Err(MediaError::BadRequest(
+                "the server does not offer on the publish transport: there is nothing to answer"
+                    .into(),
+            )),
+            (Transport::Subscribe, Negotiation::Answer { sdp }) => {
+                self.shared.subscribe_answer(&m, sdp).await?;
+                Ok(None)
+            }
+            (Transport::Subscribe, Negotiation::Candidate { candidate }) => {
+                let peer =
+                    m.subscribe.lock().await.peer.clone().ok_or_else(|| {
+                        MediaError::BadRequest("no subscribe connection yet".into())
+                    })?;
+                peer.add_candidate(candidate).await?;
+                Ok(None)
+            }
+            (Transport::Subscribe, Negotiation::Offer { .. }) => Err(MediaError::BadRequest(
+                "only the server offers on the subscribe transport".into(),
+            )),
+        }
+    }
+
+    async fn stream(
+        &self,
+        member: &str,
+        action: StreamAction,
+        req: StreamRequest,
+    ) -> Result<(), MediaError> {
+        let m = self.shared.member(member)?;
+        match action {
+            StreamAction::Publish => Err(MediaError::BadRequest(format!(
+                "in an {} room, publish by sending the SDP offer (media::publish with sdp)",
+                self.shared.kind
+            ))),
+            StreamAction::Unpublish => {
+                if let Some(id) = &req.stream {
+                    self.own(member, id)?;
+                }
+                for s in self.shared.select_streams(&req, None, Some(member))? {
+                    self.shared.remove_stream(s).await;
+                }
+                Ok(())
+            }
+            StreamAction::Subscribe => {
+                let streams = self.shared.select_streams(&req, Some(member), None)?;
+                if let Some(s) = streams.iter().find(|s| s.owner == member) {
+                    return Err(MediaError::BadRequest(format!(
+                        "{} is your own stream",
+                        s.id
+                    )));
+                }
+                for s in streams {
+                    self.shared.subscribe(&m, &s).await?;
+                }
+                Ok(())
+            }
+            StreamAction::Unsubscribe => {
+                let streams = self.shared.select_streams(&req, None, None)?;
+                let mut any = false;
+                for s in streams {
+                    any |= self.shared.unsubscribe(&m, &s.id).await?;
+                }
+                if !any && req.stream.is_some() {
+                    return Err(MediaError::BadRequest(
+                        "you are not subscribed to that stream".into(),
+                    ));
+                }
+                Ok(())
+            }
+            StreamAction::Pause | StreamAction::Resume => {
+                let paused = action == StreamAction::Pause;
+                let streams = self.shared.select_streams(
+                    &req,
+                    None,
+                    req.stream.is_none().then_some(member),
+                )?;
+                for s in streams {
+                    if s.owner == member {
+                        // The publisher pauses its stream for everyone.
+                        s.forwarder.set_paused(paused);
+                        self.shared.announce(&s, action);
+                    } else {
+                        // A subscriber pauses its own copy.
+                        let mut side = m.subscribe.lock().await;
+                        let sub = side.subs.get_mut(&s.id).ok_or_else(|| {
+                            MediaError::BadRequest(format!("you are not subscribed to {}", s.id))
+                        })?;
+                        sub.paused = paused;
+                        if let Some(sink) = &sub.sink {
+                            s.forwarder.set_sink_paused(sink, paused);
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn stats(&self) -> MediaRoomStats {
+        let (members, streams) = {
+            let st = self.shared.state.lock().expect("state lock");
+            (
+                st.members.values().cloned().collect::<Vec<_>>(),
+                st.streams.len(),
+            )
+        };
+        let mut s = MediaRoomStats::default();
+        s.members = members.len();
+        s.streams = streams;
+        s.negotiations = self.shared.negotiations.load(Ordering::Relaxed);
+        for m in members {
+            s.peer_connections += usize::from(m.publish.lock().await.is_some());
+            let side = m.subscribe.lock().await;
+            s.peer_connections += usize::from(side.peer.is_some());
+            s.subscriptions += side.subs.values().filter(|x| x.attached).count();
+        }
+        s
+    }
+
+    async fn streams(&self) -> Vec<StreamInfo> {
+        self.shared
+            .state
+            .lock()
+            .expect("state lock")
+            .streams
+            .values()
+            .map(|s| s.info())
+            .collect()
+    }
+
+    async fn close(&self) {
+        let members: Vec<String> = self
+            .shared
+            .state
+            .lock()
+            .expect("state lock")
+            .members
+            .keys()
+            .cloned()
+            .collect();
+        for m in members {
+            self.leave(&m).await;
+        }
+    }
+}
+
+impl SfuRoom {
+    fn own(&self, member: &str, stream: &str) -> Result<(), MediaError> {
+        let st = self.shared.state.lock().expect("state lock");
+        match st.streams.get(stream) {
+            None => Err(MediaError::NoStream(stream.to_owned())),
+            Some(s) if s.owner != member => Err(MediaError::BadRequest(format!(
+                "{stream} is not your stream"
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+}

@@ -1,5 +1,7 @@
 //! `[webrtc]`: settings shared by every media architecture.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use serde::{Deserialize, Serialize};
 use taoyao_boot::{Invalid, Validate};
 
@@ -16,16 +18,68 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WebrtcConfig {
     /// Empty by default: on a LAN or localhost host candidates suffice, and the server reaches
     /// no outside service unless told to.
     pub ice_servers: Vec<IceServer>,
+    /// The address the server's own peer connections (sfu, mcu) bind: one UDP socket each.
+    /// `0.0.0.0` binds every non-loopback interface.
+    pub bind_ip: IpAddr,
+    /// The UDP ports they use, inclusive; both 0: any free port.
+    pub udp_port_min: u16,
+    pub udp_port_max: u16,
+    /// The address clients should send media to when the server is behind a 1:1 NAT: it
+    /// replaces `bind_ip` in the candidates the server hands out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub announced_ip: Option<IpAddr>,
+    /// Keyframe requests (PLI) to a publisher are sent at most this often per stream.
+    pub keyframe_request_interval_ms: u64,
+    /// How long the server waits for its ICE candidates before answering or offering.
+    pub gather_timeout_ms: u64,
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        WebrtcConfig {
+            ice_servers: Vec::new(),
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            udp_port_min: 40000,
+            udp_port_max: 49999,
+            announced_ip: None,
+            keyframe_request_interval_ms: 500,
+            gather_timeout_ms: 2000,
+        }
+    }
 }
 
 impl Validate for WebrtcConfig {
     fn validate(&self) -> Result<(), Invalid> {
+        if self.udp_port_min > self.udp_port_max {
+            return Err(Invalid::new(
+                "webrtc.udp_port_min",
+                "must not be above webrtc.udp_port_max",
+            ));
+        }
+        if (self.udp_port_min == 0) != (self.udp_port_max == 0) {
+            return Err(Invalid::new(
+                "webrtc.udp_port_min",
+                "set both ends of the port range, or neither (0)",
+            ));
+        }
+        if self.keyframe_request_interval_ms == 0 {
+            return Err(Invalid::new(
+                "webrtc.keyframe_request_interval_ms",
+                "must be greater than 0",
+            ));
+        }
+        if self.gather_timeout_ms == 0 {
+            return Err(Invalid::new(
+                "webrtc.gather_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
         for (i, s) in self.ice_servers.iter().enumerate() {
             let key = format!("webrtc.ice_servers[{i}].urls");
             if s.urls.is_empty() {

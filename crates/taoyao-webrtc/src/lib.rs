@@ -7,6 +7,9 @@
 //! turns into signals.
 
 pub mod config;
+pub mod forwarder;
+pub mod peer;
+pub mod rtcp;
 pub mod sdp_check;
 pub mod seam;
 

@@ -290,11 +290,23 @@ pub struct MediaRoomStats {
     pub subscriptions: usize,
 }
 
+/// A stream the server holds (sfu, mcu), as the room lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamInfo {
+    pub stream_id: String,
+    pub client_id: String,
+    pub kind: MediaKind,
+    pub paused: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MediaError {
     #[error("{0} is not in this room's media")]
     NotJoined(String),
+    #[error("stream {0} not found")]
+    NoStream(String),
     #[error("{0} is already in this room's media")]
     AlreadyJoined(String),
     #[error("{0}")]
@@ -311,7 +323,7 @@ pub enum MediaError {
 impl ErrorCode for MediaError {
     fn code(&self) -> Code {
         match self {
-            MediaError::NotJoined(_) => Code::NotFound,
+            MediaError::NotJoined(_) | MediaError::NoStream(_) => Code::NotFound,
             MediaError::AlreadyJoined(_) | MediaError::BadRequest(_) => Code::BadRequest,
             MediaError::Unsupported { .. } => Code::BadRequest,
             MediaError::Internal(_) => Code::SystemError,
@@ -359,6 +371,11 @@ pub trait MediaRoom: Send + Sync {
     ) -> Result<(), MediaError>;
 
     async fn stats(&self) -> MediaRoomStats;
+
+    /// The streams the server holds for this room (none in mesh).
+    async fn streams(&self) -> Vec<StreamInfo> {
+        Vec::new()
+    }
 
     /// Releases everything; the room is not used after this.
     async fn close(&self);

@@ -1,0 +1,387 @@
+//! The forwarder: one published track to many subscriber tracks. Shared by the sfu backend (all
+//! media) and the mcu backend (video).
+//!
+//! The packet path takes no lock: the sink list is an `ArcSwap` snapshot replaced on subscribe /
+//! unsubscribe, and every per-sink flag is an atomic. Each sink rewrites what a sender must own
+//! (SSRC, payload type, header extensions, which a subscriber's connection did not negotiate)
+//! and renumbers sequence numbers so the packets it skipped (paused, waiting for a keyframe)
+//! do not look lost to the subscriber. A video sink starts, and restarts after a pause, on a
+//! keyframe; the forwarder asks the publisher for one (PLI), at most once per configured interval.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use taoyao_media::keyframe::{VideoCodec, is_keyframe};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use crate::MediaKind;
+
+/// Counts a task for as long as it runs (the backends expose these counts).
+pub struct TaskCount(Arc<AtomicUsize>);
+
+impl TaskCount {
+    pub fn start(counter: &Arc<AtomicUsize>) -> TaskCount {
+        counter.fetch_add(1, Ordering::Relaxed);
+        TaskCount(counter.clone())
+    }
+}
+
+impl Drop for TaskCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+const VALID: u32 = 1 << 16;
+
+/// One subscriber's copy of a stream.
+pub struct Sink {
+    pub subscriber: String,
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    payload_type: u8,
+    paused: AtomicBool,
+    need_keyframe: AtomicBool,
+    /// Set when packets were skipped: the next forwarded one closes the sequence gap.
+    gap: AtomicBool,
+    /// Last sequence number sent (low 16 bits) with VALID set once one was sent.
+    last_out: AtomicU32,
+    offset: AtomicU32,
+    sent: AtomicU64,
+}
+
+impl Sink {
+    /// `ssrc` and `payload_type` are what the subscriber's connection negotiated for `track`.
+    pub fn new(
+        subscriber: impl Into<String>,
+        track: Arc<TrackLocalStaticRTP>,
+        ssrc: u32,
+        payload_type: u8,
+    ) -> Arc<Sink> {
+        Arc::new(Sink {
+            subscriber: subscriber.into(),
+            track,
+            ssrc,
+            payload_type,
+            paused: AtomicBool::new(false),
+            need_keyframe: AtomicBool::new(false),
+            gap: AtomicBool::new(false),
+            last_out: AtomicU32::new(0),
+            offset: AtomicU32::new(0),
+            sent: AtomicU64::new(0),
+        })
+    }
+
+    /// Packets sent to this subscriber.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    /// The outgoing sequence number for `seq`; only the forwarder task calls this.
+    fn map_seq(&self, seq: u16) -> u16 {
+        let last = self.last_out.load(Ordering::Relaxed);
+        if self.gap.swap(false, Ordering::Relaxed) && last & VALID != 0 {
+            let next = (last as u16).wrapping_add(1);
+            self.offset
+                .store(u32::from(seq.wrapping_sub(next)), Ordering::Relaxed);
+        }
+        let out = seq.wrapping_sub(self.offset.load(Ordering::Relaxed) as u16);
+        self.last_out
+            .store(VALID | u32::from(out), Ordering::Relaxed);
+        out
+    }
+}
+
+struct Inner {
+    stream: String,
+    kind: MediaKind,
+    codec: Option<VideoCodec>,
+    sinks: ArcSwap<Vec<Arc<Sink>>>,
+    paused: AtomicBool,
+    waiting: AtomicUsize,
+    keyframe_wanted: Notify,
+    keyframe_interval: Duration,
+    packets_in: AtomicU64,
+    stop: CancellationToken,
+}
+
+/// Handle to a running forwarder; clones share it. It stops when its publisher's track ends
+/// or [`Forwarder::stop`] is called.
+#[derive(Clone)]
+pub struct Forwarder {
+    inner: Arc<Inner>,
+    tasks: Arc<AtomicUsize>,
+}
+
+impl Forwarder {
+    /// Starts forwarding `track` (the publisher's) and returns the handle. `tasks` counts the
+    /// forwarder's task and its sinks' feedback tasks while they run.
+    pub fn spawn(
+        stream: impl Into<String>,
+        kind: MediaKind,
+        track: Arc<dyn TrackRemote>,
+        keyframe_interval: Duration,
+        tasks: Arc<AtomicUsize>,
+    ) -> Forwarder {
+        let inner = Arc::new(Inner {
+            stream: stream.into(),
+            kind,
+            codec: (kind == MediaKind::Video).then_some(VideoCodec::Vp8),
+            sinks: ArcSwap::from_pointee(Vec::new()),
+            paused: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
+            keyframe_wanted: Notify::new(),
+            keyframe_interval,
+            packets_in: AtomicU64::new(0),
+            stop: CancellationToken::new(),
+        });
+        let f = Forwarder { inner, tasks };
+        let run = f.clone();
+        let count = TaskCount::start(&f.tasks);
+        tokio::spawn(async move {
+            let _count = count;
+            run.run(track).await;
+        });
+        f
+    }
+
+    pub fn stream(&self) -> &str {
+        &self.inner.stream
+    }
+
+    pub fn kind(&self) -> MediaKind {
+        self.inner.kind
+    }
+
+    pub fn packets_in(&self) -> u64 {
+        self.inner.packets_in.load(Ordering::Relaxed)
+    }
+
+    pub fn sinks(&self) -> Arc<Vec<Arc<Sink>>> {
+        self.inner.sinks.load_full()
+    }
+
+    /// Starts sending to a subscriber (video from the next keyframe, which is requested).
+    pub fn add_sink(&self, sink: Arc<Sink>) {
+        if self.inner.codec.is_some() {
+            sink.need_keyframe.store(true, Ordering::Relaxed);
+            self.inner.waiting.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.sinks.rcu(|list| {
+            let mut next = Vec::clone(list);
+            next.push(sink.clone());
+            next
+        });
+        self.spawn_feedback(sink);
+        self.request_keyframe();
+    }
+
+    /// Stops sending to a subscriber.
+    pub fn remove_sink(&self, sink: &Arc<Sink>) {
+        self.inner.sinks.rcu(|list| {
+            list.iter()
+                .filter(|s| !Arc::ptr_eq(s, sink))
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+        if sink.need_keyframe.swap(false, Ordering::Relaxed) {
+            self.inner.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Pauses or resumes one subscriber's copy; resuming video waits for a keyframe.
+    pub fn set_sink_paused(&self, sink: &Arc<Sink>, paused: bool) {
+        let was = sink.paused.swap(paused, Ordering::Relaxed);
+        if was && !paused {
+            self.wait_for_keyframe(sink);
+        }
+    }
+
+    /// Pauses or resumes the stream for every subscriber (the publisher's pause).
+    pub fn set_paused(&self, paused: bool) {
+        let was = self.inner.paused.swap(paused, Ordering::Relaxed);
+        if was && !paused {
+            for sink in self.inner.sinks.load().iter() {
+                self.wait_for_keyframe(sink);
+            }
+        }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.inner.paused.load(Ordering::Relaxed)
+    }
+
+    fn wait_for_keyframe(&self, sink: &Arc<Sink>) {
+        if self.inner.codec.is_some() && !sink.need_keyframe.swap(true, Ordering::Relaxed) {
+            self.inner.waiting.fetch_add(1, Ordering::Relaxed);
+            self.request_keyframe();
+        }
+    }
+
+    /// Asks the publisher for a keyframe (sent by the forwarder task, rate-limited).
+    pub fn request_keyframe(&self) {
+        if self.inner.codec.is_some() {
+            self.inner.keyframe_wanted.notify_one();
+        }
+    }
+
+    pub fn stop(&self) {
+        self.inner.stop.cancel();
+    }
+
+    /// Reads keyframe requests the subscriber sends for its copy and passes them on.
+    fn spawn_feedback(&self, sink: Arc<Sink>) {
+        let f = self.clone();
+        let count = TaskCount::start(&self.tasks);
+        tokio::spawn(async move {
+            let _count = count;
+            loop {
+                tokio::select! {
+                    ev = sink.track.poll() => match ev {
+                        Some(TrackLocalEvent::OnRtcpPacket(_)) => f.request_keyframe(),
+                        Some(_) => {}
+                        None => break,
+                    },
+                    _ = f.inner.stop.cancelled() => break,
+                }
+                // A sink no longer in the list needs no feedback.
+                if !f.inner.sinks.load().iter().any(|s| Arc::ptr_eq(s, &sink)) {
+                    break;
+                }
+            }
+        });
+    }
+
+    async fn run(&self, track: Arc<dyn TrackRemote>) {
+        let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+        let mut last_pli: Option<Instant> = None;
+        let mut tick = tokio::time::interval(self.inner.keyframe_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let want_pli = tokio::select! {
+                ev = track.poll() => match ev {
+                    Some(TrackRemoteEvent::OnRtpPacket(p)) => {
+                        self.forward(p).await;
+                        false
+                    }
+                    Some(TrackRemoteEvent::OnEnded) | None => break,
+                    Some(_) => false,
+                },
+                _ = self.inner.keyframe_wanted.notified() => true,
+                // Someone still waits for a keyframe: ask again.
+                _ = tick.tick() => self.inner.waiting.load(Ordering::Relaxed) > 0,
+                _ = self.inner.stop.cancelled() => break,
+            };
+            if want_pli && last_pli.is_none_or(|t| t.elapsed() >= self.inner.keyframe_interval) {
+                last_pli = Some(Instant::now());
+                let pli = PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc,
+                };
+                if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
+                    tracing::debug!(stream = self.inner.stream, "PLI not sent: {e}");
+                }
+            }
+        }
+        self.inner.stop.cancel();
+        tracing::debug!(stream = self.inner.stream, "forwarder ended");
+    }
+
+    async fn forward(&self, p: rtc::rtp::packet::Packet) {
+        self.inner.packets_in.fetch_add(1, Ordering::Relaxed);
+        let sinks = self.inner.sinks.load();
+        if self.inner.paused.load(Ordering::Relaxed) {
+            for s in sinks.iter() {
+                s.gap.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
+        let key = match self.inner.codec {
+            Some(codec) if self.inner.waiting.load(Ordering::Relaxed) > 0 => {
+                is_keyframe(codec, &p.payload)
+            }
+            _ => false,
+        };
+        for sink in sinks.iter() {
+            if sink.paused.load(Ordering::Relaxed) {
+                sink.gap.store(true, Ordering::Relaxed);
+                continue;
+            }
+            if sink.need_keyframe.load(Ordering::Relaxed) {
+                if !key {
+                    sink.gap.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                if sink.need_keyframe.swap(false, Ordering::Relaxed) {
+                    self.inner.waiting.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            let mut out = p.clone();
+            out.header.ssrc = sink.ssrc;
+            out.header.payload_type = sink.payload_type;
+            // The subscriber's connection negotiated its own extensions (or none): send none.
+            out.header.extension = false;
+            out.header.extension_profile = 0;
+            out.header.extensions.clear();
+            out.header.extensions_padding = 0;
+            out.header.sequence_number = sink.map_seq(p.header.sequence_number);
+            if sink.track.write_rtp(out).await.is_ok() {
+                sink.sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink() -> Arc<Sink> {
+        let track = Arc::new(TrackLocalStaticRTP::new(
+            rtc::media_stream::MediaStreamTrack::new(
+                "s".into(),
+                "t".into(),
+                "l".into(),
+                rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video,
+                vec![],
+            ),
+        ));
+        Sink::new("sub", track, 1, 96)
+    }
+
+    #[test]
+    fn sequence_numbers_stay_contiguous_across_skips() {
+        let s = sink();
+        assert_eq!(s.map_seq(100), 100);
+        assert_eq!(s.map_seq(101), 101);
+        // 102..=109 skipped (paused), then 110 arrives.
+        s.gap.store(true, Ordering::Relaxed);
+        assert_eq!(s.map_seq(110), 102);
+        assert_eq!(s.map_seq(111), 103);
+        // Wrap-around.
+        s.gap.store(true, Ordering::Relaxed);
+        assert_eq!(s.map_seq(3), 104);
+        assert_eq!(
+            s.map_seq(65535u16.wrapping_add(10)),
+            104u16.wrapping_add(65535u16.wrapping_add(10).wrapping_sub(3))
+        );
+    }
+
+    #[test]
+    fn a_first_packet_after_a_gap_with_nothing_sent_keeps_its_number() {
+        let s = sink();
+        s.gap.store(true, Ordering::Relaxed);
+        assert_eq!(s.map_seq(5000), 5000);
+    }
+}

@@ -1,0 +1,405 @@
+//! Making the server's peer connections: one media engine (VP8 + Opus with NACK, PLI, FIR and
+//! transport-cc feedback), the default interceptors (NACK responder/generator, RTCP reports,
+//! TWCC feedback so browsers adapt their bitrate) plus one that hands subscribers' keyframe
+//! requests to the application, mDNS off, a UDP port from the configured range, and the
+//! announced IP written into the candidates.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use tokio::sync::watch;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    register_default_interceptors,
+};
+
+use crate::config::WebrtcConfig;
+use crate::rtcp::KeyframeRequestInterceptor;
+use crate::{Candidate, MediaError};
+
+/// The codecs the server speaks, with their payload types.
+pub const VP8_PT: u8 = 96;
+/// RTX (RFC 4588) for VP8: NACKed packets are resent on their own SSRC and sequence space, so
+/// a receiver's SRTP replay window never mistakes them for replays.
+pub const VP8_RTX_PT: u8 = 97;
+pub const OPUS_PT: u8 = 111;
+pub const MIME_VP8: &str = "video/VP8";
+pub const MIME_OPUS: &str = "audio/opus";
+
+fn internal(e: impl std::fmt::Display) -> MediaError {
+    MediaError::Internal(e.to_string())
+}
+
+/// The codec a server-side track carries.
+pub fn codec_for(kind: crate::MediaKind) -> RTCRtpCodec {
+    match kind {
+        crate::MediaKind::Video => RTCRtpCodec {
+            mime_type: MIME_VP8.into(),
+            clock_rate: 90000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![],
+        },
+        crate::MediaKind::Audio => RTCRtpCodec {
+            mime_type: MIME_OPUS.into(),
+            clock_rate: 48000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+            rtcp_feedback: vec![],
+        },
+    }
+}
+
+fn media_engine() -> Result<MediaEngine, MediaError> {
+    let fb = |t: &str, p: &str| RTCPFeedback {
+        typ: t.into(),
+        parameter: p.into(),
+    };
+    let mut me = MediaEngine::default();
+    let mut vp8 = codec_for(crate::MediaKind::Video);
+    vp8.rtcp_feedback = vec![
+        fb("goog-remb", ""),
+        fb("ccm", "fir"),
+        fb("nack", ""),
+        fb("nack", "pli"),
+    ];
+    me.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: vp8,
+            payload_type: VP8_PT,
+        },
+        RtpCodecKind::Video,
+    )
+    .map_err(internal)?;
+    me.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: "video/rtx".into(),
+                clock_rate: 90000,
+                channels: 0,
+                sdp_fmtp_line: format!("apt={VP8_PT}"),
+                rtcp_feedback: vec![],
+            },
+            payload_type: VP8_RTX_PT,
+        },
+        RtpCodecKind::Video,
+    )
+    .map_err(internal)?;
+    me.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: codec_for(crate::MediaKind::Audio),
+            payload_type: OPUS_PT,
+        },
+        RtpCodecKind::Audio,
+    )
+    .map_err(internal)?;
+    Ok(me)
+}
+
+/// Called with each remote track as it starts.
+pub type OnTrack = Arc<dyn Fn(Arc<dyn TrackRemote>) + Send + Sync>;
+/// Called on each connection state change.
+pub type OnState = Arc<dyn Fn(RTCPeerConnectionState) + Send + Sync>;
+
+/// Callbacks of one peer connection. They run on the connection's driver task: keep them short.
+#[derive(Clone, Default)]
+pub struct PeerEvents {
+    pub on_track: Option<OnTrack>,
+    pub on_state: Option<OnState>,
+}
+
+struct Handler {
+    gathered: watch::Sender<bool>,
+    events: PeerEvents,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if let Some(f) = &self.events.on_state {
+            f(state);
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        if let Some(f) = &self.events.on_track {
+            f(track);
+        }
+    }
+}
+
+/// Hands out UDP ports from the configured range, round robin, skipping ports in use.
+struct Ports {
+    ip: IpAddr,
+    min: u16,
+    max: u16,
+    next: AtomicU32,
+}
+
+impl Ports {
+    fn next_free(&self) -> Result<u16, MediaError> {
+        if self.min == 0 {
+            return Ok(0);
+        }
+        let span = u32::from(self.max - self.min) + 1;
+        for _ in 0..span {
+            let port = self.min + (self.next.fetch_add(1, Ordering::Relaxed) % span) as u16;
+            if UdpSocket::bind(SocketAddr::new(self.ip, port)).is_ok() {
+                return Ok(port);
+            }
+        }
+        Err(MediaError::Internal(format!(
+            "no free UDP port in {}-{} on {}",
+            self.min, self.max, self.ip
+        )))
+    }
+}
+
+/// Builds the server's peer connections and counts the open ones.
+pub struct PeerFactory {
+    cfg: WebrtcConfig,
+    ports: Ports,
+    open: Arc<AtomicUsize>,
+}
+
+impl PeerFactory {
+    pub fn new(cfg: WebrtcConfig) -> Self {
+        PeerFactory {
+            ports: Ports {
+                ip: cfg.bind_ip,
+                min: cfg.udp_port_min,
+                max: cfg.udp_port_max,
+                next: AtomicU32::new(0),
+            },
+            cfg,
+            open: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub fn config(&self) -> &WebrtcConfig {
+        &self.cfg
+    }
+
+    /// Peer connections built and not yet closed.
+    pub fn open_count(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    pub async fn create(&self, events: PeerEvents) -> Result<Arc<Peer>, MediaError> {
+        let (gathered_tx, gathered) = watch::channel(false);
+        let handler = Arc::new(Handler {
+            gathered: gathered_tx,
+            events,
+        });
+        let ice_servers: Vec<RTCIceServer> = self
+            .cfg
+            .ice_servers
+            .iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone().unwrap_or_default(),
+                credential: s.credential.clone().unwrap_or_default(),
+            })
+            .collect();
+        let mut last_err = None;
+        // A port found free can be taken before the connection binds it: try a few.
+        for _ in 0..5 {
+            let port = self.ports.next_free()?;
+            let mut me = media_engine()?;
+            let registry = register_default_interceptors(Registry::new(), &mut me)
+                .map_err(internal)?
+                .with(
+                    rtc::interceptor::Slot::from(14_000usize),
+                    KeyframeRequestInterceptor::default(),
+                );
+            let settings = SettingEngineBuilder::new()
+                .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+                .build();
+            let config = RTCConfigurationBuilder::new()
+                .with_ice_servers(ice_servers.clone())
+                .build();
+            let built = PeerConnectionBuilder::new()
+                .with_configuration(config)
+                .with_media_engine(me)
+                .with_interceptor_registry(registry)
+                .with_setting_engine(settings)
+                .with_handler(handler.clone())
+                .with_udp_addrs(vec![SocketAddr::new(self.cfg.bind_ip, port)])
+                .build()
+                .await;
+            match built {
+                Ok(pc) => {
+                    self.open.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Arc::new(Peer {
+                        pc: Arc::new(pc),
+                        gathered,
+                        bind_ip: self.cfg.bind_ip,
+                        announced_ip: self.cfg.announced_ip,
+                        gather_timeout: Duration::from_millis(self.cfg.gather_timeout_ms),
+                        closed: AtomicBool::new(false),
+                        open: self.open.clone(),
+                    }));
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(internal(format!(
+            "cannot create a peer connection: {}",
+            last_err.map(|e| e.to_string()).unwrap_or_default()
+        )))
+    }
+}
+
+/// One server-side peer connection.
+pub struct Peer {
+    pub pc: Arc<dyn PeerConnection>,
+    gathered: watch::Receiver<bool>,
+    bind_ip: IpAddr,
+    announced_ip: Option<IpAddr>,
+    gather_timeout: Duration,
+    closed: AtomicBool,
+    open: Arc<AtomicUsize>,
+}
+
+impl Peer {
+    /// Applies a remote offer and returns the answer SDP (with the server's candidates).
+    pub async fn answer(&self, offer_sdp: String) -> Result<String, MediaError> {
+        let offer = RTCSessionDescription::offer(offer_sdp)
+            .map_err(|e| MediaError::BadRequest(format!("bad offer: {e}")))?;
+        self.pc
+            .set_remote_description(offer)
+            .await
+            .map_err(|e| MediaError::BadRequest(format!("offer not accepted: {e}")))?;
+        let answer = self.pc.create_answer(None).await.map_err(internal)?;
+        self.pc
+            .set_local_description(answer)
+            .await
+            .map_err(internal)?;
+        self.local_sdp().await
+    }
+
+    /// Makes an offer and returns its SDP (with the server's candidates).
+    pub async fn offer(&self) -> Result<String, MediaError> {
+        let offer = self.pc.create_offer(None).await.map_err(internal)?;
+        self.pc
+            .set_local_description(offer)
+            .await
+            .map_err(internal)?;
+        self.local_sdp().await
+    }
+
+    /// Applies the remote answer to our offer.
+    pub async fn accept_answer(&self, sdp: String) -> Result<(), MediaError> {
+        let answer = RTCSessionDescription::answer(sdp)
+            .map_err(|e| MediaError::BadRequest(format!("bad answer: {e}")))?;
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .map_err(|e| MediaError::BadRequest(format!("answer not accepted: {e}")))
+    }
+
+    pub async fn add_candidate(&self, c: Candidate) -> Result<(), MediaError> {
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_m_line_index,
+            ..Default::default()
+        };
+        self.pc
+            .add_ice_candidate(init)
+            .await
+            .map_err(|e| MediaError::BadRequest(format!("candidate not accepted: {e}")))
+    }
+
+    /// The local description once our candidates are gathered (or the gather timeout passed),
+    /// with the announced IP in place of the bound one.
+    async fn local_sdp(&self) -> Result<String, MediaError> {
+        let mut gathered = self.gathered.clone();
+        let _ = tokio::time::timeout(self.gather_timeout, gathered.wait_for(|g| *g)).await;
+        let desc = self
+            .pc
+            .local_description()
+            .await
+            .ok_or_else(|| internal("no local description"))?;
+        Ok(match self.announced_ip {
+            Some(ip) => announce(&desc.sdp, self.bind_ip, ip),
+            None => desc.sdp,
+        })
+    }
+
+    /// Closes the connection (idempotent): its sockets, tasks and tracks end.
+    pub async fn close(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            let _ = self.pc.close().await;
+            self.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Replaces `bound` with `announced` as the address of every candidate line of an SDP.
+pub fn announce(sdp: &str, bound: IpAddr, announced: IpAddr) -> String {
+    let bound = bound.to_string();
+    let announced = announced.to_string();
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        if line.starts_with("a=candidate:") {
+            let mut fields: Vec<&str> = line.split(' ').collect();
+            // a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ ...
+            if fields.len() > 4 && fields[4] == bound {
+                fields[4] = &announced;
+                out.push_str(&fields.join(" "));
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announce_rewrites_only_bound_candidates() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.5 40000 typ host\r\na=candidate:2 1 udp 1 10.0.0.6 40001 typ host\r\nc=IN IP4 10.0.0.5\r\n";
+        let out = announce(
+            sdp,
+            "10.0.0.5".parse().unwrap(),
+            "203.0.113.7".parse().unwrap(),
+        );
+        assert!(out.contains("a=candidate:1 1 udp 2130706431 203.0.113.7 40000 typ host\r\n"));
+        assert!(out.contains("10.0.0.6 40001"));
+        assert!(out.contains("c=IN IP4 10.0.0.5"));
+    }
+
+    #[test]
+    fn ports_come_from_the_range_and_skip_busy_ones() {
+        let busy = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = busy.local_addr().unwrap().port();
+        let ports = Ports {
+            ip: "127.0.0.1".parse().unwrap(),
+            min: p,
+            max: p,
+            next: AtomicU32::new(0),
+        };
+        assert!(ports.next_free().is_err(), "the only port is taken");
+        drop(busy);
+        assert_eq!(ports.next_free().unwrap(), p);
+    }
+}
