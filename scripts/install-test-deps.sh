@@ -10,6 +10,8 @@ packages=(
   chromium
   iproute2
   util-linux
+  # Real VP8 / Opus test media for the WebRTC tests (and ffprobe for recordings).
+  ffmpeg
 )
 if [ "$(id -u)" -ne 0 ]; then
   echo "run as root (apt-get install)" >&2

@@ -2,6 +2,7 @@
 export { SignalClient, SignalError, PROTOCOL_VERSION } from './signal.js';
 export { Peer } from './peer.js';
 export { Room } from './room.js';
+export { SfuRoom } from './sfu-room.js';
 export { Call } from './call.js';
 
 /** The signaling URL of the server that served this page. */

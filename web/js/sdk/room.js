@@ -4,6 +4,7 @@
 // 'peer-state' {clientId, state}, 'media-state' {clientId, kind, action}, 'closed' {reason}.
 
 import { Peer } from './peer.js';
+import { SfuRoom } from './sfu-room.js';
 
 export class Room extends EventTarget {
   /**
@@ -26,11 +27,27 @@ export class Room extends EventTarget {
     this.#listen();
   }
 
-  /** Enters (creating the room if needed) and connects to everyone already there. */
+  /**
+   * Enters (creating the room if needed) and starts its media: in a mesh room connects to
+   * everyone already there; in an sfu or mcu room publishes to the server and receives what it
+   * forwards (an SfuRoom, with the same events and methods).
+   */
   static async enter(signal, { roomId, password, architecture }, localStream) {
-    const status = await signal.request('room::enter', { roomId, password, architecture });
+    // Offers for this room may arrive right after the answer: catch them until the room exists.
+    const early = [];
+    const stop = signal.on('media::exchange', (b) => b.roomId === roomId && early.push(b));
+    let status;
+    try {
+      status = await signal.request('room::enter', { roomId, password, architecture, subscribe: 'all' });
+    } finally {
+      stop();
+    }
     if (status.architecture !== 'mesh') {
-      throw new Error(`room ${roomId} runs ${status.architecture}; this client speaks mesh only so far`);
+      const room = new SfuRoom(signal, status, localStream);
+      room.password = password;
+      room.replay(early);
+      await room.publish();
+      return room;
     }
     const room = new Room(signal, status, localStream);
     room.password = password;

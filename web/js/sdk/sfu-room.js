@@ -1,0 +1,169 @@
+// A room whose media goes through the server (sfu; mcu too). Two connections with the server:
+// publish (we offer our camera and microphone) and subscribe (the server offers what we
+// receive; we answer). Same events as the mesh Room: 'member-joined', 'member-left',
+// 'track' {clientId, stream}, 'peer-state' {clientId, state}, 'media-state', 'closed'.
+
+export class SfuRoom extends EventTarget {
+  constructor(signal, status, localStream) {
+    super();
+    this.signal = signal;
+    this.roomId = status.roomId;
+    this.name = status.name;
+    this.architecture = status.architecture;
+    this.owner = status.owner;
+    this.localStream = localStream;
+    this.members = new Map();
+    this.streams = new Map(); // clientId -> MediaStream of what we receive from them
+    this.paused = new Map(); // streamId -> paused
+    this.unsubscribe = [];
+    for (const m of status.members) if (m.clientId !== signal.clientId) this.members.set(m.clientId, m);
+    this.#listen();
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  #rtcConfig() {
+    return { iceServers: this.signal.config?.iceServers ?? [], bundlePolicy: 'max-bundle' };
+  }
+
+  #listen() {
+    const on = (s, fn) => this.unsubscribe.push(this.signal.on(s, (b) => b.roomId === this.roomId && fn(b)));
+    on('room::enter', ({ client }) => {
+      this.members.set(client.clientId, client);
+      this.#emit('member-joined', { member: client });
+    });
+    on('room::leave', ({ clientId, reason }) => {
+      this.members.delete(clientId);
+      this.streams.delete(clientId);
+      this.#emit('member-left', { clientId, reason });
+    });
+    on('room::close', ({ reason }) => this.#end(reason));
+    on('room::expel', ({ reason }) => this.#end(reason));
+    on('media::exchange', (b) => this.#onExchange(b).catch((err) => this.#emit('error', err)));
+    for (const action of ['publish', 'unpublish', 'pause', 'resume']) {
+      on(`media::${action}`, ({ clientId, kind, streamId }) => {
+        if (streamId) this.paused.set(streamId, action === 'pause');
+        this.#emit('media-state', { clientId, kind, action, streamId });
+        this.#emit('peer-state', { clientId, state: this.#stateOf(clientId) });
+      });
+    }
+  }
+
+  #stateOf(clientId) {
+    const base = this.sub?.connectionState ?? 'new';
+    const paused = [...this.paused.entries()].some(([id, p]) => p && id.startsWith(`${clientId}:`));
+    return paused ? `${base}, paused` : base;
+  }
+
+  /** Handles negotiation messages that arrived before the room object existed. */
+  replay(messages) {
+    for (const b of messages) this.#onExchange(b).catch((err) => this.#emit('error', err));
+  }
+
+  /** Publishes our camera and microphone on the publish connection. */
+  async publish() {
+    if (!this.localStream) return;
+    const pc = new RTCPeerConnection(this.#rtcConfig());
+    this.pub = pc;
+    const early = [];
+    let answered = false;
+    pc.onicecandidate = ({ candidate }) => {
+      if (!candidate) return;
+      const send = () => this.signal.request('media::exchange', {
+        roomId: this.roomId, transport: 'publish', type: 'candidate', candidate: candidate.toJSON(),
+      }).catch(() => {});
+      if (answered) send(); else early.push(send);
+    };
+    for (const track of this.localStream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [this.localStream] });
+    await pc.setLocalDescription(await pc.createOffer());
+    const answer = await this.signal.request('media::publish', { roomId: this.roomId, sdp: pc.localDescription.sdp });
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    answered = true;
+    for (const send of early.splice(0)) send();
+  }
+
+  #subscribePc() {
+    if (this.sub) return this.sub;
+    const pc = new RTCPeerConnection(this.#rtcConfig());
+    this.sub = pc;
+    pc.onicecandidate = ({ candidate }) => {
+      if (candidate) {
+        this.signal.request('media::exchange', {
+          roomId: this.roomId, transport: 'subscribe', type: 'candidate', candidate: candidate.toJSON(),
+        }).catch(() => {});
+      }
+    };
+    pc.ontrack = ({ track, streams }) => {
+      // The server labels each forwarded track with its publisher's client id.
+      const clientId = streams[0]?.id ?? 'unknown';
+      let stream = this.streams.get(clientId);
+      if (!stream) {
+        stream = new MediaStream();
+        this.streams.set(clientId, stream);
+      }
+      stream.addTrack(track);
+      track.onended = () => stream.removeTrack(track);
+      this.#emit('track', { clientId, stream });
+    };
+    pc.onconnectionstatechange = () => {
+      for (const id of this.members.keys()) this.#emit('peer-state', { clientId: id, state: this.#stateOf(id) });
+    };
+    return pc;
+  }
+
+  async #onExchange({ transport, type, sdp, candidate }) {
+    if (transport !== 'subscribe') return;
+    const pc = this.#subscribePc();
+    if (type === 'offer') {
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+      await this.signal.request('media::exchange', {
+        roomId: this.roomId, transport: 'subscribe', type: 'answer', sdp: pc.localDescription.sdp,
+      });
+    } else if (type === 'candidate') {
+      await pc.addIceCandidate(candidate);
+    }
+  }
+
+  /** Mutes or unmutes our own audio or video: the server stops forwarding it to everyone. */
+  async setEnabled(kind, enabled) {
+    for (const t of this.localStream?.getTracks() ?? []) if (t.kind === kind) t.enabled = enabled;
+    await this.signal.request(enabled ? 'media::resume' : 'media::pause', { roomId: this.roomId, kind });
+  }
+
+  /** Per publisher, a summary of what we receive from it (same shape as the mesh Room's). */
+  async stats() {
+    const out = {};
+    if (!this.sub) return out;
+    const report = await this.sub.getStats();
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      // The server's track ids are stream ids, "clientId:videoN".
+      const clientId = String(s.trackIdentifier ?? '').split(':')[0] || 'unknown';
+      const p = (out[clientId] ??= { connectionState: this.sub.connectionState, video: {}, audio: {} });
+      const o = s.kind === 'video' ? p.video : p.audio;
+      o.packetsReceived = (o.packetsReceived ?? 0) + (s.packetsReceived ?? 0);
+      if (s.kind === 'video') o.framesDecoded = (o.framesDecoded ?? 0) + (s.framesDecoded ?? 0);
+      else {
+        o.totalSamplesReceived = (o.totalSamplesReceived ?? 0) + (s.totalSamplesReceived ?? 0);
+        o.audioLevel = s.audioLevel ?? 0;
+      }
+    });
+    return out;
+  }
+
+  async leave() {
+    try { await this.signal.request('room::leave', { roomId: this.roomId }); } finally { this.#end('left'); }
+  }
+
+  #end(reason) {
+    if (this.ended) return;
+    this.ended = true;
+    this.pub?.close();
+    this.sub?.close();
+    for (const u of this.unsubscribe) u();
+    this.#emit('closed', { reason });
+  }
+}
