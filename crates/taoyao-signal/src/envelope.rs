@@ -304,3 +304,65 @@ mod tests {
         assert!(err(&deep).reason.starts_with("not valid JSON"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| Value::from(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| Value::from(f)),
+            ".{0,40}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map(".{0,12}", inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn signal() -> impl Strategy<Value = String> {
+        prop::collection::vec("[a-z0-9_]{1,10}", 1..4).prop_map(|parts| parts.join("::"))
+    }
+
+    proptest! {
+        /// Whatever the server sends parses back to the same message.
+        #[test]
+        fn serialize_then_parse_is_identity(
+            id in 0..=MAX_SAFE_ID,
+            signal in signal(),
+            body in prop::collection::btree_map(".{0,12}", json_value(), 0..6),
+            code in prop::option::of(prop::sample::select(Code::ALL.to_vec())),
+            message in prop::option::of(".{0,30}"),
+        ) {
+            let mut m = Message::new(id, signal, Value::Object(body.into_iter().collect()));
+            m.code = code;
+            m.message = message;
+            let back = Message::parse(&m.to_json()).unwrap();
+            prop_assert_eq!(back, m);
+        }
+
+        /// Any text either parses or is refused with a reason; nothing panics.
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,200}") {
+            match Message::parse(&text) {
+                Ok(m) => prop_assert!(m.body.is_object()),
+                Err(e) => prop_assert!(!e.reason.is_empty()),
+            }
+        }
+
+        /// Any JSON value either parses or is refused with a reason.
+        #[test]
+        fn arbitrary_json_never_panics(v in json_value()) {
+            let _ = Message::parse(&v.to_string());
+        }
+    }
+}

@@ -211,10 +211,14 @@ impl SignalHub {
             )
                 .into_response();
         }
-        let max = self.inner.config.max_message_bytes;
+        // The WebSocket layer reads up to 4x the limit so that a moderately oversized message is
+        // consumed whole and refused cleanly (error, then close 1009); stopping at the frame
+        // header would leave its payload unread, and closing a socket with unread data resets
+        // it before the client sees why. Larger ones are cut off at the header.
+        let hard = self.inner.config.max_message_bytes.saturating_mul(4);
         let hub = self.clone();
-        ws.max_message_size(max)
-            .max_frame_size(max)
+        ws.max_message_size(hard)
+            .max_frame_size(hard)
             .on_upgrade(move |socket| {
                 let tracked = hub.inner.shutdown.clone();
                 tracked.track(crate::session::run(hub, socket, remote))

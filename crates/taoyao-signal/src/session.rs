@@ -209,6 +209,18 @@ impl Session {
                 Ok(Some(Ok(f))) => f,
             };
             last_activity = Instant::now();
+            let size = match &frame {
+                WsMessage::Text(t) => t.len(),
+                WsMessage::Binary(b) => b.len(),
+                _ => 0,
+            };
+            let max = self.hub.config().max_message_bytes;
+            if size > max {
+                let why = format!("message of {size} bytes is over the limit of {max} bytes");
+                self.platform_error(0, Code::BadMessage, &why);
+                self.conn.close(close::TOO_BIG, &why);
+                return;
+            }
             if matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_))
                 && !self.within_rate(&frame)
             {
