@@ -531,8 +531,8 @@ impl ClientPeer {
                 .with_context(|| format!("{mime} was not negotiated"))?;
             let stop = self.stop.clone();
             let media = media.clone();
+            let keyframe_wanted = Arc::new(AtomicBool::new(false));
             if video {
-                let keyframe_wanted = Arc::new(AtomicBool::new(false));
                 // Keyframe requests from the far end arrive as RTCP on our sending track.
                 let (t, k, s) = (track.clone(), keyframe_wanted.clone(), stop.clone());
                 tokio::spawn(async move {
@@ -545,64 +545,53 @@ impl ClientPeer {
                         }
                     }
                 });
-                let sent = self.sent_video.clone();
-                tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(media.frame_duration);
-                    let mut i = 0usize;
-                    while !stop.load(Ordering::Relaxed) {
-                        tick.tick().await;
+            }
+            let sent = if video {
+                self.sent_video.clone()
+            } else {
+                self.sent_audio.clone()
+            };
+            let (every, count) = if video {
+                (media.frame_duration, media.video.len())
+            } else {
+                (Duration::from_millis(20), media.audio.len())
+            };
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                let mut i = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    let data = if video {
                         if keyframe_wanted.swap(false, Ordering::Relaxed)
                             && !media.video[i].keyframe
                         {
                             // As an encoder would: the next frame sent is a keyframe.
-                            i = (i..media.video.len())
+                            i = (i..count)
                                 .chain(0..i)
                                 .find(|&j| media.video[j].keyframe)
                                 .unwrap_or(0);
                         }
-                        let f = &media.video[i];
-                        let sample = Sample {
-                            data: f.data.clone(),
-                            duration: media.frame_duration,
-                            ..Sample::new(Instant::now())
-                        };
-                        if track
-                            .sample_writer(ssrc, pt)
-                            .write_sample(&sample)
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                        sent.fetch_add(1, Ordering::Relaxed);
-                        i = (i + 1) % media.video.len();
+                        media.video[i].data.clone()
+                    } else {
+                        media.audio[i].clone()
+                    };
+                    let sample = Sample {
+                        data,
+                        duration: every,
+                        ..Sample::new(Instant::now())
+                    };
+                    if track
+                        .sample_writer(ssrc, pt)
+                        .write_sample(&sample)
+                        .await
+                        .is_err()
+                    {
+                        break;
                     }
-                });
-            } else {
-                let sent = self.sent_audio.clone();
-                tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(Duration::from_millis(20));
-                    let mut i = 0usize;
-                    while !stop.load(Ordering::Relaxed) {
-                        tick.tick().await;
-                        let sample = Sample {
-                            data: media.audio[i].clone(),
-                            duration: Duration::from_millis(20),
-                            ..Sample::new(Instant::now())
-                        };
-                        if track
-                            .sample_writer(ssrc, pt)
-                            .write_sample(&sample)
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                        sent.fetch_add(1, Ordering::Relaxed);
-                        i = (i + 1) % media.audio.len();
-                    }
-                });
-            }
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    i = (i + 1) % count;
+                }
+            });
         }
         Ok(())
     }

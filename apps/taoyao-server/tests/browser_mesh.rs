@@ -1,31 +1,10 @@
 //! The real web client in three headless Chromium pages: a mesh room where every page decodes
-//! video from both others and receives their audio.
+//! video from both others and receives their audio, peer to peer.
 
 mod common;
 
-use std::time::Duration;
-
 use common::TestServer;
-use common::browser::{Browser, enter_private_network, wait_for_reports};
-use serde_json::Value;
-
-const PAGES: [&str; 3] = ["page-a", "page-b", "page-c"];
-
-/// Every page has a connected peer with decoded video frames and audio from every other page.
-fn all_media_flowing(reports: &std::collections::HashMap<String, Value>) -> bool {
-    PAGES.iter().all(|me| {
-        let Some(r) = reports.get(*me) else {
-            return false;
-        };
-        PAGES.iter().filter(|p| *p != me).all(|other| {
-            let peer = &r["room"]["peers"][*other];
-            peer["connectionState"] == "connected"
-                && peer["video"]["framesDecoded"].as_u64().unwrap_or(0) > 0
-                && peer["audio"]["packetsReceived"].as_u64().unwrap_or(0) > 0
-                && peer["audio"]["totalSamplesReceived"].as_u64().unwrap_or(0) > 0
-        })
-    })
-}
+use common::browser::{enter_private_network, pages_see_and_hear_each_other};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_pages_in_a_mesh_room_see_and_hear_each_other() {
@@ -33,33 +12,7 @@ async fn three_pages_in_a_mesh_room_see_and_hear_each_other() {
         return;
     }
     let server = TestServer::start().await;
-    let mut harness = server.client("harness").await;
-    let base = format!("http://{}/", server.addr);
-    let browsers: Vec<Browser> = PAGES
-        .iter()
-        .map(|id| {
-            Browser::open(&format!(
-                "{base}?clientId={id}&name={id}&username=taoyao&password=taoyao&room=mesh-e2e&report=harness"
-            ))
-        })
-        .collect();
-    let refs: Vec<&Browser> = browsers.iter().collect();
-    let reports = wait_for_reports(
-        &mut harness,
-        &refs,
-        Duration::from_secs(60),
-        all_media_flowing,
-    )
-    .await;
-    for id in PAGES {
-        let peers = &reports[id]["room"]["peers"];
-        eprintln!("{id}: {peers}");
-        assert_eq!(
-            reports[id]["local"],
-            serde_json::json!(["audio", "video"]),
-            "{id} sends camera and microphone"
-        );
-    }
+    pages_see_and_hear_each_other(&server, "mesh-e2e", "", &["page-a", "page-b", "page-c"]).await;
     // The server only relayed negotiation: the room's media backend holds no peer connection.
     let stats = server
         .parts()
@@ -73,8 +26,5 @@ async fn three_pages_in_a_mesh_room_see_and_hear_each_other() {
         stats.negotiations >= 6,
         "offers and answers for 3 pairs at least: {stats:?}"
     );
-    for b in browsers {
-        b.close().await;
-    }
     server.stop().await;
 }

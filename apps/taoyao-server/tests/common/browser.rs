@@ -168,3 +168,52 @@ pub async fn wait_for_reports(
         }
     }
 }
+
+/// Opens one page per client id in `room` (with extra query parameters, e.g.
+/// `&architecture=sfu`) and waits until every page decodes video, and receives decoded audio,
+/// from every other page over a connected connection. Returns the last reports.
+pub async fn pages_see_and_hear_each_other(
+    server: &super::TestServer,
+    room: &str,
+    extra: &str,
+    pages: &[&str],
+) -> HashMap<String, Value> {
+    let mut harness = server.client("harness").await;
+    let base = format!("http://{}/", server.addr);
+    let browsers: Vec<Browser> = pages
+        .iter()
+        .map(|id| {
+            Browser::open(&format!(
+                "{base}?clientId={id}&name={id}&username=taoyao&password=taoyao&room={room}{extra}&report=harness"
+            ))
+        })
+        .collect();
+    let refs: Vec<&Browser> = browsers.iter().collect();
+    let reports = wait_for_reports(&mut harness, &refs, Duration::from_secs(60), |reports| {
+        pages.iter().all(|me| {
+            let Some(r) = reports.get(*me) else {
+                return false;
+            };
+            pages.iter().filter(|p| *p != me).all(|other| {
+                let peer = &r["room"]["peers"][*other];
+                peer["connectionState"] == "connected"
+                    && peer["video"]["framesDecoded"].as_u64().unwrap_or(0) > 0
+                    && peer["audio"]["packetsReceived"].as_u64().unwrap_or(0) > 0
+                    && peer["audio"]["totalSamplesReceived"].as_u64().unwrap_or(0) > 0
+            })
+        })
+    })
+    .await;
+    for id in pages {
+        eprintln!("{id}: {}", reports[*id]["room"]["peers"]);
+        assert_eq!(
+            reports[*id]["local"],
+            serde_json::json!(["audio", "video"]),
+            "{id} sends camera and microphone"
+        );
+    }
+    for b in browsers {
+        b.close().await;
+    }
+    reports
+}
