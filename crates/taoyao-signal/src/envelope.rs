@@ -314,10 +314,10 @@ mod properties {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| Value::from(n)),
+            any::<i64>().prop_map(Value::from),
             any::<f64>()
                 .prop_filter("finite", |f| f.is_finite())
-                .prop_map(|f| Value::from(f)),
+                .prop_map(Value::from),
             ".{0,40}".prop_map(Value::String),
         ];
         leaf.prop_recursive(4, 64, 8, |inner| {
