@@ -12,7 +12,9 @@ async fn three_pages_in_a_mesh_room_see_and_hear_each_other() {
         return;
     }
     let server = TestServer::start().await;
-    pages_see_and_hear_each_other(&server, "mesh-e2e", "", &["page-a", "page-b", "page-c"]).await;
+    let (_, browsers) =
+        pages_see_and_hear_each_other(&server, "mesh-e2e", "", &["page-a", "page-b", "page-c"])
+            .await;
     // The server only relayed negotiation: the room's media backend holds no peer connection.
     let stats = server
         .parts()
@@ -26,5 +28,8 @@ async fn three_pages_in_a_mesh_room_see_and_hear_each_other() {
         stats.negotiations >= 6,
         "offers and answers for 3 pairs at least: {stats:?}"
     );
+    for b in browsers {
+        b.close().await;
+    }
     server.stop().await;
 }

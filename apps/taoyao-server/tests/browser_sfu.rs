@@ -12,7 +12,7 @@ async fn three_pages_in_an_sfu_room_see_and_hear_each_other() {
         return;
     }
     let server = TestServer::start().await;
-    pages_see_and_hear_each_other(
+    let (_, browsers) = pages_see_and_hear_each_other(
         &server,
         "sfu-e2e",
         "&architecture=sfu",
@@ -36,5 +36,8 @@ async fn three_pages_in_an_sfu_room_see_and_hear_each_other() {
         (3, 6, 12, 6),
         "{stats:?}"
     );
+    for b in browsers {
+        b.close().await;
+    }
     server.stop().await;
 }

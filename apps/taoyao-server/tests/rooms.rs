@@ -426,7 +426,7 @@ async fn architecture_choice_follows_config() {
     .await;
     let mut a = server.client("a").await;
     let r = a
-        .request("room::create", json!({"name": "x", "architecture": "sfu"}))
+        .request("room::create", json!({"name": "x", "architecture": "mcu"}))
         .await;
     assert_eq!(r["code"], "3400");
     assert!(

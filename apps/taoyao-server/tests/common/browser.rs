@@ -171,13 +171,14 @@ pub async fn wait_for_reports(
 
 /// Opens one page per client id in `room` (with extra query parameters, e.g.
 /// `&architecture=sfu`) and waits until every page decodes video, and receives decoded audio,
-/// from every other page over a connected connection. Returns the last reports.
+/// from every other page over a connected connection. Returns the last reports and the
+/// browsers, still open (close them after checking the server's side).
 pub async fn pages_see_and_hear_each_other(
     server: &super::TestServer,
     room: &str,
     extra: &str,
     pages: &[&str],
-) -> HashMap<String, Value> {
+) -> (HashMap<String, Value>, Vec<Browser>) {
     let mut harness = server.client("harness").await;
     let base = format!("http://{}/", server.addr);
     let browsers: Vec<Browser> = pages
@@ -212,8 +213,5 @@ pub async fn pages_see_and_hear_each_other(
             "{id} sends camera and microphone"
         );
     }
-    for b in browsers {
-        b.close().await;
-    }
-    reports
+    (reports, browsers)
 }
