@@ -12,6 +12,9 @@ packages=(
   util-linux
   # Real VP8 / Opus test media for the WebRTC tests (and ffprobe for recordings).
   ffmpeg
+  # The MCU's Opus decode / encode (the opus crate links the system libopus).
+  libopus-dev
+  pkg-config
 )
 if [ "$(id -u)" -ne 0 ]; then
   echo "run as root (apt-get install)" >&2

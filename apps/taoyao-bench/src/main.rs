@@ -38,6 +38,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
+    /// The MCU's audio mixing cost, in process (no server): per participant per 20 ms tick, and
+    /// how many mixed participants one core sustains.
+    MixCost {
+        #[arg(long, default_value_t = 50)]
+        participants: usize,
+        /// How many of them talk at once (the rest send silence).
+        #[arg(long, default_value_t = 3)]
+        talking: usize,
+        #[arg(long, default_value_t = 500)]
+        ticks: usize,
+    },
     /// P publishers -> S subscribers in one sfu room.
     SfuFanout {
         #[arg(long, default_value_t = 1)]
@@ -54,6 +65,11 @@ enum Scenario {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.scenario {
+        Scenario::MixCost {
+            participants,
+            talking,
+            ticks,
+        } => mix_cost(participants, talking, ticks),
         Scenario::SfuFanout {
             publishers,
             subscribers,
@@ -156,5 +172,71 @@ async fn sfu_fanout(
     for m in subs.iter().chain(pubs.iter()) {
         m.close_peers().await;
     }
+    Ok(())
+}
+
+fn mix_cost(participants: usize, talking: usize, ticks: usize) -> anyhow::Result<()> {
+    use taoyao_media::mixer::{AudioMixer, FRAME, MixerConfig};
+    let mut mixer = AudioMixer::new(MixerConfig::default())?;
+    let mut encoders = Vec::new();
+    for i in 0..participants {
+        mixer.add(i)?;
+        let mut e = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)?;
+        e.set_bitrate(opus::Bitrate::Bits(32_000))?;
+        encoders.push(e);
+    }
+    // Pre-encode what each participant sends (client work, not measured).
+    let packets: Vec<Vec<bytes::Bytes>> = encoders
+        .iter_mut()
+        .enumerate()
+        .map(|(i, e)| {
+            (0..ticks)
+                .map(|t| {
+                    let hz = 300.0 + 37.0 * i as f64;
+                    let pcm: Vec<i16> = (0..FRAME)
+                        .map(|k| {
+                            if i >= talking {
+                                return 0;
+                            }
+                            let x = (t * FRAME + k) as f64 / 48_000.0;
+                            (6000.0 * (2.0 * std::f64::consts::PI * hz * x).sin()) as i16
+                        })
+                        .collect();
+                    bytes::Bytes::from(e.encode_vec(&pcm, 1500).expect("encode"))
+                })
+                .collect()
+        })
+        .collect();
+    let mut spent = Duration::ZERO;
+    let mut encodes = 0usize;
+    for t in 0..ticks {
+        for (i, p) in packets.iter().enumerate() {
+            mixer.push(&i, t as u16, p[t].clone());
+        }
+        let start = Instant::now();
+        let out = mixer.tick()?;
+        spent += start.elapsed();
+        encodes += out.encodes;
+    }
+    let per_tick = spent / ticks as u32;
+    let per_participant = per_tick.as_secs_f64() / participants as f64;
+    println!("mix-cost: {participants} participants, {talking} talking, {ticks} ticks of 20 ms");
+    println!(
+        "  mixing time per tick: {:.1} us ({:.2}% of a core)",
+        per_tick.as_secs_f64() * 1e6,
+        per_tick.as_secs_f64() / 0.020 * 100.0
+    );
+    println!(
+        "  per participant per tick: {:.1} us",
+        per_participant * 1e6
+    );
+    println!(
+        "  encodes per tick: {:.1} (speakers' N-1 mixes + one shared)",
+        encodes as f64 / ticks as f64
+    );
+    println!(
+        "  participants one core sustains at this mix: {:.0}",
+        0.020 / per_participant
+    );
     Ok(())
 }

@@ -10,3 +10,4 @@ pub mod clock;
 pub mod jitter;
 pub mod keyframe;
 pub mod mix;
+pub mod mixer;
