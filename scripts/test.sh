@@ -6,9 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
 # Tools the tests run (see scripts/install-test-deps.sh).
-for tool in chromium ip unshare ffmpeg; do
+for tool in chromium ip unshare ffmpeg pkg-config; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+# The MCU's Opus codec links the system libopus.
+pkg-config --exists opus 2>/dev/null || missing+=("libopus-dev")
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     bash scripts/install-test-deps.sh

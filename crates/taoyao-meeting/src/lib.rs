@@ -1,6 +1,7 @@
 //! Meeting scenario: rooms (who may enter, who owns them, what members may do), the `room::`
 //! and `media::` signals that drive a room's media through the `MediaArchitecture` seam, and
-//! 1:1 P2P calls (`session::`). Meeting modes (broadcast, intercom with floor control) arrive
+//! 1:1 P2P calls (`session::`). [`modes`] holds the meeting-mode rules (meeting, broadcast,
+//! intercom floor control) as a pure state machine; wiring them into rooms and signals comes
 //! with the meeting-modes issue.
 //!
 //! The rules are a state machine with no I/O ([`rules`]); each room is a task that owns its
@@ -9,6 +10,7 @@
 
 pub mod calls;
 pub mod config;
+pub mod modes;
 pub mod rules;
 pub mod signals;
 
