@@ -73,6 +73,8 @@ pub struct TrackRecord {
     pub ended: AtomicBool,
     log: Mutex<VecDeque<PacketLog>>,
     seqs: Mutex<SeqSet>,
+    /// Audio payloads (Opus) in arrival order, the last 3,000 (one minute).
+    audio: Mutex<VecDeque<Bytes>>,
 }
 
 #[derive(Default)]
@@ -122,6 +124,16 @@ impl TrackRecord {
     /// The packets received so far (the last 50,000).
     pub fn log(&self) -> Vec<PacketLog> {
         self.log.lock().expect("log lock").iter().copied().collect()
+    }
+
+    /// The audio payloads received (the last 3,000), to decode and listen to.
+    pub fn audio_payloads(&self) -> Vec<Bytes> {
+        self.audio
+            .lock()
+            .expect("audio lock")
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// (distinct sequence numbers received, sequence numbers missing between first and highest).
@@ -188,6 +200,7 @@ impl PeerConnectionEventHandler for Handler {
                 ended: AtomicBool::new(false),
                 log: Mutex::new(VecDeque::new()),
                 seqs: Mutex::new(SeqSet::default()),
+                audio: Mutex::new(VecDeque::new()),
             });
             received
                 .tracks
@@ -211,6 +224,13 @@ impl PeerConnectionEventHandler for Handler {
                             .lock()
                             .expect("seq lock")
                             .add(p.header.sequence_number);
+                        if !record.video {
+                            let mut a = record.audio.lock().expect("audio lock");
+                            if a.len() == 3000 {
+                                a.pop_front();
+                            }
+                            a.push_back(p.payload.clone());
+                        }
                         let mut log = record.log.lock().expect("log lock");
                         if log.len() == LOG_CAP {
                             log.pop_front();

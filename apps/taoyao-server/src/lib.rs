@@ -51,6 +51,7 @@ pub struct Parts {
     pub rooms: Rooms,
     pub calls: Arc<Calls>,
     pub sfu: Arc<Sfu>,
+    pub mcu: Arc<Sfu>,
 }
 
 impl Running {
@@ -65,10 +66,15 @@ impl Running {
 /// Builds every part and wires each signal group into the hub.
 pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
     let ids = Arc::new(IdGenerator::new());
-    let sfu = Arc::new(Sfu::new(cfg.webrtc.clone()));
+    let factory = Arc::new(taoyao_webrtc::peer::PeerFactory::new(cfg.webrtc.clone()));
+    let sfu = Arc::new(Sfu::with_factory(
+        factory.clone(),
+        taoyao_webrtc::ArchitectureKind::Sfu,
+    ));
+    let mcu = Arc::new(taoyao_webrtc_mcu::mcu(factory));
     let rooms = Rooms::new(
         cfg.rooms.clone(),
-        vec![Arc::new(Mesh), sfu.clone()],
+        vec![Arc::new(Mesh), sfu.clone(), mcu.clone()],
         ids.clone(),
         shutdown.clone(),
     )
@@ -86,6 +92,7 @@ pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
         rooms,
         calls,
         sfu,
+        mcu,
     })
 }
 

@@ -425,14 +425,15 @@ async fn architecture_choice_follows_config() {
     })
     .await;
     let mut a = server.client("a").await;
-    let r = a
-        .request("room::create", json!({"name": "x", "architecture": "mcu"}))
-        .await;
-    assert_eq!(r["code"], "3400");
-    assert!(
-        r["message"].as_str().unwrap().contains("not available"),
-        "{r}"
-    );
+    for arch in ["mesh", "sfu", "mcu"] {
+        let r = a
+            .request(
+                "room::create",
+                json!({"name": format!("x-{arch}"), "architecture": arch}),
+            )
+            .await;
+        assert_eq!(r["body"]["architecture"], arch, "{r}");
+    }
     assert_eq!(
         a.request("room::create", json!({"name": "x", "architecture": "p2p"}))
             .await["code"],

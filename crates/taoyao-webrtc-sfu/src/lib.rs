@@ -38,6 +38,10 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::RTCPeerConnectionState;
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender};
 
+mod mixing;
+
+use mixing::{MixCmd, MixOutput};
+
 fn internal(e: impl std::fmt::Display) -> MediaError {
     MediaError::Internal(e.to_string())
 }
@@ -103,6 +107,8 @@ impl MediaArchitecture for Sfu {
                 state: Mutex::new(State::default()),
                 negotiations: AtomicU64::new(0),
                 kind: self.kind,
+                mixer: (self.kind == ArchitectureKind::Mcu)
+                    .then(|| mixing::spawn(room.to_owned(), self.tasks.clone())),
             }),
         }))
     }
@@ -146,6 +152,8 @@ struct SubscribeSide {
     /// (no SRTP keys yet), so sinks are attached to their forwarders only then.
     connected: Option<tokio::sync::watch::Receiver<bool>>,
     subs: HashMap<String, Subscription>,
+    /// mcu: the member's mixed audio (track, sender), and whether the mixer has it yet.
+    mix: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, bool)>,
     awaiting_answer: bool,
     dirty: bool,
 }
@@ -174,6 +182,8 @@ struct Shared {
     state: Mutex<State>,
     negotiations: AtomicU64,
     kind: ArchitectureKind,
+    /// mcu rooms: the room's audio mixer.
+    mixer: Option<tokio::sync::mpsc::UnboundedSender<MixCmd>>,
 }
 
 struct SfuRoom {
@@ -229,6 +239,34 @@ impl Shared {
                 return;
             }
         };
+        if kind == MediaKind::Audio
+            && let Some(mixer) = self.mixer.clone()
+        {
+            // mcu: audio is mixed, not forwarded.
+            let count = taoyao_webrtc::forwarder::TaskCount::start(&self.tasks);
+            let id = owner.id.clone();
+            tokio::spawn(async move {
+                let _count = count;
+                while let Some(ev) = track.poll().await {
+                    match ev {
+                        webrtc::media_stream::track_remote::TrackRemoteEvent::OnRtpPacket(p)
+                            if mixer
+                                .send(MixCmd::Packet(
+                                    id.clone(),
+                                    p.header.sequence_number,
+                                    p.payload.clone(),
+                                ))
+                                .is_err() =>
+                        {
+                            break;
+                        }
+                        webrtc::media_stream::track_remote::TrackRemoteEvent::OnEnded => break,
+                        _ => {}
+                    }
+                }
+            });
+            return;
+        }
         let n = owner.next_stream.fetch_add(1, Ordering::Relaxed);
         let id = format!(
             "{}:{}{n}",
@@ -276,6 +314,66 @@ impl Shared {
         }
     }
 
+    /// mcu: adds the member's mixed-audio track to its subscribe connection (once).
+    async fn ensure_mix(&self, m: &Arc<Member>) -> Result<(), MediaError> {
+        let mut side = m.subscribe.lock().await;
+        if side.mix.is_some() || m.left.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let peer = self.subscribe_peer(&mut side).await?;
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "mix".to_owned(),
+            format!("mix:{}", m.id),
+            "mix".to_owned(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(rand::random::<u32>()),
+                    ..Default::default()
+                },
+                codec: codec_for(MediaKind::Audio),
+                ..Default::default()
+            }],
+        )));
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec!["mix".to_owned()],
+            send_encodings: vec![],
+        };
+        let transceiver = peer
+            .pc
+            .add_transceiver_from_track(track.clone(), Some(init))
+            .await
+            .map_err(internal)?;
+        let sender = transceiver
+            .sender()
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| internal("transceiver without a sender"))?;
+        side.mix = Some((track, sender, false));
+        self.renegotiate(m, &mut side).await
+    }
+
+    async fn subscribe_peer(&self, side: &mut SubscribeSide) -> Result<Arc<Peer>, MediaError> {
+        if let Some(p) = &side.peer {
+            return Ok(p.clone());
+        }
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let on_state: OnState = Arc::new(move |s| {
+            let _ = tx.send(s == RTCPeerConnectionState::Connected);
+        });
+        let p = self
+            .factory
+            .create(PeerEvents {
+                on_track: None,
+                on_state: Some(on_state),
+            })
+            .await?;
+        side.peer = Some(p.clone());
+        side.connected = Some(rx);
+        Ok(p)
+    }
+
     async fn subscribe(&self, m: &Arc<Member>, stream: &Arc<Stream>) -> Result<(), MediaError> {
         if stream.owner == m.id {
             return Err(MediaError::BadRequest(
@@ -286,25 +384,7 @@ impl Shared {
         if m.left.load(Ordering::Acquire) || side.subs.contains_key(&stream.id) {
             return Ok(());
         }
-        let peer = match &side.peer {
-            Some(p) => p.clone(),
-            None => {
-                let (tx, rx) = tokio::sync::watch::channel(false);
-                let on_state: OnState = Arc::new(move |s| {
-                    let _ = tx.send(s == RTCPeerConnectionState::Connected);
-                });
-                let p = self
-                    .factory
-                    .create(PeerEvents {
-                        on_track: None,
-                        on_state: Some(on_state),
-                    })
-                    .await?;
-                side.peer = Some(p.clone());
-                side.connected = Some(rx);
-                p
-            }
-        };
+        let peer = self.subscribe_peer(&mut side).await?;
         let ssrc = rand::random::<u32>();
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
             stream.owner.clone(),
@@ -444,11 +524,36 @@ impl Shared {
         drop(side);
         // Attach the new sinks once the connection can carry them.
         let member = m.clone();
+        let mixer = self.mixer.clone();
         tokio::spawn(async move {
             if let Some(mut c) = connected {
                 let _ = tokio::time::timeout(Duration::from_secs(30), c.wait_for(|up| *up)).await;
             }
             let mut side = member.subscribe.lock().await;
+            if let (Some(mixer), Some((track, sender, attached))) = (&mixer, side.mix.as_mut())
+                && !*attached
+                && let Ok(params) = sender.get_parameters().await
+            {
+                let pt = params
+                    .rtp_parameters
+                    .codecs
+                    .iter()
+                    .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case("audio/opus"))
+                    .map(|c| c.payload_type);
+                let ssrc = params
+                    .encodings
+                    .first()
+                    .and_then(|e| e.rtp_coding_parameters.ssrc);
+                if let (Some(pt), Some(ssrc)) = (pt, ssrc) {
+                    let out = MixOutput {
+                        track: track.clone(),
+                        ssrc,
+                        payload_type: pt,
+                    };
+                    let _ = mixer.send(MixCmd::Output(member.id.clone(), out));
+                    *attached = true;
+                }
+            }
             for sub in side.subs.values_mut() {
                 if let Some(sink) = &sub.sink
                     && !sub.attached
@@ -530,6 +635,9 @@ impl MediaRoom for SfuRoom {
                 left: AtomicBool::new(false),
             }),
         );
+        if let Some(mixer) = &self.shared.mixer {
+            let _ = mixer.send(MixCmd::Add(member.to_owned()));
+        }
         Ok(())
     }
 
@@ -547,6 +655,9 @@ impl MediaRoom for SfuRoom {
         };
         let Some(m) = m else { return };
         m.left.store(true, Ordering::Release);
+        if let Some(mixer) = &self.shared.mixer {
+            let _ = mixer.send(MixCmd::Remove(member.to_owned()));
+        }
         if let Some(p) = m.publish.lock().await.take() {
             p.close().await;
         }
@@ -660,6 +771,10 @@ impl MediaRoom for SfuRoom {
                 Ok(())
             }
             StreamAction::Subscribe => {
+                if self.shared.mixer.is_some() && req.kind != Some(MediaKind::Video) {
+                    // mcu: audio is the one mix.
+                    self.shared.ensure_mix(&m).await?;
+                }
                 let streams = self.shared.select_streams(&req, Some(member), None)?;
                 if let Some(s) = streams.iter().find(|s| s.owner == member) {
                     return Err(MediaError::BadRequest(format!(
@@ -687,6 +802,16 @@ impl MediaRoom for SfuRoom {
             }
             StreamAction::Pause | StreamAction::Resume => {
                 let paused = action == StreamAction::Pause;
+                if let Some(mixer) = &self.shared.mixer
+                    && req.stream.is_none()
+                    && req.kind != Some(MediaKind::Video)
+                {
+                    // mcu: the member's own audio leaves (or rejoins) the mix.
+                    let _ = mixer.send(MixCmd::Mute(member.to_owned(), paused));
+                    if req.kind == Some(MediaKind::Audio) {
+                        return Ok(());
+                    }
+                }
                 let streams = self.shared.select_streams(
                     &req,
                     None,

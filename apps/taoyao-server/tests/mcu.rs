@@ -1,0 +1,148 @@
+//! MCU rooms with real WebRTC peers: each member sends an Opus tone and receives one mixed track
+//! holding the others' tones and not its own.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use serde_json::json;
+use taoyao_bench::media::{MediaSpec, TestMedia};
+use taoyao_bench::member::Member;
+use taoyao_bench::peer::PeerOptions;
+
+fn tone(hz: u32) -> Arc<TestMedia> {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("media");
+    Arc::new(
+        TestMedia::make(
+            &dir,
+            &MediaSpec {
+                tone_hz: hz,
+                ..MediaSpec::default()
+            },
+        )
+        .expect("test media (ffmpeg)"),
+    )
+}
+
+/// Energy of one frequency (Goertzel), per sample.
+fn goertzel(samples: &[i16], hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / 48_000.0;
+    let c = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s = f64::from(x) + c * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - c * s1 * s2) / samples.len() as f64
+}
+
+/// Decodes the last `packets` Opus packets `m` received on its mixed track.
+fn heard(m: &Member, packets: usize) -> Vec<i16> {
+    let track = m
+        .sub
+        .received
+        .find("mix", false)
+        .expect("a mixed audio track");
+    let payloads = track.audio_payloads();
+    let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
+    let mut pcm = Vec::new();
+    let mut buf = vec![0i16; 5760];
+    for p in &payloads[payloads.len().saturating_sub(packets)..] {
+        let n = dec.decode(p, &mut buf, false).unwrap();
+        pcm.extend_from_slice(&buf[..n]);
+    }
+    pcm
+}
+
+async fn eventually(within: Duration, what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_member_hears_the_others_tones_and_not_its_own() {
+    let server = TestServer::start().await;
+    let tones = [("a", 440u32), ("b", 660), ("c", 880)];
+    let mut members = Vec::new();
+    for (id, hz) in tones {
+        let m = Member::connect(
+            &server.url(),
+            json!({"clientId": id, "username": "taoyao", "password": "taoyao"}),
+            PeerOptions::default(),
+        )
+        .await
+        .unwrap();
+        let r = m
+            .enter_with(json!({"roomId": "mcu-tones", "architecture": "mcu", "subscribe": "all"}))
+            .await
+            .unwrap();
+        assert_eq!(r["body"]["architecture"], "mcu");
+        m.publish(tone(hz), false, true).await.unwrap();
+        members.push((m, hz));
+    }
+    for (m, _) in &members {
+        eventually(
+            Duration::from_secs(15),
+            &format!("{} to receive 2 s of the mix", m.id),
+            || {
+                m.sub
+                    .received
+                    .find("mix", false)
+                    .is_some_and(|t| t.packets() > 150)
+            },
+        )
+        .await;
+    }
+    // One second of what each heard: the others' tones, clearly, and not its own.
+    // Thresholds: each other tone above 1e5 and at least 30x the energy at the member's own tone.
+    for (m, own_hz) in &members {
+        let pcm = heard(m, 50);
+        let own = goertzel(&pcm, f64::from(*own_hz));
+        for (o, hz) in members.iter().filter(|(o, _)| o.id != m.id) {
+            let e = goertzel(&pcm, f64::from(*hz));
+            eprintln!(
+                "{} hears {} ({hz} Hz): {e:.0}; own {own_hz} Hz: {own:.0}",
+                m.id, o.id
+            );
+            assert!(e > 1e5, "{} hears {} too faintly: {e:.0}", m.id, o.id);
+            assert!(
+                e > own * 30.0,
+                "{} hears itself: own {own:.0} vs {} {e:.0}",
+                m.id,
+                o.id
+            );
+        }
+        // Exactly one audio track: the mix, whatever the room's size.
+        let audio_tracks = m.sub.received.tracks().iter().filter(|t| !t.video).count();
+        assert_eq!(audio_tracks, 1);
+    }
+
+    // A fourth member is heard by the others within a second of starting to send.
+    let d = Member::connect(
+        &server.url(),
+        json!({"clientId": "d", "username": "taoyao", "password": "taoyao"}),
+        PeerOptions::default(),
+    )
+    .await
+    .unwrap();
+    d.enter_with(json!({"roomId": "mcu-tones", "subscribe": "all"}))
+        .await
+        .unwrap();
+    d.publish(tone(1100), false, true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let pcm = heard(&members[0].0, 15);
+    let e = goertzel(&pcm, 1100.0);
+    assert!(e > 1e5, "a does not hear d 1 s after d started: {e:.0}");
+
+    for (m, _) in &members {
+        m.close_peers().await;
+    }
+    d.close_peers().await;
+    server.stop().await;
+}

@@ -1,0 +1,111 @@
+//! The MCU's audio path in a room: publishers' Opus packets go to one mixer task per room, which
+//! every 20 ms (a drift-free `MixClock`) sends each member one Opus packet holding everyone but
+//! itself, on a local track of the member's subscribe connection. Video stays on the forwarder.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtc::rtp::header::Header;
+use rtc::rtp::packet::Packet;
+use taoyao_media::clock::MixClock;
+use taoyao_media::mixer::{AudioMixer, MixerConfig};
+use taoyao_webrtc::forwarder::TaskCount;
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+
+/// Where one member's mix goes, once its subscribe connection negotiated it.
+pub(crate) struct MixOutput {
+    pub track: Arc<TrackLocalStaticRTP>,
+    pub ssrc: u32,
+    pub payload_type: u8,
+}
+
+pub(crate) enum MixCmd {
+    Add(String),
+    Remove(String),
+    Mute(String, bool),
+    Packet(String, u16, Bytes),
+    Output(String, MixOutput),
+}
+
+struct Sending {
+    out: MixOutput,
+    seq: u16,
+    timestamp: u32,
+}
+
+/// Starts a room's mixer task; it ends when every sender is dropped (the room closed).
+pub(crate) fn spawn(room: String, tasks: Arc<AtomicUsize>) -> mpsc::UnboundedSender<MixCmd> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<MixCmd>();
+    let count = TaskCount::start(&tasks);
+    tokio::spawn(async move {
+        let _count = count;
+        let mut mixer = match AudioMixer::<String>::new(MixerConfig::default()) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(room, "cannot start the audio mixer: {e}");
+                return;
+            }
+        };
+        let mut outputs: HashMap<String, Sending> = HashMap::new();
+        let mut clock = MixClock::new(Instant::now(), Duration::from_millis(20));
+        loop {
+            let next = tokio::time::Instant::from_std(clock.next_at());
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    None => break,
+                    Some(MixCmd::Add(id)) => {
+                        if let Err(e) = mixer.add(id) {
+                            tracing::warn!(room, "mixer: {e}");
+                        }
+                    }
+                    Some(MixCmd::Remove(id)) => {
+                        mixer.remove(&id);
+                        outputs.remove(&id);
+                    }
+                    Some(MixCmd::Mute(id, muted)) => mixer.set_muted(&id, muted),
+                    Some(MixCmd::Packet(id, seq, payload)) => mixer.push(&id, seq, payload),
+                    Some(MixCmd::Output(id, out)) => {
+                        outputs.insert(id, Sending { out, seq: rand::random(), timestamp: rand::random() });
+                    }
+                },
+                _ = tokio::time::sleep_until(next) => {
+                    let due = clock.due(Instant::now());
+                    // After a stall, mix once and skip the rest rather than send a burst.
+                    if due > 5 {
+                        clock.skip_to(Instant::now());
+                    }
+                    let tick = match mixer.tick() {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::warn!(room, "mix tick: {e}");
+                            continue;
+                        }
+                    };
+                    for (id, payload) in tick.packets {
+                        let Some(s) = outputs.get_mut(&id) else { continue };
+                        s.seq = s.seq.wrapping_add(1);
+                        s.timestamp = s.timestamp.wrapping_add(960);
+                        let packet = Packet {
+                            header: Header {
+                                version: 2,
+                                payload_type: s.out.payload_type,
+                                sequence_number: s.seq,
+                                timestamp: s.timestamp,
+                                ssrc: s.out.ssrc,
+                                ..Default::default()
+                            },
+                            payload,
+                        };
+                        let _ = s.out.track.write_rtp(packet).await;
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
