@@ -149,7 +149,23 @@ async function enterRoom({ roomId, password, architecture }) {
   for (const m of room.members.values()) tile(m.clientId, m.name);
   room.addEventListener('member-joined', ({ detail }) => tile(detail.member.clientId, detail.member.name));
   room.addEventListener('member-left', ({ detail }) => removeTile(detail.clientId));
-  room.addEventListener('track', ({ detail }) => { tile(detail.clientId, room.members.get(detail.clientId)?.name ?? detail.clientId); attach(detail.clientId, detail.stream); });
+  room.addEventListener('track', ({ detail }) => {
+    if (detail.clientId === 'mix') {
+      // mcu rooms: everyone's voice, mixed by the server, in one track.
+      let a = document.getElementById('mix-audio');
+      if (!a) {
+        a = document.createElement('audio');
+        a.id = 'mix-audio';
+        a.autoplay = true;
+        document.body.append(a);
+      }
+      a.srcObject = detail.stream;
+      a.play().catch(() => {});
+      return;
+    }
+    tile(detail.clientId, room.members.get(detail.clientId)?.name ?? detail.clientId);
+    attach(detail.clientId, detail.stream);
+  });
   room.addEventListener('peer-state', ({ detail }) => setTileState(detail.clientId, detail.state));
   room.addEventListener('media-state', ({ detail }) => setTileState(detail.clientId, `${detail.kind ?? 'media'} ${detail.action}d`));
   room.addEventListener('error', ({ detail }) => showError(detail));
@@ -236,11 +252,15 @@ function startReports(to) {
   const every = Number(params.get('reportMs') ?? 1000);
   setInterval(async () => {
     if (!state.signal?.registered) return;
-    const body = { to, kind: 'taoyao-stats', clientId: state.signal.clientId };
-    if (state.room) body.room = { roomId: state.room.roomId, peers: await state.room.stats() };
-    if (state.call) body.call = { sessionId: state.call.sessionId, remoteId: state.call.remoteId, stats: await state.call.stats() };
-    body.local = state.local ? state.local.getTracks().map((t) => t.kind) : [];
-    state.signal.request('client::unicast', body).catch(() => {});
+    try {
+      const body = { to, kind: 'taoyao-stats', clientId: state.signal.clientId };
+      if (state.room) body.room = { roomId: state.room.roomId, peers: await state.room.stats() };
+      if (state.call) body.call = { sessionId: state.call.sessionId, remoteId: state.call.remoteId, stats: await state.call.stats() };
+      body.local = state.local ? state.local.getTracks().map((t) => t.kind) : [];
+      await state.signal.request('client::unicast', body);
+    } catch (err) {
+      console.warn('taoyao: report failed', err?.code ?? '', err?.message ?? String(err));
+    }
   }, every);
 }
 

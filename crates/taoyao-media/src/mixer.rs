@@ -35,7 +35,7 @@ pub struct MixerConfig {
 impl Default for MixerConfig {
     fn default() -> Self {
         MixerConfig {
-            max_speakers: 3,
+            max_speakers: 4,
             silence_dbov: 80,
             jitter_target: 2,
             jitter_max: 25,

@@ -107,8 +107,13 @@ impl MediaArchitecture for Sfu {
                 state: Mutex::new(State::default()),
                 negotiations: AtomicU64::new(0),
                 kind: self.kind,
-                mixer: (self.kind == ArchitectureKind::Mcu)
-                    .then(|| mixing::spawn(room.to_owned(), self.tasks.clone())),
+                mixer: (self.kind == ArchitectureKind::Mcu).then(|| {
+                    mixing::spawn(
+                        room.to_owned(),
+                        self.tasks.clone(),
+                        self.factory.config().mcu_max_speakers,
+                    )
+                }),
             }),
         }))
     }

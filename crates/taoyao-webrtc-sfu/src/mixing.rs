@@ -39,12 +39,20 @@ struct Sending {
 }
 
 /// Starts a room's mixer task; it ends when every sender is dropped (the room closed).
-pub(crate) fn spawn(room: String, tasks: Arc<AtomicUsize>) -> mpsc::UnboundedSender<MixCmd> {
+pub(crate) fn spawn(
+    room: String,
+    tasks: Arc<AtomicUsize>,
+    max_speakers: usize,
+) -> mpsc::UnboundedSender<MixCmd> {
     let (tx, mut rx) = mpsc::unbounded_channel::<MixCmd>();
     let count = TaskCount::start(&tasks);
     tokio::spawn(async move {
         let _count = count;
-        let mut mixer = match AudioMixer::<String>::new(MixerConfig::default()) {
+        let cfg = MixerConfig {
+            max_speakers,
+            ..MixerConfig::default()
+        };
+        let mut mixer = match AudioMixer::<String>::new(cfg) {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(room, "cannot start the audio mixer: {e}");

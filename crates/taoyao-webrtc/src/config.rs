@@ -38,6 +38,8 @@ pub struct WebrtcConfig {
     pub keyframe_request_interval_ms: u64,
     /// How long the server waits for its ICE candidates before answering or offering.
     pub gather_timeout_ms: u64,
+    /// mcu rooms: at most this many of the loudest speakers are mixed at once.
+    pub mcu_max_speakers: usize,
 }
 
 impl Default for WebrtcConfig {
@@ -50,6 +52,7 @@ impl Default for WebrtcConfig {
             announced_ip: None,
             keyframe_request_interval_ms: 500,
             gather_timeout_ms: 2000,
+            mcu_max_speakers: 4,
         }
     }
 }
@@ -71,6 +74,12 @@ impl Validate for WebrtcConfig {
         if self.keyframe_request_interval_ms == 0 {
             return Err(Invalid::new(
                 "webrtc.keyframe_request_interval_ms",
+                "must be greater than 0",
+            ));
+        }
+        if self.mcu_max_speakers == 0 {
+            return Err(Invalid::new(
+                "webrtc.mcu_max_speakers",
                 "must be greater than 0",
             ));
         }

@@ -1,4 +1,5 @@
-// A room whose media goes through the server (sfu; mcu too). Two connections with the server:
+// A room whose media goes through the server (sfu; mcu too: there the server sends one mixed
+// audio track, whose stream id is "mix", instead of one audio track per member). Two connections with the server:
 // publish (we offer our camera and microphone) and subscribe (the server offers what we
 // receive; we answer). Same events as the mesh Room: 'member-joined', 'member-left',
 // 'track' {clientId, stream}, 'peer-state' {clientId, state}, 'media-state', 'closed'.
@@ -148,6 +149,7 @@ export class SfuRoom extends EventTarget {
       if (s.kind === 'video') o.framesDecoded = (o.framesDecoded ?? 0) + (s.framesDecoded ?? 0);
       else {
         o.totalSamplesReceived = (o.totalSamplesReceived ?? 0) + (s.totalSamplesReceived ?? 0);
+        o.totalAudioEnergy = (o.totalAudioEnergy ?? 0) + (s.totalAudioEnergy ?? 0);
         o.audioLevel = s.audioLevel ?? 0;
       }
     });

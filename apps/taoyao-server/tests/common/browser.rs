@@ -156,8 +156,13 @@ pub async fn wait_for_reports(
                 consoles.join("\n----\n")
             );
         }
-        if let Ok(m) =
-            tokio::time::timeout(Duration::from_secs(2), harness.expect("client::unicast")).await
+        // The harness beats so the server keeps it while pages take their time.
+        let _ = harness
+            .send("client::heartbeat", serde_json::json!({}))
+            .await;
+        if let Some(m) = harness
+            .next_signal("client::unicast", Duration::from_secs(2))
+            .await
         {
             let body = &m["body"];
             if body["kind"] == "taoyao-stats"

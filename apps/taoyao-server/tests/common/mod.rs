@@ -235,6 +235,25 @@ impl TestClient {
         self.read_until(deadline).await.expect("a message")
     }
 
+    /// The next message with this signal within `wait`, or None (others are kept).
+    pub async fn next_signal(&mut self, signal: &str, wait: Duration) -> Option<Value> {
+        if let Some(pos) = self
+            .inbox
+            .iter()
+            .position(|m| m["header"]["signal"] == signal)
+        {
+            return self.inbox.remove(pos);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let m = self.read_until(deadline).await?;
+            if m["header"]["signal"] == signal {
+                return Some(m);
+            }
+            self.inbox.push_back(m);
+        }
+    }
+
     /// The next message with this signal; others are kept.
     pub async fn expect(&mut self, signal: &str) -> Value {
         if let Some(pos) = self
