@@ -118,9 +118,9 @@ impl Member {
                                     Err(e) => Err(e.to_string()),
                                 };
                                 let note = match result {
-                                    Ok(r) if r["code"] == "0000" => json!({"header": {"signal": "bench::answered"}, "body": {}}),
-                                    Ok(r) => json!({"header": {"signal": "bench::answer-failed"}, "body": r}),
-                                    Err(e) => json!({"header": {"signal": "bench::answer-failed"}, "body": {"error": e}}),
+                                    Ok(r) if r["code"] == "0000" => json!({"header": {"signal": "bench-answered"}, "body": {}}),
+                                    Ok(r) => json!({"header": {"signal": "bench-answer-failed"}, "body": r}),
+                                    Err(e) => json!({"header": {"signal": "bench-answer-failed"}, "body": {"error": e}}),
                                 };
                                 n2.lock().expect("notes lock").push(note);
                                 nc2.notify_waiters();

@@ -4,13 +4,14 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::TestServer;
+use common::{TestServer, eventually};
 use serde_json::json;
 use taoyao_bench::media::{MediaSpec, TestMedia};
 use taoyao_bench::member::Member;
 use taoyao_bench::peer::PeerOptions;
+use taoyao_media::mix::tone_energy;
 
 fn tone(hz: u32) -> Arc<TestMedia> {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("media");
@@ -24,19 +25,6 @@ fn tone(hz: u32) -> Arc<TestMedia> {
         )
         .expect("test media (ffmpeg)"),
     )
-}
-
-/// Energy of one frequency (Goertzel), per sample.
-fn goertzel(samples: &[i16], hz: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / 48_000.0;
-    let c = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in samples {
-        let s = f64::from(x) + c * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    (s1 * s1 + s2 * s2 - c * s1 * s2) / samples.len() as f64
 }
 
 /// Decodes the last `packets` Opus packets `m` received on its mixed track.
@@ -55,14 +43,6 @@ fn heard(m: &Member, packets: usize) -> Vec<i16> {
         pcm.extend_from_slice(&buf[..n]);
     }
     pcm
-}
-
-async fn eventually(within: Duration, what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,9 +83,9 @@ async fn each_member_hears_the_others_tones_and_not_its_own() {
     // Thresholds: each other tone above 1e5 and at least 30x the energy at the member's own tone.
     for (m, own_hz) in &members {
         let pcm = heard(m, 50);
-        let own = goertzel(&pcm, f64::from(*own_hz));
+        let own = tone_energy(&pcm, f64::from(*own_hz));
         for (o, hz) in members.iter().filter(|(o, _)| o.id != m.id) {
-            let e = goertzel(&pcm, f64::from(*hz));
+            let e = tone_energy(&pcm, f64::from(*hz));
             eprintln!(
                 "{} hears {} ({hz} Hz): {e:.0}; own {own_hz} Hz: {own:.0}",
                 m.id, o.id
@@ -137,7 +117,7 @@ async fn each_member_hears_the_others_tones_and_not_its_own() {
     d.publish(tone(1100), false, true).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let pcm = heard(&members[0].0, 15);
-    let e = goertzel(&pcm, 1100.0);
+    let e = tone_energy(&pcm, 1100.0);
     assert!(e > 1e5, "a does not hear d 1 s after d started: {e:.0}");
 
     for (m, _) in &members {

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::{TestServer, eventually};
 use serde_json::{Value, json};
 use taoyao_bench::media::{MediaSpec, TestMedia};
 use taoyao_bench::member::Member;
@@ -38,15 +38,6 @@ async fn enter(m: &Member, room: &str, subscribe: &str) -> Value {
         .unwrap();
     assert_eq!(r["body"]["architecture"], "sfu");
     r
-}
-
-/// Waits until `cond` holds, polling; panics with `what` after `within`.
-async fn eventually(within: Duration, what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn receives(m: &Member, from: &str, video: bool) -> bool {

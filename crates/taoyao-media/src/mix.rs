@@ -47,6 +47,23 @@ pub fn level_dbov(samples: &[i16]) -> u8 {
     (-20.0 * rms.log10()).clamp(0.0, 127.0) as u8
 }
 
+/// Energy of one frequency in 48 kHz samples, per sample (the Goertzel algorithm): how loud a
+/// tone at `hz` is in a signal.
+pub fn tone_energy(samples: &[i16], hz: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let w = 2.0 * std::f64::consts::PI * hz / 48_000.0;
+    let c = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s = f64::from(x) + c * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - c * s1 * s2) / samples.len() as f64
+}
+
 /// One participant's decoded frame for this tick.
 #[derive(Debug, Clone)]
 pub struct Input<'a, Id> {

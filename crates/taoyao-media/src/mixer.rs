@@ -196,6 +196,7 @@ impl<Id: Ord + Clone> AudioMixer<Id> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mix::tone_energy;
 
     fn tone(hz: f64, frame: usize) -> Vec<i16> {
         (0..FRAME)
@@ -204,19 +205,6 @@ mod tests {
                 (8000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16
             })
             .collect()
-    }
-
-    /// Energy of one frequency in a signal (Goertzel).
-    fn goertzel(samples: &[i16], hz: f64) -> f64 {
-        let w = 2.0 * std::f64::consts::PI * hz / 48_000.0;
-        let c = 2.0 * w.cos();
-        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for &x in samples {
-            let s = f64::from(x) + c * s1 - s2;
-            s2 = s1;
-            s1 = s;
-        }
-        (s1 * s1 + s2 * s2 - c * s1 * s2) / samples.len() as f64
     }
 
     struct Client {
@@ -287,9 +275,9 @@ mod tests {
         run(&mut mixer, &mut clients, 0, 100);
         for (id, c) in &clients {
             let last = &c.heard[c.heard.len() - 48_000..];
-            let own = goertzel(last, c.hz);
+            let own = tone_energy(last, c.hz);
             for (other, o) in clients.iter().filter(|(o, _)| *o != id) {
-                let e = goertzel(last, o.hz);
+                let e = tone_energy(last, o.hz);
                 // Thresholds: the others' tones at least 100x the energy of one's own.
                 assert!(
                     e > own * 100.0,
@@ -320,12 +308,12 @@ mod tests {
         let after = &clients["a"].heard[before..];
         let first = after
             .chunks(4800)
-            .position(|w| goertzel(w, 1100.0) > 1e5)
+            .position(|w| tone_energy(w, 1100.0) > 1e5)
             .expect("d is heard");
         assert!(first < 10, "d heard after {} ms", first * 100);
         // And the newcomer hears the others.
         let d = &clients["d"].heard;
-        assert!(goertzel(&d[d.len() - 24_000..], 440.0) > 1e5);
+        assert!(tone_energy(&d[d.len() - 24_000..], 440.0) > 1e5);
     }
 
     #[test]
@@ -354,14 +342,14 @@ mod tests {
         assert!(stats.lost >= 8, "{stats:?}");
         let a = &clients["a"].heard;
         assert!(
-            goertzel(&a[a.len() - 48_000..], 660.0) > 1e5,
+            tone_energy(&a[a.len() - 48_000..], 660.0) > 1e5,
             "b still heard through the losses"
         );
         mixer.set_muted(&"b", true);
         run(&mut mixer, &mut clients, 100, 150);
         let a = &clients["a"].heard;
         assert!(
-            goertzel(&a[a.len() - 24_000..], 660.0) < 1e4,
+            tone_energy(&a[a.len() - 24_000..], 660.0) < 1e4,
             "muted b is not heard"
         );
     }

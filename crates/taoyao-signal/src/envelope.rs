@@ -221,17 +221,18 @@ mod tests {
 
     #[test]
     fn missing_or_null_body_is_empty_object() {
-        let m = Message::parse(r#"{"header":{"v":"1","id":1,"signal":"a::b"}}"#).unwrap();
+        let m = Message::parse(r#"{"header":{"v":"1","id":1,"signal":"client::list"}}"#).unwrap();
         assert_eq!(m.body, json!({}));
         let m =
-            Message::parse(r#"{"header":{"v":"1","id":1,"signal":"a::b"},"body":null}"#).unwrap();
+            Message::parse(r#"{"header":{"v":"1","id":1,"signal":"client::list"},"body":null}"#)
+                .unwrap();
         assert_eq!(m.body, json!({}));
     }
 
     #[test]
     fn response_codes_are_read() {
         let m = Message::parse(
-            r#"{"code":"2001","message":"late","header":{"v":"1","id":3,"signal":"a::b"}}"#,
+            r#"{"code":"2001","message":"late","header":{"v":"1","id":3,"signal":"client::list"}}"#,
         )
         .unwrap();
         assert_eq!(m.code, Some(Code::Timeout));
@@ -244,31 +245,31 @@ mod tests {
         assert!(err("[1,2]").reason.contains("JSON object"));
         assert!(err("{}").reason.contains("missing header"));
         assert!(
-            err(r#"{"header":{"v":"1","signal":"a::b"}}"#)
+            err(r#"{"header":{"v":"1","signal":"client::list"}}"#)
                 .reason
                 .contains("header.id")
         );
         assert!(
-            err(r#"{"header":{"v":"1","id":-1,"signal":"a::b"}}"#)
+            err(r#"{"header":{"v":"1","id":-1,"signal":"client::list"}}"#)
                 .reason
                 .contains("2^53")
         );
         assert!(
-            err(r#"{"header":{"v":"1","id":1.5,"signal":"a::b"}}"#)
+            err(r#"{"header":{"v":"1","id":1.5,"signal":"client::list"}}"#)
                 .reason
                 .contains("2^53")
         );
         assert!(
-            err(r#"{"header":{"v":"1","id":9007199254740992,"signal":"a::b"}}"#)
+            err(r#"{"header":{"v":"1","id":9007199254740992,"signal":"client::list"}}"#)
                 .reason
                 .contains("2^53")
         );
         assert!(
-            err(r#"{"header":{"v":"1","id":"1","signal":"a::b"}}"#)
+            err(r#"{"header":{"v":"1","id":"1","signal":"client::list"}}"#)
                 .reason
                 .contains("number")
         );
-        let e = err(r#"{"header":{"id":4,"signal":"a::b"}}"#);
+        let e = err(r#"{"header":{"id":4,"signal":"client::list"}}"#);
         assert_eq!((e.id, e.reason.as_str()), (Some(4), "missing header.v"));
         let e = err(r#"{"header":{"v":"1","id":5}}"#);
         assert_eq!(
@@ -291,12 +292,12 @@ mod tests {
                 .contains("string")
         );
         assert!(
-            err(r#"{"header":{"v":"1","id":5,"signal":"a::b"},"body":[]}"#)
+            err(r#"{"header":{"v":"1","id":5,"signal":"client::list"},"body":[]}"#)
                 .reason
                 .contains("body")
         );
         assert!(
-            err(r#"{"code":0,"header":{"v":"1","id":5,"signal":"a::b"}}"#)
+            err(r#"{"code":0,"header":{"v":"1","id":5,"signal":"client::list"}}"#)
                 .reason
                 .contains("code")
         );

@@ -326,35 +326,8 @@ impl Shared {
             return Ok(());
         }
         let peer = self.subscribe_peer(&mut side).await?;
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            "mix".to_owned(),
-            format!("mix:{}", m.id),
-            "mix".to_owned(),
-            RtpCodecKind::Audio,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(rand::random::<u32>()),
-                    ..Default::default()
-                },
-                codec: codec_for(MediaKind::Audio),
-                ..Default::default()
-            }],
-        )));
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
-            streams: vec!["mix".to_owned()],
-            send_encodings: vec![],
-        };
-        let transceiver = peer
-            .pc
-            .add_transceiver_from_track(track.clone(), Some(init))
-            .await
-            .map_err(internal)?;
-        let sender = transceiver
-            .sender()
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| internal("transceiver without a sender"))?;
+        let (track, sender) =
+            add_send_track(&peer, "mix", &format!("mix:{}", m.id), MediaKind::Audio).await?;
         side.mix = Some((track, sender, false));
         self.renegotiate(m, &mut side).await
     }
@@ -390,43 +363,7 @@ impl Shared {
             return Ok(());
         }
         let peer = self.subscribe_peer(&mut side).await?;
-        let ssrc = rand::random::<u32>();
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            stream.owner.clone(),
-            stream.id.clone(),
-            stream.id.clone(),
-            match stream.kind {
-                MediaKind::Video => RtpCodecKind::Video,
-                MediaKind::Audio => RtpCodecKind::Audio,
-            },
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    // Video retransmissions go out as RTX when the subscriber negotiates it.
-                    rtx: (stream.kind == MediaKind::Video).then(|| RTCRtpRtxParameters {
-                        ssrc: rand::random::<u32>(),
-                    }),
-                    ..Default::default()
-                },
-                codec: codec_for(stream.kind),
-                ..Default::default()
-            }],
-        )));
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
-            streams: vec![stream.owner.clone()],
-            send_encodings: vec![],
-        };
-        let transceiver = peer
-            .pc
-            .add_transceiver_from_track(track.clone(), Some(init))
-            .await
-            .map_err(internal)?;
-        let sender = transceiver
-            .sender()
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| internal("transceiver without a sender"))?;
+        let (track, sender) = add_send_track(&peer, &stream.owner, &stream.id, stream.kind).await?;
         side.subs.insert(
             stream.id.clone(),
             Subscription {
@@ -890,6 +827,53 @@ impl MediaRoom for SfuRoom {
             self.leave(&m).await;
         }
     }
+}
+
+/// Adds a send-only track of `kind` to a subscribe connection: its own SSRC (and an RTX SSRC
+/// for video, so retransmissions go out as RTX when the subscriber negotiates it), labelled
+/// with `stream_id` (the publisher's client id, or `mix`) so the receiver knows whose it is.
+async fn add_send_track(
+    peer: &Peer,
+    stream_id: &str,
+    track_id: &str,
+    kind: MediaKind,
+) -> Result<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>), MediaError> {
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        stream_id.to_owned(),
+        track_id.to_owned(),
+        track_id.to_owned(),
+        match kind {
+            MediaKind::Video => RtpCodecKind::Video,
+            MediaKind::Audio => RtpCodecKind::Audio,
+        },
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(rand::random::<u32>()),
+                rtx: (kind == MediaKind::Video).then(|| RTCRtpRtxParameters {
+                    ssrc: rand::random::<u32>(),
+                }),
+                ..Default::default()
+            },
+            codec: codec_for(kind),
+            ..Default::default()
+        }],
+    )));
+    let init = RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Sendonly,
+        streams: vec![stream_id.to_owned()],
+        send_encodings: vec![],
+    };
+    let transceiver = peer
+        .pc
+        .add_transceiver_from_track(track.clone(), Some(init))
+        .await
+        .map_err(internal)?;
+    let sender = transceiver
+        .sender()
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| internal("transceiver without a sender"))?;
+    Ok((track, sender))
 }
 
 impl SfuRoom {
