@@ -467,10 +467,12 @@ impl Shared {
         // Attach the new sinks once the connection can carry them.
         let member = m.clone();
         let mixer = self.mixer.clone();
+        let attach_delay = Duration::from_millis(self.factory.config().attach_delay_ms);
         tokio::spawn(async move {
             if let Some(mut c) = connected {
                 let _ = tokio::time::timeout(Duration::from_secs(30), c.wait_for(|up| *up)).await;
             }
+            tokio::time::sleep(attach_delay).await;
             let mut side = member.subscribe.lock().await;
             if let (Some(mixer), Some((track, sender, attached))) = (&mixer, side.mix.as_mut())
                 && !*attached

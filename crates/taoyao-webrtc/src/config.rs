@@ -40,6 +40,10 @@ pub struct WebrtcConfig {
     pub gather_timeout_ms: u64,
     /// mcu rooms: at most this many of the loudest speakers are mixed at once.
     pub mcu_max_speakers: usize,
+    /// After a subscribe connection is connected, forwarding to it starts this much later: the
+    /// server (the DTLS server there) is connected one flight before the subscriber has its
+    /// SRTP keys, and packets sent in between are dropped by the subscriber.
+    pub attach_delay_ms: u64,
 }
 
 impl Default for WebrtcConfig {
@@ -53,6 +57,7 @@ impl Default for WebrtcConfig {
             keyframe_request_interval_ms: 500,
             gather_timeout_ms: 2000,
             mcu_max_speakers: 4,
+            attach_delay_ms: 50,
         }
     }
 }
