@@ -149,7 +149,7 @@ async function enterRoom({ roomId, password, architecture }) {
   for (const m of room.members.values()) tile(m.clientId, m.name);
   room.addEventListener('member-joined', ({ detail }) => tile(detail.member.clientId, detail.member.name));
   room.addEventListener('member-left', ({ detail }) => removeTile(detail.clientId));
-  room.addEventListener('track', ({ detail }) => {
+  const onTrack = (detail) => {
     if (detail.clientId === 'mix') {
       // mcu rooms: everyone's voice, mixed by the server, in one track.
       let a = document.getElementById('mix-audio');
@@ -165,7 +165,10 @@ async function enterRoom({ roomId, password, architecture }) {
     }
     tile(detail.clientId, room.members.get(detail.clientId)?.name ?? detail.clientId);
     attach(detail.clientId, detail.stream);
-  });
+  };
+  room.addEventListener('track', ({ detail }) => onTrack(detail));
+  // Tracks that arrived while we entered (the server's first offer comes with the answer).
+  for (const [clientId, stream] of room.streams ?? []) onTrack({ clientId, stream });
   room.addEventListener('peer-state', ({ detail }) => setTileState(detail.clientId, detail.state));
   room.addEventListener('media-state', ({ detail }) => setTileState(detail.clientId, `${detail.kind ?? 'media'} ${detail.action}d`));
   room.addEventListener('error', ({ detail }) => showError(detail));

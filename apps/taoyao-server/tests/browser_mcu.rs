@@ -1,0 +1,72 @@
+//! The real web client in three headless Chromium pages in an mcu room: every page receives one
+//! mixed audio track with signal energy in it and decodes both others' video.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use common::browser::{Browser, enter_private_network, wait_for_reports};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_pages_in_an_mcu_room_hear_one_mix_and_see_each_other() {
+    if !enter_private_network("three_pages_in_an_mcu_room_hear_one_mix_and_see_each_other") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let mut harness = server.client("harness").await;
+    let pages = ["mcu-a", "mcu-b", "mcu-c"];
+    let base = format!("http://{}/", server.addr);
+    let browsers: Vec<Browser> = pages
+        .iter()
+        .map(|id| {
+            Browser::open(&format!(
+                "{base}?clientId={id}&name={id}&username=taoyao&password=taoyao&room=mcu-e2e&architecture=mcu&report=harness"
+            ))
+        })
+        .collect();
+    let refs: Vec<&Browser> = browsers.iter().collect();
+    let reports = wait_for_reports(&mut harness, &refs, Duration::from_secs(60), |reports| {
+        pages.iter().all(|me| {
+            let Some(r) = reports.get(*me) else {
+                return false;
+            };
+            let peers = &r["room"]["peers"];
+            let mix = &peers["mix"]["audio"];
+            mix["packetsReceived"].as_u64().unwrap_or(0) > 0
+                && mix["totalAudioEnergy"].as_f64().unwrap_or(0.0) > 0.0
+                && pages.iter().filter(|p| *p != me).all(|other| {
+                    peers[*other]["connectionState"] == "connected"
+                        && peers[*other]["video"]["framesDecoded"].as_u64().unwrap_or(0) > 0
+                        // No per-member audio in an mcu room: only the mix.
+                        && peers[*other]["audio"]["packetsReceived"].is_null()
+                })
+        })
+    })
+    .await;
+    for id in pages {
+        eprintln!("{id}: {}", reports[id]["room"]["peers"]);
+    }
+    let stats = server
+        .parts()
+        .rooms
+        .media_stats("mcu-e2e")
+        .await
+        .expect("room exists");
+    // Each page publishes audio + video once. Audio goes into the mixer, so the forwarded
+    // streams are the three videos, each subscribed by the two others.
+    assert_eq!(
+        (
+            stats.members,
+            stats.streams,
+            stats.subscriptions,
+            stats.peer_connections
+        ),
+        (3, 3, 6, 6),
+        "{stats:?}"
+    );
+    for b in browsers {
+        b.close().await;
+    }
+    server.stop().await;
+}
