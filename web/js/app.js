@@ -169,6 +169,14 @@ async function enterRoom({ roomId, password, architecture }) {
   room.addEventListener('track', ({ detail }) => onTrack(detail));
   // Tracks that arrived while we entered (the server's first offer comes with the answer).
   for (const [clientId, stream] of room.streams ?? []) onTrack({ clientId, stream });
+  room.addEventListener('volume', ({ detail }) => {
+    // The active speaker's tile (ours is 'local') gets a highlight.
+    const me = state.signal.clientId;
+    for (const t of document.querySelectorAll('.tile')) {
+      const id = t.dataset.id === 'local' ? me : t.dataset.id;
+      t.classList.toggle('speaking', id === detail.speaker);
+    }
+  });
   room.addEventListener('peer-state', ({ detail }) => setTileState(detail.clientId, detail.state));
   room.addEventListener('media-state', ({ detail }) => setTileState(detail.clientId, `${detail.kind ?? 'media'} ${detail.action}d`));
   room.addEventListener('error', ({ detail }) => showError(detail));

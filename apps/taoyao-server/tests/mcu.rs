@@ -103,6 +103,33 @@ async fn each_member_hears_the_others_tones_and_not_its_own() {
         assert_eq!(audio_tracks, 1);
     }
 
+    // Everyone is told the room's audio levels: all three tones are loud (above -50 dBov) and
+    // the active speaker is one of them.
+    for (m, _) in &members {
+        let note = m
+            .note(Duration::from_secs(3), |n| {
+                n["header"]["signal"] == "media::audio::volume"
+                    && n["body"]["volumes"].as_array().is_some_and(|v| {
+                        v.len() == 3 && v.iter().all(|e| e["volume"].as_i64().unwrap_or(-127) > -50)
+                    })
+            })
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} gets no audio levels: {:?}",
+                    m.id,
+                    m.notes()
+                        .iter()
+                        .filter(|n| n["header"]["signal"] == "media::audio::volume")
+                        .next_back()
+                )
+            });
+        eprintln!("{} is told {}", m.id, note["body"]);
+        assert_eq!(note["body"]["roomId"], "mcu-tones");
+        let speaker = note["body"]["speaker"].as_str().expect("a speaker");
+        assert!(["a", "b", "c"].contains(&speaker), "{note}");
+    }
+
     // A fourth member is heard by the others within a second of starting to send.
     let d = Member::connect(
         &server.url(),

@@ -9,5 +9,6 @@
 pub mod clock;
 pub mod jitter;
 pub mod keyframe;
+pub mod levels;
 pub mod mix;
 pub mod mixer;

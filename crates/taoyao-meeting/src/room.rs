@@ -106,6 +106,23 @@ pub(crate) fn deliver(hub: &SignalHub, room: &str, event: MediaEvent) {
                 c.notify(signals::media_signal(action), body);
             }
         }
+        MediaEvent::AudioLevels {
+            to,
+            levels,
+            speaker,
+        } => {
+            if let Some(c) = hub.client(&to) {
+                // taoyao's form: volume in dB below full scale, 0 loudest .. -127 silent.
+                let volumes: Vec<Value> = levels
+                    .iter()
+                    .map(|(id, dbov)| json!({"clientId": id, "volume": -i32::from(*dbov)}))
+                    .collect();
+                c.notify(
+                    signals::MEDIA_AUDIO_VOLUME,
+                    json!({"roomId": room, "volumes": volumes, "speaker": speaker}),
+                );
+            }
+        }
         other => tracing::warn!(room, ?other, "media event with no signal"),
     }
 }

@@ -20,6 +20,8 @@ pub const MEDIA_PAUSE: &str = "media::pause";
 pub const MEDIA_RESUME: &str = "media::resume";
 pub const MEDIA_SUBSCRIBE: &str = "media::subscribe";
 pub const MEDIA_UNSUBSCRIBE: &str = "media::unsubscribe";
+/// Server -> members of an mcu room: audio levels and the active speaker.
+pub const MEDIA_AUDIO_VOLUME: &str = "media::audio::volume";
 
 pub const SESSION_CALL: &str = "session::call";
 pub const SESSION_EXCHANGE: &str = "session::exchange";

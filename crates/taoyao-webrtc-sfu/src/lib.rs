@@ -99,7 +99,7 @@ impl MediaArchitecture for Sfu {
             shared: Arc::new(Shared {
                 room: room.to_owned(),
                 factory: self.factory.clone(),
-                events,
+                events: events.clone(),
                 tasks: self.tasks.clone(),
                 keyframe_interval: Duration::from_millis(
                     self.factory.config().keyframe_request_interval_ms,
@@ -108,10 +108,15 @@ impl MediaArchitecture for Sfu {
                 negotiations: AtomicU64::new(0),
                 kind: self.kind,
                 mixer: (self.kind == ArchitectureKind::Mcu).then(|| {
+                    let cfg = self.factory.config();
                     mixing::spawn(
                         room.to_owned(),
                         self.tasks.clone(),
-                        self.factory.config().mcu_max_speakers,
+                        mixing::MixSettings {
+                            max_speakers: cfg.mcu_max_speakers,
+                            level_interval: Duration::from_millis(cfg.audio_level_interval_ms),
+                        },
+                        events.clone(),
                     )
                 }),
             }),

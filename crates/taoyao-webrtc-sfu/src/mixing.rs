@@ -11,8 +11,10 @@ use bytes::Bytes;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use taoyao_media::clock::MixClock;
+use taoyao_media::levels::LevelWindow;
 use taoyao_media::mixer::{AudioMixer, MixerConfig};
 use taoyao_webrtc::forwarder::TaskCount;
+use taoyao_webrtc::{MediaEvent, MediaEvents};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -38,20 +40,33 @@ struct Sending {
     timestamp: u32,
 }
 
-/// Starts a room's mixer task; it ends when every sender is dropped (the room closed).
+pub(crate) struct MixSettings {
+    pub max_speakers: usize,
+    /// 0: no level reports.
+    pub level_interval: Duration,
+}
+
+/// Starts a room's mixer task; it ends when every sender is dropped (the room closed). Every
+/// `level_interval` while anyone speaks, each member is told the room's levels (`events`).
 pub(crate) fn spawn(
     room: String,
     tasks: Arc<AtomicUsize>,
-    max_speakers: usize,
+    settings: MixSettings,
+    events: MediaEvents,
 ) -> mpsc::UnboundedSender<MixCmd> {
     let (tx, mut rx) = mpsc::unbounded_channel::<MixCmd>();
     let count = TaskCount::start(&tasks);
     tokio::spawn(async move {
         let _count = count;
         let cfg = MixerConfig {
-            max_speakers,
+            max_speakers: settings.max_speakers,
             ..MixerConfig::default()
         };
+        let tick = Duration::from_millis(20);
+        let mut levels = (!settings.level_interval.is_zero()).then(|| {
+            let ticks = (settings.level_interval.as_millis() / tick.as_millis()).max(1);
+            LevelWindow::<String>::new(ticks as u32, cfg.silence_dbov)
+        });
         let mut mixer = match AudioMixer::<String>::new(cfg) {
             Ok(m) => m,
             Err(e) => {
@@ -60,7 +75,7 @@ pub(crate) fn spawn(
             }
         };
         let mut outputs: HashMap<String, Sending> = HashMap::new();
-        let mut clock = MixClock::new(Instant::now(), Duration::from_millis(20));
+        let mut clock = MixClock::new(Instant::now(), tick);
         loop {
             let next = tokio::time::Instant::from_std(clock.next_at());
             tokio::select! {
@@ -94,6 +109,16 @@ pub(crate) fn spawn(
                             continue;
                         }
                     };
+                    if let Some(report) = levels.as_mut().and_then(|w| w.tick(&tick.levels)) {
+                        let all = Arc::new(report.levels);
+                        for (to, _) in all.iter() {
+                            events.emit(MediaEvent::AudioLevels {
+                                to: to.clone(),
+                                levels: all.clone(),
+                                speaker: report.speaker.clone(),
+                            });
+                        }
+                    }
                     for (id, payload) in tick.packets {
                         let Some(s) = outputs.get_mut(&id) else { continue };
                         s.seq = s.seq.wrapping_add(1);

@@ -40,6 +40,9 @@ pub struct WebrtcConfig {
     pub gather_timeout_ms: u64,
     /// mcu rooms: at most this many of the loudest speakers are mixed at once.
     pub mcu_max_speakers: usize,
+    /// mcu rooms: members are told the room's audio levels and active speaker
+    /// (`media::audio::volume`) this often while anyone speaks; 0 turns it off.
+    pub audio_level_interval_ms: u64,
     /// After a subscribe connection is connected, forwarding to it starts this much later: the
     /// server (the DTLS server there) is connected one flight before the subscriber has its
     /// SRTP keys, and packets sent in between are dropped by the subscriber.
@@ -57,6 +60,7 @@ impl Default for WebrtcConfig {
             keyframe_request_interval_ms: 500,
             gather_timeout_ms: 2000,
             mcu_max_speakers: 4,
+            audio_level_interval_ms: 500,
             attach_delay_ms: 50,
         }
     }
@@ -86,6 +90,12 @@ impl Validate for WebrtcConfig {
             return Err(Invalid::new(
                 "webrtc.mcu_max_speakers",
                 "must be greater than 0",
+            ));
+        }
+        if self.audio_level_interval_ms != 0 && self.audio_level_interval_ms < 20 {
+            return Err(Invalid::new(
+                "webrtc.audio_level_interval_ms",
+                "must be 0 (off) or at least 20 (one mixing tick)",
             ));
         }
         if self.gather_timeout_ms == 0 {

@@ -250,6 +250,14 @@ pub enum MediaEvent {
         kind: Option<MediaKind>,
         action: StreamAction,
     },
+    /// mcu rooms: the room's audio levels over the last `webrtc.audio_level_interval_ms`, for
+    /// `to`: each member's loudest level (RFC 6464 dBov, 0 loudest .. 127 silent) and the
+    /// active speaker, if anyone spoke.
+    AudioLevels {
+        to: String,
+        levels: Arc<Vec<(String, u8)>>,
+        speaker: Option<String>,
+    },
 }
 
 /// The way back out of a backend. Called synchronously from the backend: it must not block

@@ -2,7 +2,8 @@
 // audio track, whose stream id is "mix", instead of one audio track per member). Two connections with the server:
 // publish (we offer our camera and microphone) and subscribe (the server offers what we
 // receive; we answer). Same events as the mesh Room: 'member-joined', 'member-left',
-// 'track' {clientId, stream}, 'peer-state' {clientId, state}, 'media-state', 'closed'.
+// 'track' {clientId, stream}, 'peer-state' {clientId, state}, 'media-state', 'closed'; and in
+// mcu rooms 'volume' {volumes: [{clientId, volume (dBov, 0 loudest .. -127)}], speaker}.
 
 export class SfuRoom extends EventTarget {
   constructor(signal, status, localStream) {
@@ -42,6 +43,8 @@ export class SfuRoom extends EventTarget {
     });
     on('room::close', ({ reason }) => this.#end(reason));
     on('room::expel', ({ reason }) => this.#end(reason));
+    // mcu rooms: the room's audio levels and active speaker, a few times a second.
+    on('media::audio::volume', ({ volumes, speaker }) => this.#emit('volume', { volumes, speaker }));
     on('media::exchange', (b) => this.#onExchange(b).catch((err) => this.#emit('error', err)));
     for (const action of ['publish', 'unpublish', 'pause', 'resume']) {
       on(`media::${action}`, ({ clientId, kind, streamId }) => {
