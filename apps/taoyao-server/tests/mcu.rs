@@ -120,8 +120,7 @@ async fn each_member_hears_the_others_tones_and_not_its_own() {
                     m.id,
                     m.notes()
                         .iter()
-                        .filter(|n| n["header"]["signal"] == "media::audio::volume")
-                        .next_back()
+                        .rfind(|n| n["header"]["signal"] == "media::audio::volume")
                 )
             });
         eprintln!("{} is told {}", m.id, note["body"]);
