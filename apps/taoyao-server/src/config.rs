@@ -9,6 +9,7 @@ use taoyao_boot::config::{ConfigError, Sources};
 use taoyao_boot::log::LogConfig;
 use taoyao_boot::tls::TlsConfig;
 use taoyao_boot::{Invalid, Validate};
+use taoyao_live::LiveConfig;
 use taoyao_meeting::{CallsConfig, RoomsConfig};
 use taoyao_signal::{AuthConfig, SignalConfig};
 use taoyao_webrtc::WebrtcConfig;
@@ -25,6 +26,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub rooms: RoomsConfig,
     pub calls: CallsConfig,
+    pub live: LiveConfig,
     pub webrtc: WebrtcConfig,
 }
 
@@ -78,6 +80,7 @@ impl Validate for Config {
         self.auth.validate()?;
         self.rooms.validate()?;
         self.calls.validate()?;
+        self.live.validate()?;
         self.webrtc.validate()
     }
 }

@@ -419,6 +419,7 @@ async fn architecture_choice_follows_config() {
         c.rooms.named.push(taoyao_meeting::NamedRoom {
             name: "lobby".into(),
             architecture: Some(taoyao_webrtc::ArchitectureKind::Mesh),
+            mode: None,
             password: Some("lobbypw".into()),
             max_members: Some(2),
         });

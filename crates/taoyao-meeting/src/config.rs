@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use taoyao_boot::{Invalid, Validate};
 use taoyao_webrtc::ArchitectureKind;
 
+use crate::modes::MeetingMode;
+
 /// `[rooms]`: how rooms are made and bounded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -21,6 +23,10 @@ pub struct RoomsConfig {
     /// A room with no members closes after this long (named rooms too; they are made again on
     /// the next enter).
     pub empty_room_timeout_ms: u64,
+    /// The meeting mode of a room nobody chose one for.
+    pub default_mode: MeetingMode,
+    /// Intercom: a floor holder loses the floor after this long.
+    pub floor_max_hold_ms: u64,
     /// Rooms configured by name: whoever creates or enters a room of that name gets these
     /// settings.
     pub named: Vec<NamedRoom>,
@@ -35,6 +41,8 @@ impl Default for RoomsConfig {
             max_members: 16,
             max_tracks_per_member: 4,
             empty_room_timeout_ms: 60_000,
+            default_mode: MeetingMode::Meeting,
+            floor_max_hold_ms: 60_000,
             named: Vec::new(),
         }
     }
@@ -47,6 +55,8 @@ pub struct NamedRoom {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub architecture: Option<ArchitectureKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<MeetingMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_members: Option<usize>,
@@ -57,6 +67,7 @@ impl std::fmt::Debug for NamedRoom {
         f.debug_struct("NamedRoom")
             .field("name", &self.name)
             .field("architecture", &self.architecture)
+            .field("mode", &self.mode)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("max_members", &self.max_members)
             .finish()
@@ -80,6 +91,12 @@ impl Validate for RoomsConfig {
         if self.max_tracks_per_member == 0 {
             return Err(Invalid::new(
                 "rooms.max_tracks_per_member",
+                "must be greater than 0",
+            ));
+        }
+        if self.floor_max_hold_ms == 0 {
+            return Err(Invalid::new(
+                "rooms.floor_max_hold_ms",
                 "must be greater than 0",
             ));
         }

@@ -1,8 +1,8 @@
 //! Meeting scenario: rooms (who may enter, who owns them, what members may do), the `room::`
 //! and `media::` signals that drive a room's media through the `MediaArchitecture` seam, and
 //! 1:1 P2P calls (`session::`). [`modes`] holds the meeting-mode rules (meeting, broadcast,
-//! intercom floor control) as a pure state machine; wiring them into rooms and signals comes
-//! with the meeting-modes issue.
+//! intercom floor control) as a pure state machine; the room task also applies the live rules
+//! of taoyao-live (`live::` signals): a live is a room put on air by its owner.
 //!
 //! The rules are a state machine with no I/O ([`rules`]); each room is a task that owns its
 //! rules, its members' connections and its media room. This crate knows neither how RTP moves
@@ -19,4 +19,5 @@ mod rooms;
 
 pub use calls::Calls;
 pub use config::{CallsConfig, NamedRoom, RoomsConfig};
+pub use modes::MeetingMode;
 pub use rooms::{Architectures, Rooms};

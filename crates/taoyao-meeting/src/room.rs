@@ -17,9 +17,11 @@ use taoyao_webrtc::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::modes::{FloorEvent, MeetingMode, Modes};
 use crate::rooms::RoomsShared;
 use crate::rules::{Actor, RoomRules};
 use crate::signals;
+use taoyao_live::{AnchorDrop, Live, LiveEvent};
 
 pub(crate) enum RoomCommand {
     /// A room-scoped signal from a client; the answer goes back on `reply`.
@@ -38,6 +40,7 @@ pub(crate) struct RoomSettings {
     pub owner: String,
     pub password: Option<String>,
     pub max_members: usize,
+    pub mode: MeetingMode,
 }
 
 pub(crate) struct RoomTask {
@@ -54,6 +57,14 @@ pub(crate) struct RoomTask {
     shared: Arc<RoomsShared>,
     serial: u64,
     closed: bool,
+    /// Meeting mode, presenters and the intercom floor.
+    modes: Modes,
+    /// Set while the room is (or was, until the next start) a live.
+    live: Option<Live>,
+    /// What each member's media gate was last set to: (video open, audio open).
+    gates: HashMap<String, (bool, bool)>,
+    /// With the pause policy: when the away anchor's live stops.
+    anchor_deadline: Option<Instant>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -136,7 +147,12 @@ impl RoomTask {
         serial: u64,
         summary: Arc<Mutex<Value>>,
     ) -> Self {
+        let max_hold = Duration::from_millis(shared.config.floor_max_hold_ms);
         let task = RoomTask {
+            modes: Modes::new(s.mode, &s.owner, max_hold),
+            live: None,
+            gates: HashMap::new(),
+            anchor_deadline: None,
             rules: RoomRules::new(s.id.clone(), s.owner, s.password, s.max_members),
             id: s.id,
             name: s.name,
@@ -164,7 +180,169 @@ impl RoomTask {
             "hasPassword": self.rules.has_password(),
             "memberCount": self.rules.members().len(),
             "createdAt": self.created_at,
+            "mode": self.modes.mode(),
+            "live": self.live_json(),
         })
+    }
+
+    /// The live's state while on air, else null.
+    fn live_json(&self) -> Value {
+        match &self.live {
+            Some(l) if l.is_on_air() => {
+                let on_stage = |id: &str| id == l.anchor() || l.cohosts().any(|c| c == id);
+                let viewers = self
+                    .rules
+                    .members()
+                    .iter()
+                    .filter(|m| !on_stage(&m.id))
+                    .count();
+                json!({
+                    "anchor": l.anchor(),
+                    "cohosts": l.cohosts().collect::<Vec<_>>(),
+                    "viewers": viewers,
+                    "paused": l.is_paused(),
+                    "startedAt": l.started_at(),
+                })
+            }
+            _ => Value::Null,
+        }
+    }
+
+    /// Mode, presenters and floor, as members are told them.
+    fn mode_json(&self) -> Value {
+        json!({
+            "roomId": self.id,
+            "mode": self.modes.mode(),
+            "presenters": self.modes.presenters().collect::<Vec<_>>(),
+            "floor": {
+                "holder": self.modes.floor_holder(),
+                "queue": self.modes.queue().collect::<Vec<_>>(),
+            },
+        })
+    }
+
+    fn live_on_air(&self) -> Option<&Live> {
+        self.live.as_ref().filter(|l| l.is_on_air())
+    }
+
+    /// May `member` publish now? On air, the anchor and co-hosts; else by the meeting mode.
+    fn may_publish(&self, member: &str) -> bool {
+        match self.live_on_air() {
+            Some(l) => l.may_publish(member),
+            None => self.modes.may_publish(member),
+        }
+    }
+
+    fn publish_refusal(&self) -> SignalError {
+        if self.live_on_air().is_some() {
+            SignalError::forbidden(
+                "viewers of a live do not publish: ask the anchor to co-host (live::cohost)",
+            )
+        } else {
+            SignalError::forbidden("only presenters publish in broadcast mode")
+        }
+    }
+
+    /// Sets every member's media gate to what the rules allow now (only the changes reach the
+    /// backend): video open if the member may publish; audio also needs the floor in intercom.
+    async fn apply_gates(&mut self) {
+        let ids: Vec<String> = self.clients.keys().cloned().collect();
+        for id in ids {
+            let publish = self.may_publish(&id);
+            let audio =
+                publish && (self.live_on_air().is_some() || self.modes.audio_forwarded(&id));
+            let want = (publish, audio);
+            if self.gates.get(&id).copied().unwrap_or((true, true)) == want {
+                continue;
+            }
+            for (kind, open) in [(MediaKind::Video, publish), (MediaKind::Audio, audio)] {
+                if let Err(e) = self.media.set_gate(&id, Some(kind), open).await {
+                    tracing::warn!(room = self.id, member = id, "gate: {e}");
+                }
+            }
+            self.gates.insert(id, want);
+        }
+    }
+
+    /// Tells everyone about floor changes.
+    fn tell_floor(&self, events: Vec<FloorEvent>) {
+        for e in events {
+            let (kind, member, reason) = match &e {
+                FloorEvent::Granted(m) => ("granted", m, None),
+                FloorEvent::Queued { member, .. } => ("queued", member, None),
+                FloorEvent::Released(m) => ("released", m, None),
+                FloorEvent::Revoked { member, reason } => ("revoked", member, Some(*reason)),
+            };
+            let mut body = self.mode_json();
+            body["event"] = json!({"type": kind, "clientId": member, "reason": reason});
+            self.tell_members(signals::ROOM_FLOOR, body, None);
+        }
+    }
+
+    fn tell_live(&self, e: &LiveEvent) {
+        let Some(l) = &self.live else { return };
+        let anchor = l.anchor().to_owned();
+        let (body, to): (Value, Option<&str>) = match e {
+            // A request goes to the anchor; an invitation to the viewer.
+            LiveEvent::Requested(v) => (
+                json!({"roomId": self.id, "action": "request", "clientId": v}),
+                Some(anchor.as_str()),
+            ),
+            LiveEvent::Invited(v) => (
+                json!({"roomId": self.id, "action": "invite", "clientId": v, "from": anchor}),
+                Some(v.as_str()),
+            ),
+            LiveEvent::Declined { viewer, by } => {
+                let other = if by == &anchor {
+                    viewer.as_str()
+                } else {
+                    anchor.as_str()
+                };
+                (
+                    json!({"roomId": self.id, "action": "decline", "clientId": viewer, "by": by}),
+                    Some(other),
+                )
+            }
+            LiveEvent::OnStage(v) => (
+                json!({"roomId": self.id, "action": "accept", "clientId": v}),
+                None,
+            ),
+            LiveEvent::OffStage { cohost, by } => (
+                json!({"roomId": self.id, "action": "end", "clientId": cohost, "by": by}),
+                None,
+            ),
+        };
+        match to {
+            Some(to) => {
+                if let Some(c) = self.clients.get(to) {
+                    c.notify(signals::LIVE_COHOST, body);
+                }
+            }
+            None => {
+                self.tell_members(signals::LIVE_COHOST, body, None);
+            }
+        }
+    }
+
+    /// Takes a member off stage: its streams end, so viewers' connections drop them.
+    async fn unpublish_all(&self, member: &str) {
+        if self.architecture != ArchitectureKind::Mesh
+            && let Err(e) = self
+                .media
+                .stream(member, StreamAction::Unpublish, StreamRequest::default())
+                .await
+        {
+            tracing::debug!(room = self.id, member, "unpublish: {e}");
+        }
+    }
+
+    fn stop_live(&mut self, reason: &str) {
+        self.anchor_deadline = None;
+        self.tell_members(
+            signals::LIVE_STOP,
+            json!({"roomId": self.id, "reason": reason}),
+            None,
+        );
     }
 
     fn publish_summary(&self) {
@@ -192,6 +370,9 @@ impl RoomTask {
         let mut v = self.summary_json();
         v["members"] = Value::Array(self.members_json());
         v["streams"] = json!(self.media.streams().await);
+        let m = self.mode_json();
+        v["presenters"] = m["presenters"].clone();
+        v["floor"] = m["floor"].clone();
         v
     }
 
@@ -211,6 +392,8 @@ impl RoomTask {
         tracing::info!(room = self.id, architecture = %self.architecture, "room open");
         while !self.closed {
             let deadline = empty_since.map(|t| t + empty_timeout);
+            let floor_deadline = self.modes.floor_deadline().map(Instant::from_std);
+            let anchor_deadline = self.anchor_deadline;
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     None => break,
@@ -220,6 +403,18 @@ impl RoomTask {
                     }
                     Some(RoomCommand::ClientGone { client }) => self.client_gone(client).await,
                 },
+                _ = sleep_until_opt(floor_deadline) => {
+                    let events = self.modes.tick(std::time::Instant::now());
+                    self.tell_floor(events);
+                    self.apply_gates().await;
+                }
+                _ = sleep_until_opt(anchor_deadline) => {
+                    if let Some(l) = &mut self.live {
+                        l.anchor_dropped(AnchorDrop::Stop);
+                    }
+                    self.stop_live("the anchor did not come back");
+                    self.apply_gates().await;
+                }
                 _ = sleep_until_opt(deadline) => {
                     tracing::info!(room = self.id, "room empty for {empty_timeout:?}: closing");
                     break;
@@ -284,9 +479,24 @@ impl RoomTask {
                     json!({"roomId": self.id, "client": member}),
                     Some(req.client.id()),
                 );
+                // The room's rules close what the newcomer may not send (before it sends).
+                self.apply_gates().await;
+                let anchor_back = self.live.as_mut().is_some_and(|l| {
+                    l.is_on_air() && l.anchor() == req.client.id() && l.anchor_back()
+                });
                 // Answer first, from this task, so the answer is queued before any offer the
                 // subscriptions below send the newcomer.
-                req.reply(self.status_json().await);
+                let mut status = self.status_json().await;
+                status["mayPublish"] = json!(self.may_publish(req.client.id()));
+                req.reply(status);
+                if anchor_back {
+                    self.anchor_deadline = None;
+                    self.tell_members(
+                        signals::LIVE_RESUME,
+                        json!({"roomId": self.id, "anchor": req.client.id()}),
+                        Some(req.client.id()),
+                    );
+                }
                 if self.architecture != ArchitectureKind::Mesh && subscribe != SubscribePolicy::None
                 {
                     let kind = match subscribe {
@@ -397,6 +607,9 @@ impl RoomTask {
                 if !req.client.info().grants.publish {
                     return Err(Grants::denied("publish"));
                 }
+                if !self.may_publish(req.client.id()) {
+                    return Err(self.publish_refusal());
+                }
                 let offer = Negotiation::Offer {
                     sdp: required_str(body, "sdp")?.to_owned(),
                 };
@@ -413,6 +626,9 @@ impl RoomTask {
                 let grants = &req.client.info().grants;
                 if s == signals::MEDIA_PUBLISH && !grants.publish {
                     return Err(Grants::denied("publish"));
+                }
+                if s == signals::MEDIA_PUBLISH && !self.may_publish(req.client.id()) {
+                    return Err(self.publish_refusal());
                 }
                 if s == signals::MEDIA_SUBSCRIBE && !grants.subscribe {
                     return Err(Grants::denied("subscribe"));
@@ -453,6 +669,189 @@ impl RoomTask {
                     .await
                     .map_err(|e| SignalError::from_coded(&e))?;
                 Ok(Reply::empty())
+            }
+            signals::ROOM_MODE => {
+                self.rules
+                    .require_manager(who, "change the mode")
+                    .map_err(err)?;
+                let m = required_str(body, "mode")?;
+                let mode = MeetingMode::parse(m).ok_or_else(|| {
+                    SignalError::bad_request(format!(
+                        "unknown mode {m:?}: meeting, broadcast or intercom"
+                    ))
+                })?;
+                let events = self.modes.set_mode(mode);
+                self.tell_floor(events);
+                self.apply_gates().await;
+                self.tell_members(signals::ROOM_MODE, self.mode_json(), None);
+                Ok(Reply::Body(self.mode_json()))
+            }
+            signals::ROOM_PRESENTER => {
+                self.rules
+                    .require_manager(who, "choose presenters")
+                    .map_err(err)?;
+                let target = required_str(body, "clientId")?;
+                if !self.rules.is_member(target) {
+                    return Err(SignalError::not_found(format!(
+                        "client {target} is not in this room"
+                    )));
+                }
+                let before: Vec<String> = self.modes.presenters().map(str::to_owned).collect();
+                match optional_str(body, "action")?.unwrap_or("add") {
+                    "add" => self.modes.add_presenter(target),
+                    "remove" => self.modes.remove_presenter(target),
+                    "handover" => self.modes.hand_over(target),
+                    a => {
+                        return Err(SignalError::bad_request(format!(
+                            "action must be add, remove or handover, not {a:?}"
+                        )));
+                    }
+                }
+                self.apply_gates().await;
+                // Presenters who lost the stage stop publishing (in broadcast mode).
+                if self.modes.mode() == MeetingMode::Broadcast {
+                    for gone in before {
+                        if !self.modes.presenters().any(|p| p == gone) {
+                            self.unpublish_all(&gone).await;
+                        }
+                    }
+                }
+                self.tell_members(signals::ROOM_PRESENTER, self.mode_json(), None);
+                Ok(Reply::Body(self.mode_json()))
+            }
+            signals::ROOM_FLOOR => {
+                self.rules.require_member(who).map_err(err)?;
+                if self.modes.mode() != MeetingMode::Intercom {
+                    return Err(SignalError::bad_request(
+                        "the floor exists only in intercom mode",
+                    ));
+                }
+                let now = std::time::Instant::now();
+                let events = match optional_str(body, "action")?.unwrap_or("request") {
+                    "request" => self.modes.request_floor(req.client.id(), now),
+                    "release" => self.modes.release_floor(req.client.id(), now),
+                    a => {
+                        return Err(SignalError::bad_request(format!(
+                            "action must be request or release, not {a:?}"
+                        )));
+                    }
+                };
+                self.tell_floor(events);
+                self.apply_gates().await;
+                let mut reply = self.mode_json();
+                reply["granted"] = json!(self.modes.floor_holder() == Some(req.client.id()));
+                if let Some(p) = self.modes.queue().position(|q| q == req.client.id()) {
+                    reply["position"] = json!(p + 1);
+                }
+                Ok(Reply::Body(reply))
+            }
+            signals::LIVE_START => {
+                self.rules.require_member(who).map_err(err)?;
+                if req.client.id() != self.rules.owner() {
+                    return Err(SignalError::forbidden(
+                        "only the room's owner may start a live (as its anchor)",
+                    ));
+                }
+                if !req.client.info().grants.anchor {
+                    return Err(Grants::denied("anchor"));
+                }
+                if self.architecture == ArchitectureKind::Mesh {
+                    return Err(SignalError::bad_request(
+                        "a live runs on sfu or mcu, not in a mesh room",
+                    ));
+                }
+                if self.live_on_air().is_some() {
+                    return Err(SignalError::bad_request("the room is already live"));
+                }
+                self.live = Some(Live::start(
+                    req.client.id(),
+                    now_ms(),
+                    self.shared.live.max_cohosts,
+                ));
+                // Viewers stop publishing: their streams end, their gates close.
+                let viewers: Vec<String> = self
+                    .clients
+                    .keys()
+                    .filter(|id| *id != req.client.id())
+                    .cloned()
+                    .collect();
+                self.apply_gates().await;
+                for v in viewers {
+                    self.unpublish_all(&v).await;
+                }
+                let mut body = self.live_json();
+                body["roomId"] = json!(self.id);
+                self.tell_members(signals::LIVE_START, body.clone(), Some(req.client.id()));
+                Ok(Reply::Body(body))
+            }
+            signals::LIVE_STOP => {
+                self.rules.require_member(who).map_err(err)?;
+                let live = self
+                    .live
+                    .as_mut()
+                    .filter(|l| l.is_on_air())
+                    .ok_or_else(|| SignalError::bad_request("the room is not live"))?;
+                let cohosts = live
+                    .stop(req.client.id(), who.admin)
+                    .map_err(|e| SignalError::from_coded(&e))?;
+                for c in cohosts {
+                    self.unpublish_all(&c).await;
+                }
+                self.stop_live(&format!("stopped by {}", req.client.id()));
+                self.apply_gates().await;
+                Ok(Reply::empty())
+            }
+            signals::LIVE_COHOST => {
+                self.rules.require_member(who).map_err(err)?;
+                let me = req.client.id().to_owned();
+                let action = required_str(body, "action")?;
+                let target = optional_str(body, "clientId")?;
+                let live = self
+                    .live
+                    .as_mut()
+                    .filter(|l| l.is_on_air())
+                    .ok_or_else(|| SignalError::bad_request("the room is not live"))?;
+                let anchor = live.anchor().to_owned();
+                // The anchor names the viewer; a viewer acts for itself.
+                let viewer = match (target, me == anchor) {
+                    (Some(t), _) => t.to_owned(),
+                    (None, false) => me.clone(),
+                    (None, true) => {
+                        return Err(SignalError::bad_request("clientId: which viewer?"));
+                    }
+                };
+                if !self.rules.is_member(&viewer) {
+                    return Err(SignalError::not_found(format!(
+                        "client {viewer} is not in this room"
+                    )));
+                }
+                let event = match action {
+                    "request" if viewer == me => live.request(&me),
+                    "request" => {
+                        return Err(SignalError::bad_request("you can only ask for yourself"));
+                    }
+                    "invite" => live.invite(&me, &viewer),
+                    "accept" => live.accept(&me, &viewer),
+                    "decline" => live.decline(&me, &viewer),
+                    "end" => live.end(&me, &viewer),
+                    a => {
+                        return Err(SignalError::bad_request(format!(
+                            "action must be request, invite, accept, decline or end, not {a:?}"
+                        )));
+                    }
+                }
+                .map_err(|e| SignalError::from_coded(&e))?;
+                if let LiveEvent::OffStage { cohost, .. } = &event {
+                    let cohost = cohost.clone();
+                    self.apply_gates().await;
+                    self.unpublish_all(&cohost).await;
+                } else {
+                    self.apply_gates().await;
+                }
+                self.tell_live(&event);
+                Ok(Reply::Body(
+                    json!({"roomId": self.id, "live": self.live_json()}),
+                ))
             }
             other => Err(SignalError::new(
                 taoyao_boot::Code::UnsupportedSignal,
@@ -502,6 +901,9 @@ impl RoomTask {
         if sending > 0 && !grants.publish {
             return Err(Grants::denied("publish (the SDP sends media)"));
         }
+        if sending > 0 && !self.may_publish(client.id()) {
+            return Err(self.publish_refusal());
+        }
         if sections
             .iter()
             .any(|m| m.receives && m.kind != "application")
@@ -524,12 +926,37 @@ impl RoomTask {
             return;
         }
         self.clients.remove(id);
+        self.gates.remove(id);
         self.media.leave(id).await;
         self.tell_members(
             signals::ROOM_LEAVE,
             json!({"roomId": self.id, "clientId": id, "reason": reason}),
             None,
         );
+        let floor = self.modes.member_left(id, std::time::Instant::now());
+        self.tell_floor(floor);
+        let on_air_anchor = self
+            .live_on_air()
+            .is_some_and(|l| l.anchor() == id && !l.is_paused());
+        if on_air_anchor {
+            let policy = self.shared.live.on_anchor_drop;
+            let paused = self.live.as_mut().is_some_and(|l| l.anchor_dropped(policy));
+            if paused {
+                let grace = Duration::from_millis(self.shared.live.anchor_grace_ms);
+                self.anchor_deadline = Some(Instant::now() + grace);
+                self.tell_members(
+                    signals::LIVE_PAUSE,
+                    json!({"roomId": self.id, "reason": format!("the anchor {reason}"),
+                           "resumeWithinMs": grace.as_millis() as u64}),
+                    None,
+                );
+            } else {
+                self.stop_live(&format!("the anchor {reason}"));
+            }
+        } else if let Some(e) = self.live.as_mut().and_then(|l| l.member_left(id)) {
+            self.tell_live(&e);
+        }
+        self.apply_gates().await;
     }
 
     async fn client_gone(&mut self, client: ClientHandle) {

@@ -14,8 +14,10 @@ use taoyao_webrtc::{ArchitectureKind, MediaArchitecture, MediaEvents, MediaRoomS
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::RoomsConfig;
+use crate::modes::MeetingMode;
 use crate::room::{RoomCommand, RoomSettings, RoomTask, deliver};
 use crate::signals;
+use taoyao_live::LiveConfig;
 
 /// Commands queued per room before senders wait.
 const ROOM_QUEUE: usize = 256;
@@ -32,6 +34,7 @@ struct RoomEntry {
 
 pub(crate) struct RoomsShared {
     pub(crate) config: RoomsConfig,
+    pub(crate) live: LiveConfig,
     pub(crate) shutdown: Shutdown,
     architectures: HashMap<ArchitectureKind, Arc<dyn MediaArchitecture>>,
     map: Mutex<HashMap<String, RoomEntry>>,
@@ -64,6 +67,7 @@ struct CreateRequest<'a> {
     name: &'a str,
     password: Option<&'a str>,
     architecture: Option<&'a str>,
+    mode: Option<&'a str>,
 }
 
 impl Rooms {
@@ -71,6 +75,7 @@ impl Rooms {
     /// named room's must be among them.
     pub fn new(
         config: RoomsConfig,
+        live: LiveConfig,
         architectures: Architectures,
         ids: Arc<IdGenerator>,
         shutdown: Shutdown,
@@ -95,6 +100,7 @@ impl Rooms {
         Ok(Rooms {
             shared: Arc::new(RoomsShared {
                 config,
+                live,
                 shutdown,
                 architectures,
                 map: Mutex::new(HashMap::new()),
@@ -177,6 +183,25 @@ impl Rooms {
             .and_then(|n| n.password.clone())
             .or_else(|| r.password.map(str::to_owned));
         let max_members = named.and_then(|n| n.max_members).unwrap_or(cfg.max_members);
+        let asked_mode = match r.mode {
+            None => None,
+            Some(m) => Some(MeetingMode::parse(m).ok_or_else(|| {
+                SignalError::bad_request(format!(
+                    "unknown mode {m:?}: meeting, broadcast or intercom"
+                ))
+            })?),
+        };
+        let mode = match (named.and_then(|n| n.mode), asked_mode) {
+            (Some(fixed), Some(asked)) if fixed != asked => {
+                return Err(SignalError::forbidden(format!(
+                    "room {} is configured in {fixed:?} mode",
+                    r.name
+                )));
+            }
+            (Some(fixed), _) => fixed,
+            (None, Some(asked)) => asked,
+            (None, None) => cfg.default_mode,
+        };
         let id = match r.id {
             Some(id) => id.to_owned(),
             None => self.shared.ids.unique(),
@@ -188,6 +213,7 @@ impl Rooms {
             owner: owner.id().to_owned(),
             password,
             max_members,
+            mode,
         };
         let events_hub = hub.clone();
         let events_room = id.clone();
@@ -276,6 +302,13 @@ impl SignalHandler for Rooms {
             signals::ROOM_INVITE,
             signals::ROOM_EXPEL,
             signals::ROOM_BROADCAST,
+            signals::ROOM_MODE,
+            signals::ROOM_PRESENTER,
+            signals::ROOM_FLOOR,
+            signals::LIVE_START,
+            signals::LIVE_STOP,
+            signals::LIVE_LIST,
+            signals::LIVE_COHOST,
             signals::MEDIA_EXCHANGE,
             signals::MEDIA_PUBLISH,
             signals::MEDIA_UNPUBLISH,
@@ -303,11 +336,31 @@ impl SignalHandler for Rooms {
                             name,
                             password: optional_str(body, "password")?,
                             architecture: optional_str(body, "architecture")?,
+                            mode: optional_str(body, "mode")?,
                         },
                     )
                     .await?;
                 let summary = entry.summary.lock().expect("summary lock").clone();
                 Ok(Reply::Body(summary))
+            }
+            signals::LIVE_LIST => {
+                // The live client list: rooms on air, with their anchors and viewer counts.
+                let map = self.shared.map.lock().expect("rooms lock");
+                let mut lives: Vec<Value> = map
+                    .values()
+                    .filter_map(|e| {
+                        let s = e.summary.lock().expect("summary lock");
+                        s["live"].is_object().then(|| {
+                            let mut l = s["live"].clone();
+                            l["roomId"] = s["roomId"].clone();
+                            l["name"] = s["name"].clone();
+                            l["architecture"] = s["architecture"].clone();
+                            l
+                        })
+                    })
+                    .collect();
+                lives.sort_by(|a, b| a["roomId"].as_str().cmp(&b["roomId"].as_str()));
+                Ok(Reply::Body(json!({ "lives": lives })))
             }
             signals::ROOM_LIST => {
                 let map = self.shared.map.lock().expect("rooms lock");
@@ -340,6 +393,7 @@ impl SignalHandler for Rooms {
                                         name: &id,
                                         password: optional_str(&body, "password")?,
                                         architecture: optional_str(&body, "architecture")?,
+                                        mode: optional_str(&body, "mode")?,
                                     },
                                 )
                                 .await

@@ -12,6 +12,17 @@ pub const ROOM_CLIENT_LIST: &str = "room::client::list";
 pub const ROOM_INVITE: &str = "room::invite";
 pub const ROOM_EXPEL: &str = "room::expel";
 pub const ROOM_BROADCAST: &str = "room::broadcast";
+pub const ROOM_MODE: &str = "room::mode";
+pub const ROOM_PRESENTER: &str = "room::presenter";
+pub const ROOM_FLOOR: &str = "room::floor";
+
+pub const LIVE_START: &str = "live::start";
+pub const LIVE_STOP: &str = "live::stop";
+pub const LIVE_LIST: &str = "live::list";
+pub const LIVE_COHOST: &str = "live::cohost";
+/// Server -> members: the anchor dropped off (pause policy) / came back.
+pub const LIVE_PAUSE: &str = "live::pause";
+pub const LIVE_RESUME: &str = "live::resume";
 
 pub const MEDIA_EXCHANGE: &str = "media::exchange";
 pub const MEDIA_PUBLISH: &str = "media::publish";

@@ -175,6 +175,15 @@ struct Member {
     subscribe: tokio::sync::Mutex<SubscribeSide>,
     next_stream: AtomicU32,
     left: AtomicBool,
+    /// Closed by the room's rules ([`MediaRoom::set_gate`]): video, audio.
+    gated: [AtomicBool; 2],
+}
+
+fn gate_index(kind: MediaKind) -> usize {
+    match kind {
+        MediaKind::Video => 0,
+        MediaKind::Audio => 1,
+    }
 }
 
 #[derive(Default)]
@@ -302,6 +311,10 @@ impl Shared {
         });
         {
             let mut st = self.state.lock().expect("state lock");
+            // Under the state lock, so a concurrent set_gate sees either the flag or the stream.
+            if owner.gated[gate_index(kind)].load(Ordering::Acquire) {
+                stream.forwarder.set_gated(true);
+            }
             if owner.left.load(Ordering::Acquire) || !st.members.contains_key(&owner.id) {
                 stream.forwarder.stop();
                 return;
@@ -582,6 +595,7 @@ impl MediaRoom for SfuRoom {
                 subscribe: tokio::sync::Mutex::new(SubscribeSide::default()),
                 next_stream: AtomicU32::new(0),
                 left: AtomicBool::new(false),
+                gated: [AtomicBool::new(false), AtomicBool::new(false)],
             }),
         );
         if let Some(mixer) = &self.shared.mixer {
@@ -786,6 +800,34 @@ impl MediaRoom for SfuRoom {
                 Ok(())
             }
         }
+    }
+
+    async fn set_gate(
+        &self,
+        member: &str,
+        kind: Option<MediaKind>,
+        open: bool,
+    ) -> Result<bool, MediaError> {
+        let m = self.shared.member(member)?;
+        let kinds = match kind {
+            Some(k) => vec![k],
+            None => vec![MediaKind::Video, MediaKind::Audio],
+        };
+        let st = self.shared.state.lock().expect("state lock");
+        for k in kinds {
+            m.gated[gate_index(k)].store(!open, Ordering::Release);
+            if k == MediaKind::Audio
+                && let Some(mixer) = &self.shared.mixer
+            {
+                let _ = mixer.send(MixCmd::Gate(member.to_owned(), !open));
+            }
+            for s in st.streams.values() {
+                if s.owner == member && s.kind == k {
+                    s.forwarder.set_gated(!open);
+                }
+            }
+        }
+        Ok(true)
     }
 
     async fn stats(&self) -> MediaRoomStats {

@@ -2,7 +2,7 @@
 //! every 20 ms (a drift-free `MixClock`) sends each member one Opus packet holding everyone but
 //! itself, on a local track of the member's subscribe connection. Video stays on the forwarder.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
@@ -29,7 +29,10 @@ pub(crate) struct MixOutput {
 pub(crate) enum MixCmd {
     Add(String),
     Remove(String),
+    /// The member paused (or resumed) its own audio.
     Mute(String, bool),
+    /// The room's rules close (or open) the member's audio; independent of its own pause.
+    Gate(String, bool),
     Packet(String, u16, Bytes),
     Output(String, MixOutput),
 }
@@ -75,6 +78,8 @@ pub(crate) fn spawn(
             }
         };
         let mut outputs: HashMap<String, Sending> = HashMap::new();
+        // Members who paused their audio, and members the room's rules closed.
+        let (mut paused, mut gated) = (HashSet::<String>::new(), HashSet::<String>::new());
         let mut clock = MixClock::new(Instant::now(), tick);
         loop {
             let next = tokio::time::Instant::from_std(clock.next_at());
@@ -88,9 +93,18 @@ pub(crate) fn spawn(
                     }
                     Some(MixCmd::Remove(id)) => {
                         mixer.remove(&id);
+                        paused.remove(&id);
+                        gated.remove(&id);
                         outputs.remove(&id);
                     }
-                    Some(MixCmd::Mute(id, muted)) => mixer.set_muted(&id, muted),
+                    Some(MixCmd::Mute(id, muted)) => {
+                        set(&mut paused, &id, muted);
+                        mixer.set_muted(&id, muted || gated.contains(&id));
+                    }
+                    Some(MixCmd::Gate(id, closed)) => {
+                        set(&mut gated, &id, closed);
+                        mixer.set_muted(&id, closed || paused.contains(&id));
+                    }
                     Some(MixCmd::Packet(id, seq, payload)) => mixer.push(&id, seq, payload),
                     Some(MixCmd::Output(id, out)) => {
                         outputs.insert(id, Sending { out, seq: rand::random(), timestamp: rand::random() });
@@ -141,4 +155,12 @@ pub(crate) fn spawn(
         }
     });
     tx
+}
+
+fn set(set: &mut HashSet<String>, id: &str, on: bool) {
+    if on {
+        set.insert(id.to_owned());
+    } else {
+        set.remove(id);
+    }
 }

@@ -109,6 +109,9 @@ struct Inner {
     codec: Option<VideoCodec>,
     sinks: ArcSwap<Vec<Arc<Sink>>>,
     paused: AtomicBool,
+    /// Closed by the room's rules (a listener in broadcast mode, intercom without the floor),
+    /// apart from the publisher's own pause so neither undoes the other.
+    gated: AtomicBool,
     waiting: AtomicUsize,
     keyframe_wanted: Notify,
     keyframe_interval: Duration,
@@ -140,6 +143,7 @@ impl Forwarder {
             codec: (kind == MediaKind::Video).then_some(VideoCodec::Vp8),
             sinks: ArcSwap::from_pointee(Vec::new()),
             paused: AtomicBool::new(false),
+            gated: AtomicBool::new(false),
             waiting: AtomicUsize::new(0),
             keyframe_wanted: Notify::new(),
             keyframe_interval,
@@ -222,6 +226,21 @@ impl Forwarder {
         self.inner.paused.load(Ordering::Relaxed)
     }
 
+    /// Closes (or opens) the stream for every subscriber by the room's rules; independent of
+    /// [`Forwarder::set_paused`]. Opening restarts video on a keyframe.
+    pub fn set_gated(&self, gated: bool) {
+        let was = self.inner.gated.swap(gated, Ordering::Relaxed);
+        if was && !gated {
+            for sink in self.inner.sinks.load().iter() {
+                self.wait_for_keyframe(sink);
+            }
+        }
+    }
+
+    pub fn is_gated(&self) -> bool {
+        self.inner.gated.load(Ordering::Relaxed)
+    }
+
     fn wait_for_keyframe(&self, sink: &Arc<Sink>) {
         if self.inner.codec.is_some() && !sink.need_keyframe.swap(true, Ordering::Relaxed) {
             self.inner.waiting.fetch_add(1, Ordering::Relaxed);
@@ -301,7 +320,7 @@ impl Forwarder {
     async fn forward(&self, p: rtc::rtp::packet::Packet) {
         self.inner.packets_in.fetch_add(1, Ordering::Relaxed);
         let sinks = self.inner.sinks.load();
-        if self.inner.paused.load(Ordering::Relaxed) {
+        if self.inner.paused.load(Ordering::Relaxed) || self.inner.gated.load(Ordering::Relaxed) {
             for s in sinks.iter() {
                 s.gap.store(true, Ordering::Relaxed);
             }

@@ -380,6 +380,21 @@ pub trait MediaRoom: Send + Sync {
 
     async fn stats(&self) -> MediaRoomStats;
 
+    /// Opens or closes `member`'s media of `kind` (both kinds when `None`) for everyone, by the
+    /// room's rules (meeting modes, live): a closed stream is not forwarded (nor mixed) however
+    /// its publisher pauses or resumes it, and streams the member publishes later start closed.
+    /// Returns false where the server does not carry media (mesh): the rules are then kept at
+    /// signaling only.
+    async fn set_gate(
+        &self,
+        member: &str,
+        kind: Option<MediaKind>,
+        open: bool,
+    ) -> Result<bool, MediaError> {
+        let _ = (member, kind, open);
+        Ok(false)
+    }
+
     /// The streams the server holds for this room (none in mesh).
     async fn streams(&self) -> Vec<StreamInfo> {
         Vec::new()

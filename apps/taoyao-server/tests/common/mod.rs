@@ -332,3 +332,46 @@ impl TestClient {
         drop(self);
     }
 }
+
+/// Test media (VP8 + Opus made by ffmpeg once per test binary) with a tone of `hz` in the audio.
+pub fn media_with_tone(hz: u32) -> std::sync::Arc<taoyao_bench::media::TestMedia> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    use taoyao_bench::media::{MediaSpec, TestMedia};
+    static MADE: OnceLock<Mutex<HashMap<u32, Arc<TestMedia>>>> = OnceLock::new();
+    let mut made = MADE
+        .get_or_init(Default::default)
+        .lock()
+        .expect("media lock");
+    made.entry(hz)
+        .or_insert_with(|| {
+            let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("media");
+            let spec = MediaSpec {
+                tone_hz: hz,
+                ..MediaSpec::default()
+            };
+            Arc::new(TestMedia::make(&dir, &spec).expect("test media (ffmpeg)"))
+        })
+        .clone()
+}
+
+/// The default test media.
+pub fn media() -> std::sync::Arc<taoyao_bench::media::TestMedia> {
+    media_with_tone(taoyao_bench::media::MediaSpec::default().tone_hz)
+}
+
+/// A registered member driving real webrtc-rs peers.
+pub async fn member(server: &TestServer, id: &str) -> std::sync::Arc<taoyao_bench::member::Member> {
+    taoyao_bench::member::Member::connect(
+        &server.url(),
+        json!({"clientId": id, "username": "taoyao", "password": "taoyao"}),
+        taoyao_bench::peer::PeerOptions::default(),
+    )
+    .await
+    .expect("member connects")
+}
+
+/// Packets `m` received so far from `from`'s track of that kind (0 if none).
+pub fn received_from(m: &taoyao_bench::member::Member, from: &str, video: bool) -> u64 {
+    m.sub.received.find(from, video).map_or(0, |t| t.packets())
+}
