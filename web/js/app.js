@@ -1,8 +1,11 @@
 // The taoyao web client's page logic. Everything that talks to the server lives in ./sdk/.
 //
 // Deep links: ?clientId=alice&name=Alice&username=taoyao&password=taoyao&room=standup
-//   [&roomPassword=..][&architecture=mesh][&call=bob][&autoAnswer=1]
-// connect (and enter the room / call the client) at once. &report=<clientId> also sends a
+//   [&roomPassword=..][&architecture=mesh][&mode=broadcast][&call=bob][&autoAnswer=1]
+//   [&live=anchor[&autoAccept=1] | &live=viewer[&cohost=ask]]
+// connect (and enter the room / call the client) at once; &live=anchor goes live after entering
+// (accepting every co-host request with autoAccept), &live=viewer watches without a camera
+// (and asks to co-host with cohost=ask). &report=<clientId> also sends a
 // summary of the connections' getStats() to that client every second (client::unicast), for
 // remote diagnostics; the end-to-end tests read media health from it.
 
@@ -136,18 +139,22 @@ async function refreshRooms() {
 
 // ---- rooms ---------------------------------------------------------------------------------
 
-async function enterRoom({ roomId, password, architecture }) {
+async function enterRoom({ roomId, password, architecture, mode, watch = false }) {
   if (state.room) await state.room.leave().catch(() => {});
-  const local = await ensureLocalMedia();
-  const room = await Room.enter(state.signal, { roomId, password: password || undefined, architecture: architecture || undefined }, local);
+  // Watching (a live's viewer) needs no camera or microphone.
+  const local = watch ? null : await ensureLocalMedia();
+  const room = await Room.enter(state.signal, { roomId, password: password || undefined, architecture: architecture || undefined, mode: mode || undefined }, local);
   state.room = room;
   $('room-bar').hidden = false;
   $('room-title').textContent = room.name;
   $('room-arch').textContent = room.architecture;
   $('close-room').hidden = room.owner !== state.signal.clientId;
-  showLocal();
-  for (const m of room.members.values()) tile(m.clientId, m.name);
-  room.addEventListener('member-joined', ({ detail }) => tile(detail.member.clientId, detail.member.name));
+  if (room.localStream) showLocal();
+  // Everyone gets a tile in a meeting; in broadcast mode and lives only those who send media.
+  const tilesForAll = () => room.stage.mode !== 'broadcast' && !room.stage.live;
+  if (tilesForAll()) for (const m of room.members.values()) tile(m.clientId, m.name);
+  room.addEventListener('member-joined', ({ detail }) => tilesForAll() && tile(detail.member.clientId, detail.member.name));
+  stageUi(room);
   room.addEventListener('member-left', ({ detail }) => removeTile(detail.clientId));
   const onTrack = (detail) => {
     if (detail.clientId === 'mix') {
@@ -181,6 +188,9 @@ async function enterRoom({ roomId, password, architecture }) {
   room.addEventListener('media-state', ({ detail }) => setTileState(detail.clientId, `${detail.kind ?? 'media'} ${detail.action}d`));
   room.addEventListener('error', ({ detail }) => showError(detail));
   room.addEventListener('closed', ({ detail }) => {
+    $('stage-bar').hidden = true;
+    $('cohost-requests').hidden = true;
+    $('cohost-invite').hidden = true;
     if (detail.reason !== 'left') showError(`left room ${room.name}: ${detail.reason}`);
     for (const id of room.members.keys()) removeTile(id);
     if (!state.call) removeTile('local');
@@ -191,8 +201,8 @@ async function enterRoom({ roomId, password, architecture }) {
   refreshRooms();
 }
 
-async function createRoom({ name, password, architecture }) {
-  const r = await state.signal.request('room::create', { name, password: password || undefined, architecture: architecture || undefined });
+async function createRoom({ name, password, architecture, mode }) {
+  const r = await state.signal.request('room::create', { name, password: password || undefined, architecture: architecture || undefined, mode: mode || undefined });
   await enterRoom({ roomId: r.roomId, password });
 }
 
@@ -257,6 +267,99 @@ async function answer() {
   showLocal();
 }
 
+// ---- modes and live ------------------------------------------------------------------------
+
+function stageUi(room) {
+  const stage = room.stage;
+  const me = state.signal.clientId;
+  const owner = room.owner === me;
+  $('stage-bar').hidden = false;
+  $('mode-select').hidden = !owner;
+  $('live-start').hidden = !owner || room.architecture === 'mesh';
+  const render = () => {
+    $('room-mode').textContent = stage.live ? 'live' : stage.mode;
+    $('mode-select').value = stage.mode;
+    const intercom = stage.mode === 'intercom' && !stage.live;
+    $('ptt').hidden = !intercom || !room.localStream;
+    $('floor').hidden = !intercom;
+    const f = stage.floor ?? {};
+    $('floor').textContent = f.holder ? `talking: ${f.holder}${f.queue?.length ? ` (next: ${f.queue.join(', ')})` : ''}` : 'floor free';
+    // Intercom in any architecture: our microphone is live only while we hold the floor
+    // (the server also gates it in sfu/mcu rooms).
+    if (intercom) for (const t of room.localStream?.getAudioTracks() ?? []) t.enabled = stage.holdsFloor();
+    const live = stage.live;
+    $('live-badge').hidden = !live;
+    if (live) $('live-badge').textContent = `LIVE${live.paused ? ' (paused)' : ''} · anchor ${live.anchor} · ${live.viewers ?? 0} watching`;
+    const anchor = live?.anchor === me;
+    const cohost = (live?.cohosts ?? []).includes(me);
+    $('live-start').hidden = !owner || room.architecture === 'mesh' || !!live;
+    $('live-stop').hidden = !anchor;
+    $('cohost-ask').hidden = !live || anchor || cohost;
+    $('cohost-leave').hidden = !cohost;
+    $('cohost-requests').hidden = !anchor || !$('cohost-requests').children.length;
+    // Presenter view: presenters' tiles are large in broadcast mode, the anchor's in a live.
+    const big = live ? [live.anchor, ...(live.cohosts ?? [])] : stage.mode === 'broadcast' ? stage.presenters : [];
+    for (const t of document.querySelectorAll('.tile')) {
+      const id = t.dataset.id === 'local' ? me : t.dataset.id;
+      t.classList.toggle('presenter', big.includes(id));
+    }
+  };
+  for (const ev of ['mode', 'floor', 'live', 'cohost']) stage.addEventListener(ev, render);
+  stage.addEventListener('live-stopped', ({ detail }) => showError(`the live ended: ${detail.reason}`));
+  stage.addEventListener('live-paused', ({ detail }) => showError(`the live paused: ${detail.reason}`));
+  stage.addEventListener('cohost', ({ detail }) => {
+    if (detail.action === 'request' && stage.live?.anchor === me) {
+      // &autoAccept=1 (tests, unattended anchors) takes every request on stage.
+      if (params.get('autoAccept')) stage.cohost('accept', detail.clientId).catch(showError);
+      else addCohostRequest(stage, detail.clientId, render);
+    }
+    if (detail.action === 'invite' && detail.clientId === me) $('cohost-invite').hidden = false;
+    if (detail.action === 'decline' && detail.clientId === me) showError('the anchor declined');
+  });
+  // On (or off) stage: start (or stop) sending.
+  stage.addEventListener('may-publish', async ({ detail }) => {
+    if (room.architecture === 'mesh') return;
+    if (detail.mayPublish) {
+      await room.publish(await ensureLocalMedia());
+      showLocal();
+    } else {
+      room.unpublishLocal();
+      removeTile('local');
+    }
+    render();
+  });
+  $('mode-select').onchange = (e) => stage.setMode(e.target.value).catch(showError);
+  const talk = async (on) => {
+    $('ptt').classList.toggle('talking', on);
+    await (on ? stage.requestFloor() : stage.releaseFloor()).catch(showError);
+  };
+  $('ptt').onpointerdown = () => talk(true);
+  $('ptt').onpointerup = () => talk(false);
+  $('ptt').onpointerleave = () => $('ptt').classList.contains('talking') && talk(false);
+  $('live-start').onclick = () => stage.startLive().then(render).catch(showError);
+  $('live-stop').onclick = () => stage.stopLive().catch(showError);
+  $('cohost-ask').onclick = () => stage.cohost('request').then(() => showError('asked the anchor; waiting')).catch(showError);
+  $('cohost-leave').onclick = () => stage.cohost('end', me).catch(showError);
+  $('invite-accept').onclick = () => { $('cohost-invite').hidden = true; stage.cohost('accept').catch(showError); };
+  $('invite-decline').onclick = () => { $('cohost-invite').hidden = true; stage.cohost('decline').catch(showError); };
+  render();
+}
+
+function addCohostRequest(stage, clientId, render) {
+  const li = document.createElement('li');
+  li.textContent = `${clientId} asks to co-host `;
+  const answer = (action) => () => { li.remove(); stage.cohost(action, clientId).catch(showError).finally(render); };
+  for (const [label, action] of [['accept', 'accept'], ['decline', 'decline']]) {
+    const b = document.createElement('button');
+    b.className = 'small';
+    b.textContent = label;
+    b.onclick = answer(action);
+    li.append(b);
+  }
+  $('cohost-requests').append(li);
+  render();
+}
+
 // ---- diagnostics report --------------------------------------------------------------------
 
 function startReports(to) {
@@ -267,7 +370,8 @@ function startReports(to) {
       const body = { to, kind: 'taoyao-stats', clientId: state.signal.clientId };
       if (state.room) body.room = { roomId: state.room.roomId, peers: await state.room.stats() };
       if (state.call) body.call = { sessionId: state.call.sessionId, remoteId: state.call.remoteId, stats: await state.call.stats() };
-      body.local = state.local ? state.local.getTracks().map((t) => t.kind) : [];
+      body.local = state.room && !state.room.localStream ? [] : state.local ? state.local.getTracks().map((t) => t.kind) : [];
+      if (state.room?.stage) body.stage = { mode: state.room.stage.mode, live: state.room.stage.live, mayPublish: state.room.stage.mayPublish };
       await state.signal.request('client::unicast', body);
     } catch (err) {
       console.warn('taoyao: report failed', err?.code ?? '', err?.message ?? String(err));
@@ -293,8 +397,8 @@ $('room-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const d = formData(e.target, e.submitter);
   const go = d.action === 'create'
-    ? createRoom({ name: d.room, password: d.password, architecture: d.architecture })
-    : enterRoom({ roomId: d.room, password: d.password, architecture: d.architecture });
+    ? createRoom({ name: d.room, password: d.password, architecture: d.architecture, mode: d.mode })
+    : enterRoom({ roomId: d.room, password: d.password, architecture: d.architecture, mode: d.mode });
   go.catch(showError);
 });
 $('rooms-refresh').onclick = () => refreshRooms();
@@ -327,7 +431,10 @@ async function autostart() {
   const signal = await connect(login, params.get('server') ?? defaultServerUrl());
   if (params.get('report')) startReports(params.get('report'));
   if (params.get('room')) {
-    await enterRoom({ roomId: params.get('room'), password: params.get('roomPassword'), architecture: params.get('architecture') });
+    const live = params.get('live'); // anchor: enter, publish and go live; viewer: watch only
+    await enterRoom({ roomId: params.get('room'), password: params.get('roomPassword'), architecture: params.get('architecture'), mode: params.get('mode'), watch: live === 'viewer' });
+    if (live === 'anchor') await state.room.stage.startLive();
+    if (live === 'viewer' && params.get('cohost') === 'ask') await state.room.stage.cohost('request');
   }
   const callee = params.get('call');
   if (callee) {

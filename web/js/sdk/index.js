@@ -4,6 +4,7 @@ export { Peer } from './peer.js';
 export { Room } from './room.js';
 export { SfuRoom } from './sfu-room.js';
 export { Call } from './call.js';
+export { Stage } from './stage.js';
 
 /** The signaling URL of the server that served this page. */
 export function defaultServerUrl(loc = globalThis.location) {

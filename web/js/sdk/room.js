@@ -5,6 +5,7 @@
 
 import { Peer } from './peer.js';
 import { SfuRoom } from './sfu-room.js';
+import { Stage } from './stage.js';
 
 export class Room extends EventTarget {
   /**
@@ -32,25 +33,30 @@ export class Room extends EventTarget {
    * everyone already there; in an sfu or mcu room publishes to the server and receives what it
    * forwards (an SfuRoom, with the same events and methods).
    */
-  static async enter(signal, { roomId, password, architecture }, localStream) {
+  static async enter(signal, { roomId, password, architecture, mode }, localStream) {
     // Offers for this room may arrive right after the answer: catch them until the room exists.
     const early = [];
     const stop = signal.on('media::exchange', (b) => b.roomId === roomId && early.push(b));
     let status;
     try {
-      status = await signal.request('room::enter', { roomId, password, architecture, subscribe: 'all' });
+      status = await signal.request('room::enter', { roomId, password, architecture, mode, subscribe: 'all' });
     } finally {
       stop();
     }
+    // A listener in broadcast mode, or a live's viewer, sends nothing.
+    const stage = new Stage(signal, status);
+    if (!stage.mayPublish) localStream = null;
     if (status.architecture !== 'mesh') {
       const room = new SfuRoom(signal, status, localStream);
       room.password = password;
+      room.stage = stage;
       room.replay(early);
       await room.publish();
       return room;
     }
     const room = new Room(signal, status, localStream);
     room.password = password;
+    room.stage = stage;
     room.#connectToAll();
     return room;
   }
@@ -159,6 +165,7 @@ export class Room extends EventTarget {
     this.ended = true;
     for (const id of [...this.peers.keys()]) this.#dropPeer(id);
     for (const u of this.unsubscribe) u();
+    this.stage?.close();
     this.#emit('closed', { reason });
   }
 }

@@ -66,9 +66,10 @@ export class SfuRoom extends EventTarget {
     for (const b of messages) this.#onExchange(b).catch((err) => this.#emit('error', err));
   }
 
-  /** Publishes our camera and microphone on the publish connection. */
-  async publish() {
-    if (!this.localStream) return;
+  /** Publishes our camera and microphone on the publish connection (again after unpublish). */
+  async publish(localStream = this.localStream) {
+    this.localStream = localStream;
+    if (!this.localStream || this.pub) return;
     const pc = new RTCPeerConnection(this.#rtcConfig());
     this.pub = pc;
     const early = [];
@@ -159,6 +160,12 @@ export class SfuRoom extends EventTarget {
     return out;
   }
 
+  /** Stops publishing (e.g. taken off stage): closes the publish connection. */
+  unpublishLocal() {
+    this.pub?.close();
+    this.pub = null;
+  }
+
   async leave() {
     try { await this.signal.request('room::leave', { roomId: this.roomId }); } finally { this.#end('left'); }
   }
@@ -169,6 +176,7 @@ export class SfuRoom extends EventTarget {
     this.pub?.close();
     this.sub?.close();
     for (const u of this.unsubscribe) u();
+    this.stage?.close();
     this.#emit('closed', { reason });
   }
 }
