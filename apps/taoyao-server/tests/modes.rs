@@ -248,3 +248,47 @@ async fn intercom_forwards_only_the_floor_holders_audio_in_queue_order() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_floor_is_taken_back_after_floor_max_hold_ms_and_passes_on() {
+    let server = TestServer::with(|c| c.rooms.floor_max_hold_ms = 300).await;
+    let mut a = server.client("a").await;
+    let mut b = server.client("b").await;
+    let r = a
+        .request("room::enter", json!({"roomId": "ptt", "mode": "intercom"}))
+        .await;
+    assert_eq!(r["body"]["mode"], "intercom", "{r}");
+    b.request("room::enter", json!({"roomId": "ptt"})).await;
+    let started = std::time::Instant::now();
+    let r = a
+        .request("room::floor", json!({"roomId": "ptt", "action": "request"}))
+        .await;
+    assert_eq!(r["body"]["granted"], true, "{r}");
+    let r = b
+        .request("room::floor", json!({"roomId": "ptt", "action": "request"}))
+        .await;
+    assert_eq!(r["body"]["position"], 1, "{r}");
+    // b is told the floor was revoked from a (timeout), then granted to b.
+    let revoked = loop {
+        let n = b.expect("room::floor").await;
+        if n["body"]["event"]["type"] == "revoked" {
+            break n;
+        }
+    };
+    let held = started.elapsed();
+    assert_eq!(revoked["body"]["event"]["clientId"], "a");
+    assert_eq!(revoked["body"]["event"]["reason"], "timeout");
+    assert!(
+        held >= Duration::from_millis(290) && held < Duration::from_secs(3),
+        "{held:?}"
+    );
+    let granted = b.expect("room::floor").await;
+    assert_eq!(granted["body"]["event"]["type"], "granted");
+    assert_eq!(granted["body"]["floor"]["holder"], "b");
+    // A bad action is refused and the room carries on.
+    let r = b
+        .request("room::floor", json!({"roomId": "ptt", "action": "grab"}))
+        .await;
+    assert_eq!(r["code"], "3400", "{r}");
+    server.stop().await;
+}
