@@ -9,7 +9,7 @@ use taoyao_boot::config::{ConfigError, Sources};
 use taoyao_boot::log::LogConfig;
 use taoyao_boot::tls::TlsConfig;
 use taoyao_boot::{Invalid, Validate};
-use taoyao_meeting::{CallsConfig, RoomsConfig};
+use taoyao_meeting::{CallsConfig, RecordingConfig, RoomsConfig};
 use taoyao_signal::{AuthConfig, SignalConfig};
 use taoyao_webrtc::WebrtcConfig;
 
@@ -26,6 +26,7 @@ pub struct Config {
     pub rooms: RoomsConfig,
     pub calls: CallsConfig,
     pub webrtc: WebrtcConfig,
+    pub recording: RecordingConfig,
 }
 
 /// `[server]`: listener, web client, shutdown.
@@ -78,6 +79,7 @@ impl Validate for Config {
         self.auth.validate()?;
         self.rooms.validate()?;
         self.calls.validate()?;
+        self.recording.validate()?;
         self.webrtc.validate()
     }
 }

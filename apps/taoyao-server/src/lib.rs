@@ -74,6 +74,7 @@ pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
     let mcu = Arc::new(taoyao_webrtc_mcu::mcu(factory));
     let rooms = Rooms::new(
         cfg.rooms.clone(),
+        cfg.recording.clone(),
         vec![Arc::new(Mesh), sfu.clone(), mcu.clone()],
         ids.clone(),
         shutdown.clone(),

@@ -18,5 +18,5 @@ mod room;
 mod rooms;
 
 pub use calls::Calls;
-pub use config::{CallsConfig, NamedRoom, RoomsConfig};
+pub use config::{CallsConfig, NamedRoom, RecordingConfig, RoomsConfig};
 pub use rooms::{Architectures, Rooms};

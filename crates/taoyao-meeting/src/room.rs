@@ -21,6 +21,8 @@ use crate::rooms::RoomsShared;
 use crate::rules::{Actor, RoomRules};
 use crate::signals;
 
+mod recording;
+
 pub(crate) enum RoomCommand {
     /// A room-scoped signal from a client; the answer goes back on `reply`.
     Signal {
@@ -54,6 +56,8 @@ pub(crate) struct RoomTask {
     shared: Arc<RoomsShared>,
     serial: u64,
     closed: bool,
+    /// mesh: members whose clients were asked to record locally.
+    mesh_recordings: Vec<taoyao_webrtc::RecordingInfo>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -123,6 +127,22 @@ pub(crate) fn deliver(hub: &SignalHub, room: &str, event: MediaEvent) {
                 );
             }
         }
+        MediaEvent::RecordingStopped {
+            to,
+            member,
+            file,
+            duration_ms,
+            error,
+        } => {
+            if let Some(c) = hub.client(&to) {
+                let mut body = json!({"roomId": room, "clientId": member, "file": file,
+                                      "durationMs": duration_ms});
+                if let Some(e) = error {
+                    body["error"] = json!(e);
+                }
+                c.notify(signals::RECORD_STOP, body);
+            }
+        }
         other => tracing::warn!(room, ?other, "media event with no signal"),
     }
 }
@@ -149,6 +169,7 @@ impl RoomTask {
             shared,
             serial,
             closed: false,
+            mesh_recordings: Vec::new(),
         };
         task.publish_summary();
         task
@@ -192,6 +213,7 @@ impl RoomTask {
         let mut v = self.summary_json();
         v["members"] = Value::Array(self.members_json());
         v["streams"] = json!(self.media.streams().await);
+        v["recordings"] = self.recordings_json().await;
         v
     }
 
@@ -454,6 +476,9 @@ impl RoomTask {
                     .map_err(|e| SignalError::from_coded(&e))?;
                 Ok(Reply::empty())
             }
+            signals::RECORD_START => self.record_start(&req).await,
+            signals::RECORD_STOP => self.record_stop(&req).await,
+            signals::RECORD_LIST => self.record_list(&req),
             other => Err(SignalError::new(
                 taoyao_boot::Code::UnsupportedSignal,
                 format!("unsupported signal {other}"),
@@ -524,6 +549,7 @@ impl RoomTask {
             return;
         }
         self.clients.remove(id);
+        self.mesh_recordings.retain(|r| r.client_id != id);
         self.media.leave(id).await;
         self.tell_members(
             signals::ROOM_LEAVE,
