@@ -150,20 +150,34 @@ impl Timeline {
     #[cfg(test)]
     fn at(&mut self, ts: u32, clock: u64, arrival_ms: i64) -> i64 {
         let ext = self.extend(ts);
-        self.at_ext(ext, clock, arrival_ms)
+        self.at_ext(ext, clock, arrival_ms, false)
     }
 
-    /// The timeline time (ms) of extended RTP timestamp `ext`, arriving at `arrival_ms`.
-    fn at_ext(&mut self, ext: i64, clock: u64, arrival_ms: i64) -> i64 {
-        let clock = clock as i64;
+    /// The timeline time (ms) of extended RTP timestamp `ext`, arriving at `arrival_ms`; times
+    /// are rounded to the nearest millisecond.
+    ///
+    /// With `snap` (video) a new anchor is moved to the nearest point of the 30 fps grid
+    /// (multiples of 100/3 ms; at most ~17 ms, half a frame, which lip sync does not notice).
+    /// WebM holds whole milliseconds, and ffmpeg (and players) put a 30 fps stream back on a
+    /// 1/30 s grid: from an anchor half way between two grid points, frames rounded to the
+    /// millisecond fell on either side and two of them met on one tick ("non monotonically
+    /// increasing dts"). From a grid point every frame is within 1 ms of its tick.
+    fn at_ext(&mut self, ext: i64, clock: u64, arrival_ms: i64, snap: bool) -> i64 {
+        let since = |a_ext: i64| ((ext - a_ext) as f64 * 1000.0 / clock as f64).round() as i64;
         if let Some((a_ext, a_ms)) = self.anchor {
-            let t = a_ms + (ext - a_ext) * 1000 / clock;
+            let t = a_ms + since(a_ext);
             if (t - arrival_ms).abs() <= RESYNC.as_millis() as i64 {
                 return t;
             }
         }
-        self.anchor = Some((ext, arrival_ms));
-        arrival_ms
+        let a_ms = if snap {
+            let k = (arrival_ms * 3 + 50).div_euclid(100);
+            (k * 100 + 1).div_euclid(3)
+        } else {
+            arrival_ms
+        };
+        self.anchor = Some((ext, a_ms));
+        a_ms
     }
 }
 
@@ -312,7 +326,7 @@ impl WebmRecorder {
                 }
             }
             let ext = v.timeline.extend(sample.packet_timestamp);
-            let t = v.timeline.at_ext(ext, VIDEO_CLOCK, arrival_ms);
+            let t = v.timeline.at_ext(ext, VIDEO_CLOCK, arrival_ms, true);
             frames.push((t, key, sample.data));
         }
         let want_keyframe = v.need_keyframe;
@@ -338,7 +352,7 @@ impl WebmRecorder {
             return Ok(());
         }
         a.last_ext = Some(ext);
-        let t = a.timeline.at_ext(ext, AUDIO_CLOCK, arrival_ms);
+        let t = a.timeline.at_ext(ext, AUDIO_CLOCK, arrival_ms, false);
         self.enqueue(t, false, true, packet.payload);
         self.drain(arrival_ms, false)
     }
@@ -543,6 +557,41 @@ mod tests {
         // A late packet from before the wrap.
         assert_eq!(t.extend(u32::MAX - 1), i64::from(u32::MAX - 1));
         assert_eq!(t.extend(10), i64::from(u32::MAX) + 11);
+    }
+
+    #[test]
+    fn thirty_fps_video_lands_cleanly_on_a_thirty_fps_grid_whatever_the_anchor() {
+        // Whatever the first frame's arrival, every frame's millisecond time maps to its own
+        // 1/30 s tick (as ffmpeg rescales it), well clear of the rounding midpoint.
+        for arrival in 0..200 {
+            let mut t = Timeline::default();
+            let mut last_tick = None;
+            for k in 0..300u32 {
+                let ms = t.at(k.wrapping_mul(3000), 90_000, arrival + i64::from(k) * 33);
+                let ms = if k == 0 {
+                    // The anchor itself (at() does not snap): snap as video does.
+                    let mut v = Timeline::default();
+                    let ext = v.extend(0);
+                    let a = v.at_ext(ext, 90_000, arrival, true);
+                    t = v;
+                    a
+                } else {
+                    ms
+                };
+                let exact = ms as f64 * 30.0 / 1000.0;
+                let frac = exact - exact.floor();
+                assert!(
+                    (frac - 0.5).abs() > 0.4,
+                    "arrival {arrival}, frame {k}: {ms} ms is {exact} ticks"
+                );
+                let tick = exact.round() as i64;
+                assert!(
+                    last_tick.is_none_or(|l| tick > l),
+                    "arrival {arrival}: frame {k} repeats tick {tick}"
+                );
+                last_tick = Some(tick);
+            }
+        }
     }
 
     #[test]
