@@ -15,6 +15,8 @@ packages=(
   # The MCU's Opus decode / encode (the opus crate links the system libopus).
   libopus-dev
   pkg-config
+  # The webm crate (recording) builds libwebm's C++ muxer with cc.
+  g++
 )
 if [ "$(id -u)" -ne 0 ]; then
   echo "run as root (apt-get install)" >&2

@@ -10,7 +10,7 @@ use taoyao_boot::log::LogConfig;
 use taoyao_boot::tls::TlsConfig;
 use taoyao_boot::{Invalid, Validate};
 use taoyao_live::LiveConfig;
-use taoyao_meeting::{CallsConfig, RoomsConfig};
+use taoyao_meeting::{CallsConfig, RecordingConfig, RoomsConfig};
 use taoyao_signal::{AuthConfig, SignalConfig};
 use taoyao_webrtc::WebrtcConfig;
 
@@ -28,6 +28,7 @@ pub struct Config {
     pub calls: CallsConfig,
     pub live: LiveConfig,
     pub webrtc: WebrtcConfig,
+    pub recording: RecordingConfig,
 }
 
 /// `[server]`: listener, web client, shutdown.
@@ -81,6 +82,7 @@ impl Validate for Config {
         self.rooms.validate()?;
         self.calls.validate()?;
         self.live.validate()?;
+        self.recording.validate()?;
         self.webrtc.validate()
     }
 }

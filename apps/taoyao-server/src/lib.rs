@@ -75,6 +75,7 @@ pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
     let rooms = Rooms::new(
         cfg.rooms.clone(),
         cfg.live.clone(),
+        cfg.recording.clone(),
         vec![Arc::new(Mesh), sfu.clone(), mcu.clone()],
         ids.clone(),
         shutdown.clone(),

@@ -12,3 +12,4 @@ pub mod keyframe;
 pub mod levels;
 pub mod mix;
 pub mod mixer;
+pub mod record;

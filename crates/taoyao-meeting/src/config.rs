@@ -162,3 +162,47 @@ impl Validate for CallsConfig {
         Ok(())
     }
 }
+
+/// `[recording]`: server-side recording (sfu / mcu rooms) and the files it makes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RecordingConfig {
+    /// Where files go: `<dir>/<roomId>/<clientId>-<UTC time>.webm` (relative: to the working
+    /// directory).
+    pub dir: std::path::PathBuf,
+    /// Recordings running at once on the server.
+    pub max_concurrent: usize,
+    /// A recording stops (finalized) when its file would grow past this; 0: no limit.
+    pub max_file_bytes: u64,
+    /// A recording stops (finalized) after this long; 0: no limit.
+    pub max_duration_ms: u64,
+    /// RTP packets queued for a recording's writer before further ones are dropped.
+    pub queue_packets: usize,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            dir: "recordings".into(),
+            max_concurrent: 16,
+            max_file_bytes: 2 * 1024 * 1024 * 1024,
+            max_duration_ms: 4 * 3600 * 1000,
+            queue_packets: 4096,
+        }
+    }
+}
+
+impl Validate for RecordingConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.dir.as_os_str().is_empty() {
+            return Err(Invalid::new("recording.dir", "must not be empty"));
+        }
+        if self.queue_packets == 0 {
+            return Err(Invalid::new(
+                "recording.queue_packets",
+                "must be greater than 0",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -18,6 +18,6 @@ mod room;
 mod rooms;
 
 pub use calls::Calls;
-pub use config::{CallsConfig, NamedRoom, RoomsConfig};
+pub use config::{CallsConfig, NamedRoom, RecordingConfig, RoomsConfig};
 pub use modes::MeetingMode;
 pub use rooms::{Architectures, Rooms};

@@ -23,6 +23,8 @@ use crate::rules::{Actor, RoomRules};
 use crate::signals;
 use taoyao_live::{AnchorDrop, Live, LiveEvent};
 
+mod recording;
+
 pub(crate) enum RoomCommand {
     /// A room-scoped signal from a client; the answer goes back on `reply`.
     Signal {
@@ -65,6 +67,8 @@ pub(crate) struct RoomTask {
     gates: HashMap<String, (bool, bool)>,
     /// With the pause policy: when the away anchor's live stops.
     anchor_deadline: Option<Instant>,
+    /// mesh: members whose clients were asked to record locally.
+    mesh_recordings: Vec<taoyao_webrtc::RecordingInfo>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -134,6 +138,22 @@ pub(crate) fn deliver(hub: &SignalHub, room: &str, event: MediaEvent) {
                 );
             }
         }
+        MediaEvent::RecordingStopped {
+            to,
+            member,
+            file,
+            duration_ms,
+            error,
+        } => {
+            if let Some(c) = hub.client(&to) {
+                let mut body = json!({"roomId": room, "clientId": member, "file": file,
+                                      "durationMs": duration_ms});
+                if let Some(e) = error {
+                    body["error"] = json!(e);
+                }
+                c.notify(signals::RECORD_STOP, body);
+            }
+        }
         other => tracing::warn!(room, ?other, "media event with no signal"),
     }
 }
@@ -165,6 +185,7 @@ impl RoomTask {
             shared,
             serial,
             closed: false,
+            mesh_recordings: Vec::new(),
         };
         task.publish_summary();
         task
@@ -373,6 +394,7 @@ impl RoomTask {
         let m = self.mode_json();
         v["presenters"] = m["presenters"].clone();
         v["floor"] = m["floor"].clone();
+        v["recordings"] = self.recordings_json().await;
         v
     }
 
@@ -853,6 +875,9 @@ impl RoomTask {
                     json!({"roomId": self.id, "live": self.live_json()}),
                 ))
             }
+            signals::RECORD_START => self.record_start(&req).await,
+            signals::RECORD_STOP => self.record_stop(&req).await,
+            signals::RECORD_LIST => self.record_list(&req),
             other => Err(SignalError::new(
                 taoyao_boot::Code::UnsupportedSignal,
                 format!("unsupported signal {other}"),
@@ -927,6 +952,7 @@ impl RoomTask {
         }
         self.clients.remove(id);
         self.gates.remove(id);
+        self.mesh_recordings.retain(|r| r.client_id != id);
         self.media.leave(id).await;
         self.tell_members(
             signals::ROOM_LEAVE,

@@ -13,7 +13,7 @@ use taoyao_signal::{ClientHandle, Grants, Reply, Request, SignalError, SignalHan
 use taoyao_webrtc::{ArchitectureKind, MediaArchitecture, MediaEvents, MediaRoomStats};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::RoomsConfig;
+use crate::config::{RecordingConfig, RoomsConfig};
 use crate::modes::MeetingMode;
 use crate::room::{RoomCommand, RoomSettings, RoomTask, deliver};
 use crate::signals;
@@ -35,6 +35,9 @@ struct RoomEntry {
 pub(crate) struct RoomsShared {
     pub(crate) config: RoomsConfig,
     pub(crate) live: LiveConfig,
+    pub(crate) recording: RecordingConfig,
+    /// One permit per running recording (`recording.max_concurrent`).
+    pub(crate) record_slots: Arc<tokio::sync::Semaphore>,
     pub(crate) shutdown: Shutdown,
     architectures: HashMap<ArchitectureKind, Arc<dyn MediaArchitecture>>,
     map: Mutex<HashMap<String, RoomEntry>>,
@@ -76,6 +79,7 @@ impl Rooms {
     pub fn new(
         config: RoomsConfig,
         live: LiveConfig,
+        recording: RecordingConfig,
         architectures: Architectures,
         ids: Arc<IdGenerator>,
         shutdown: Shutdown,
@@ -101,6 +105,8 @@ impl Rooms {
             shared: Arc::new(RoomsShared {
                 config,
                 live,
+                record_slots: Arc::new(tokio::sync::Semaphore::new(recording.max_concurrent)),
+                recording,
                 shutdown,
                 architectures,
                 map: Mutex::new(HashMap::new()),
@@ -316,6 +322,9 @@ impl SignalHandler for Rooms {
             signals::MEDIA_RESUME,
             signals::MEDIA_SUBSCRIBE,
             signals::MEDIA_UNSUBSCRIBE,
+            signals::RECORD_START,
+            signals::RECORD_STOP,
+            signals::RECORD_LIST,
         ]
     }
 

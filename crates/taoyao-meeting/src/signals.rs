@@ -34,6 +34,15 @@ pub const MEDIA_UNSUBSCRIBE: &str = "media::unsubscribe";
 /// Server -> members of an mcu room: audio levels and the active speaker.
 pub const MEDIA_AUDIO_VOLUME: &str = "media::audio::volume";
 
+/// Start / stop recording a member (or, with no clientId, every member); also the
+/// notifications that tell the room.
+pub const RECORD_START: &str = "record::start";
+pub const RECORD_STOP: &str = "record::stop";
+/// The recorded files of a room.
+pub const RECORD_LIST: &str = "record::list";
+/// Server -> a mesh member's client: record locally (enabled true) or stop.
+pub const CONTROL_CLIENT_RECORD: &str = "control::client::record";
+
 pub const SESSION_CALL: &str = "session::call";
 pub const SESSION_EXCHANGE: &str = "session::exchange";
 pub const SESSION_PAUSE: &str = "session::pause";

@@ -26,12 +26,14 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
+use taoyao_media::record::Tracks;
 use taoyao_webrtc::forwarder::{Forwarder, Sink};
 use taoyao_webrtc::peer::{OnState, OnTrack, Peer, PeerEvents, PeerFactory, codec_for};
+use taoyao_webrtc::recorder::{Recording, Taps};
 use taoyao_webrtc::{
     ArchitectureKind, JoinOptions, MediaArchitecture, MediaError, MediaEvent, MediaEvents,
-    MediaKind, MediaRoom, MediaRoomStats, Negotiation, StreamAction, StreamInfo, StreamRequest,
-    SubscribePolicy, Transport, WebrtcConfig,
+    MediaKind, MediaRoom, MediaRoomStats, Negotiation, RecordRequest, RecordingInfo, StreamAction,
+    StreamInfo, StreamRequest, SubscribePolicy, Transport, WebrtcConfig,
 };
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
@@ -177,6 +179,9 @@ struct Member {
     left: AtomicBool,
     /// Closed by the room's rules ([`MediaRoom::set_gate`]): video, audio.
     gated: [AtomicBool; 2],
+    /// mcu: the member's audio goes to the mixer; recordings tap it here.
+    audio_taps: Taps,
+    audio_published: AtomicBool,
 }
 
 fn gate_index(kind: MediaKind) -> usize {
@@ -190,6 +195,24 @@ fn gate_index(kind: MediaKind) -> usize {
 struct State {
     members: BTreeMap<String, Arc<Member>>,
     streams: BTreeMap<String, Arc<Stream>>,
+    /// Recordings in progress, by member.
+    recordings: BTreeMap<String, Arc<Recorded>>,
+}
+
+/// A member's recording and the packet sources it taps.
+struct Recorded {
+    recording: Recording,
+    streams: Vec<Arc<Stream>>,
+    member: Arc<Member>,
+}
+
+impl Recorded {
+    fn detach(&self) {
+        for s in &self.streams {
+            s.forwarder.remove_tap(&self.recording.tap);
+        }
+        self.member.audio_taps.remove(&self.recording.tap);
+    }
 }
 
 struct Shared {
@@ -264,9 +287,15 @@ impl Shared {
             // mcu: audio is mixed, not forwarded.
             let count = taoyao_webrtc::forwarder::TaskCount::start(&self.tasks);
             let id = owner.id.clone();
+            owner.audio_published.store(true, Ordering::Release);
             tokio::spawn(async move {
                 let _count = count;
                 while let Some(ev) = track.poll().await {
+                    if let webrtc::media_stream::track_remote::TrackRemoteEvent::OnRtpPacket(p) =
+                        &ev
+                    {
+                        owner.audio_taps.offer(MediaKind::Audio, p);
+                    }
                     match ev {
                         webrtc::media_stream::track_remote::TrackRemoteEvent::OnRtpPacket(p)
                             if mixer
@@ -596,6 +625,8 @@ impl MediaRoom for SfuRoom {
                 next_stream: AtomicU32::new(0),
                 left: AtomicBool::new(false),
                 gated: [AtomicBool::new(false), AtomicBool::new(false)],
+                audio_taps: Taps::default(),
+                audio_published: AtomicBool::new(false),
             }),
         );
         if let Some(mixer) = &self.shared.mixer {
@@ -617,6 +648,8 @@ impl MediaRoom for SfuRoom {
             (m, own)
         };
         let Some(m) = m else { return };
+        // The file gets everything up to now and is finalized before the media goes.
+        let _ = self.record_stop(member).await;
         m.left.store(true, Ordering::Release);
         if let Some(mixer) = &self.shared.mixer {
             let _ = mixer.send(MixCmd::Remove(member.to_owned()));
@@ -859,6 +892,164 @@ impl MediaRoom for SfuRoom {
             .streams
             .values()
             .map(|s| s.info())
+            .collect()
+    }
+
+    async fn record_start(&self, member: &str, request: RecordRequest) -> Result<(), MediaError> {
+        let m = self.shared.member(member)?;
+        let streams: Vec<Arc<Stream>> = {
+            let st = self.shared.state.lock().expect("state lock");
+            if st.recordings.contains_key(member) {
+                return Err(MediaError::BadRequest(format!(
+                    "{member} is already being recorded"
+                )));
+            }
+            st.streams
+                .values()
+                .filter(|s| s.owner == member)
+                .cloned()
+                .collect()
+        };
+        let tracks = Tracks {
+            video: streams.iter().any(|s| s.kind == MediaKind::Video),
+            audio: streams.iter().any(|s| s.kind == MediaKind::Audio)
+                || m.audio_published.load(Ordering::Acquire),
+        };
+        if !tracks.video && !tracks.audio {
+            return Err(MediaError::BadRequest(format!(
+                "{member} publishes no media to record"
+            )));
+        }
+        let videos: Vec<Forwarder> = streams
+            .iter()
+            .filter(|s| s.kind == MediaKind::Video)
+            .map(|s| s.forwarder.clone())
+            .collect();
+        let keyframes = videos.clone();
+        let recording = Recording::start(request, tracks, move || {
+            for f in &keyframes {
+                f.request_keyframe();
+            }
+        })
+        .map_err(|e| MediaError::Internal(format!("recording {member}: {e}")))?;
+        let rec = Arc::new(Recorded {
+            recording,
+            streams,
+            member: m.clone(),
+        });
+        {
+            let mut st = self.shared.state.lock().expect("state lock");
+            if !st.members.contains_key(member) {
+                rec.recording.request_stop();
+                return Err(MediaError::NotJoined(member.to_owned()));
+            }
+            st.recordings.insert(member.to_owned(), rec.clone());
+        }
+        for s in &rec.streams {
+            s.forwarder.add_tap(rec.recording.tap.clone());
+        }
+        if self.shared.mixer.is_some() {
+            m.audio_taps.add(rec.recording.tap.clone());
+        }
+        tracing::info!(
+            room = self.shared.room,
+            member,
+            file = rec.recording.request.file,
+            "recording started"
+        );
+        // Whatever ends it (stop, leave, close, a limit, a write error), the room is told.
+        let shared = self.shared.clone();
+        let finished = rec.recording.finished();
+        let count = taoyao_webrtc::forwarder::TaskCount::start(&self.shared.tasks);
+        tokio::spawn(async move {
+            let _count = count;
+            let result = finished.await;
+            rec.detach();
+            {
+                let mut st = shared.state.lock().expect("state lock");
+                if st
+                    .recordings
+                    .get(&rec.member.id)
+                    .is_some_and(|r| Arc::ptr_eq(r, &rec))
+                {
+                    st.recordings.remove(&rec.member.id);
+                }
+            }
+            let req = &rec.recording.request;
+            let (duration_ms, error) = match &result {
+                Ok(s) => (s.duration.as_millis() as u64, None),
+                Err(e) => (0, Some(e.to_string())),
+            };
+            match &result {
+                Ok(s) => tracing::info!(
+                    room = shared.room,
+                    member = rec.member.id,
+                    file = req.file,
+                    duration_ms,
+                    bytes = s.bytes,
+                    dropped = rec.recording.tap.dropped(),
+                    "recording finalized"
+                ),
+                Err(e) => tracing::warn!(
+                    room = shared.room,
+                    member = rec.member.id,
+                    file = req.file,
+                    "recording ended: {e}"
+                ),
+            }
+            let mut to: Vec<String> = shared
+                .state
+                .lock()
+                .expect("state lock")
+                .members
+                .keys()
+                .cloned()
+                .collect();
+            if !to.contains(&req.requester) {
+                to.push(req.requester.clone());
+            }
+            for to in to {
+                shared.events.emit(MediaEvent::RecordingStopped {
+                    to,
+                    member: rec.member.id.clone(),
+                    file: req.file.clone(),
+                    duration_ms,
+                    error: error.clone(),
+                });
+            }
+        });
+        Ok(())
+    }
+
+    async fn record_stop(&self, member: &str) -> Result<(), MediaError> {
+        let rec = self
+            .shared
+            .state
+            .lock()
+            .expect("state lock")
+            .recordings
+            .remove(member)
+            .ok_or_else(|| MediaError::NotRecording(member.to_owned()))?;
+        rec.recording.request_stop();
+        // The outcome (and any error) reaches the room as RecordingStopped.
+        let _ = rec.recording.finished().await;
+        Ok(())
+    }
+
+    async fn recordings(&self) -> Vec<RecordingInfo> {
+        let st = self.shared.state.lock().expect("state lock");
+        st.recordings
+            .iter()
+            .map(|(id, r)| RecordingInfo {
+                client_id: id.clone(),
+                file: r.recording.request.file.clone(),
+                started_by: r.recording.request.requester.clone(),
+                started_at: r
+                    .recording
+                    .started_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+            })
             .collect()
     }
 

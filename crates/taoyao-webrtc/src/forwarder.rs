@@ -22,6 +22,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use crate::MediaKind;
+use crate::recorder::{Tap, Taps};
 
 /// Counts a task for as long as it runs (the backends expose these counts).
 pub struct TaskCount(Arc<AtomicUsize>);
@@ -117,6 +118,8 @@ struct Inner {
     keyframe_interval: Duration,
     packets_in: AtomicU64,
     stop: CancellationToken,
+    /// Recordings of this stream.
+    taps: Taps,
 }
 
 /// Handle to a running forwarder; clones share it. It stops when its publisher's track ends
@@ -149,6 +152,7 @@ impl Forwarder {
             keyframe_interval,
             packets_in: AtomicU64::new(0),
             stop: CancellationToken::new(),
+            taps: Taps::default(),
         });
         let f = Forwarder { inner, tasks };
         let run = f.clone();
@@ -189,6 +193,16 @@ impl Forwarder {
         });
         self.spawn_feedback(sink);
         self.request_keyframe();
+    }
+
+    /// Starts copying the stream to a recording (asking the publisher for a keyframe).
+    pub fn add_tap(&self, tap: Arc<Tap>) {
+        self.inner.taps.add(tap);
+        self.request_keyframe();
+    }
+
+    pub fn remove_tap(&self, tap: &Arc<Tap>) {
+        self.inner.taps.remove(tap);
     }
 
     /// Stops sending to a subscriber.
@@ -326,6 +340,7 @@ impl Forwarder {
             }
             return;
         }
+        self.inner.taps.offer(self.inner.kind, &p);
         let key = match self.inner.codec {
             Some(codec) if self.inner.waiting.load(Ordering::Relaxed) > 0 => {
                 is_keyframe(codec, &p.payload)

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod forwarder;
 pub mod peer;
+pub mod recorder;
 pub mod rtcp;
 pub mod sdp_check;
 pub mod seam;

@@ -258,6 +258,42 @@ pub enum MediaEvent {
         levels: Arc<Vec<(String, u8)>>,
         speaker: Option<String>,
     },
+    /// A recording of `member` ended (stopped, the member left, the room closed, a limit or a
+    /// write error): told to every member and the one who started it.
+    RecordingStopped {
+        to: String,
+        member: String,
+        file: String,
+        duration_ms: u64,
+        error: Option<String>,
+    },
+}
+
+/// What to record and where (sfu, mcu).
+#[derive(Debug)]
+pub struct RecordRequest {
+    pub member: String,
+    /// Who asked; told when the recording ends.
+    pub requester: String,
+    pub path: std::path::PathBuf,
+    /// The file name as members see it (`record::list`, the download path).
+    pub file: String,
+    pub limits: taoyao_media::record::RecordLimits,
+    /// Packets queued for the writer before the tap drops.
+    pub queue: usize,
+    /// Held while the recording runs (the server's concurrent-recordings limit).
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// A recording in progress, as room status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingInfo {
+    pub client_id: String,
+    pub file: String,
+    pub started_by: String,
+    /// Unix ms.
+    pub started_at: u64,
 }
 
 /// The way back out of a backend. Called synchronously from the backend: it must not block
@@ -315,6 +351,8 @@ pub enum MediaError {
     NotJoined(String),
     #[error("stream {0} not found")]
     NoStream(String),
+    #[error("{0} is not being recorded")]
+    NotRecording(String),
     #[error("{0} is already in this room's media")]
     AlreadyJoined(String),
     #[error("{0}")]
@@ -331,7 +369,9 @@ pub enum MediaError {
 impl ErrorCode for MediaError {
     fn code(&self) -> Code {
         match self {
-            MediaError::NotJoined(_) | MediaError::NoStream(_) => Code::NotFound,
+            MediaError::NotJoined(_) | MediaError::NoStream(_) | MediaError::NotRecording(_) => {
+                Code::NotFound
+            }
             MediaError::AlreadyJoined(_) | MediaError::BadRequest(_) => Code::BadRequest,
             MediaError::Unsupported { .. } => Code::BadRequest,
             MediaError::Internal(_) => Code::SystemError,
@@ -400,7 +440,26 @@ pub trait MediaRoom: Send + Sync {
         Vec::new()
     }
 
-    /// Releases everything; the room is not used after this.
+    /// Starts recording `member`'s published media to a file on the server (sfu, mcu). The
+    /// end is reported as [`MediaEvent::RecordingStopped`].
+    async fn record_start(&self, member: &str, request: RecordRequest) -> Result<(), MediaError> {
+        let _ = (member, request);
+        Err(MediaError::BadRequest(
+            "this room's media does not record on the server".into(),
+        ))
+    }
+
+    /// Stops `member`'s recording and returns once the file is finalized.
+    async fn record_stop(&self, member: &str) -> Result<(), MediaError> {
+        Err(MediaError::NotRecording(member.to_owned()))
+    }
+
+    /// The recordings in progress.
+    async fn recordings(&self) -> Vec<RecordingInfo> {
+        Vec::new()
+    }
+
+    /// Releases everything (finalizing recordings); the room is not used after this.
     async fn close(&self);
 }
 

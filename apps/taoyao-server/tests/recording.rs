@@ -1,0 +1,414 @@
+//! Server-side recording with real webrtc-rs peers sending VP8 + Opus: the files are checked
+//! with ffprobe (one vp8 and one opus stream, the duration recorded) and decoded by ffmpeg
+//! without errors, after a stop, after the publisher vanished and after SIGTERM.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{TestServer, eventually};
+use serde_json::{Value, json};
+use taoyao_bench::media::{MediaSpec, TestMedia};
+use taoyao_bench::member::Member;
+use taoyao_bench::peer::PeerOptions;
+
+fn media() -> Arc<TestMedia> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("media");
+    Arc::new(TestMedia::make(&dir, &MediaSpec::default()).expect("test media (ffmpeg)"))
+}
+
+async fn member(url: &str, id: &str) -> Arc<Member> {
+    Member::connect(
+        url,
+        json!({"clientId": id, "username": "taoyao", "password": "taoyao"}),
+        PeerOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// (codec names, duration in seconds) as ffprobe reads them.
+fn probe(path: &Path) -> (Vec<String>, f64) {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+        ])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (scripts/install-test-deps.sh)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let codecs = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("codec_name="))
+        .map(str::to_owned)
+        .collect();
+    let duration = text
+        .lines()
+        .find_map(|l| l.strip_prefix("duration="))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    (codecs, duration)
+}
+
+/// What `ffmpeg -v error -i FILE -f null -` prints (nothing for a clean decode).
+fn decode_errors(path: &Path) -> String {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(out.status.success(), "ffmpeg failed on {}", path.display());
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn check_file(path: &Path, recorded: Duration) {
+    let (codecs, duration) = probe(path);
+    let mut sorted = codecs.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["opus", "vp8"],
+        "{}: streams {codecs:?}",
+        path.display()
+    );
+    let want = recorded.as_secs_f64();
+    assert!(
+        (duration - want).abs() <= 0.5,
+        "{}: duration {duration:.3} s, recorded {want:.3} s",
+        path.display()
+    );
+    let errors = decode_errors(path);
+    if !errors.is_empty() {
+        // Kept for a look with ffprobe -show_packets.
+        let keep = std::env::temp_dir().join(format!(
+            "taoyao-failed-{}",
+            path.file_name().unwrap().to_string_lossy()
+        ));
+        let _ = std::fs::copy(path, &keep);
+        panic!(
+            "{} (copied to {}): {errors}",
+            path.display(),
+            keep.display()
+        );
+    }
+}
+
+fn webm_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.extension().is_some_and(|e| e == "webm"));
+    v
+}
+
+/// Publishes video + audio and waits until the server holds the member's tracks (they appear
+/// with the first RTP packets, after the publish answer).
+async fn publish(m: &Member, room: &str) {
+    m.publish(media(), true, true).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = m
+            .request("room::status", json!({"roomId": room}))
+            .await
+            .unwrap();
+        let has_video = s["body"]["streams"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["clientId"] == m.id.as_str() && x["kind"] == "video")
+        });
+        if has_video {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} published no video: {s}",
+            m.id
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Audio starts with video; give its track the same moment to arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+fn ok(r: &Value) -> &Value {
+    assert_eq!(r["code"], "0000", "{r}");
+    &r["body"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_second_recording_is_one_playable_webm_and_only_owner_or_self_may_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec_dir = dir.path().to_owned();
+    let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
+    let a = member(&server.url(), "rec-a").await;
+    a.enter_with(json!({"roomId": "rec-sfu", "architecture": "sfu", "subscribe": "all"}))
+        .await
+        .unwrap();
+    let b = member(&server.url(), "rec-b").await;
+    b.enter("rec-sfu", "all").await.unwrap();
+    publish(&a, "rec-sfu").await;
+
+    // b is neither the owner nor a: refused.
+    let r = b
+        .request(
+            "record::start",
+            json!({"roomId": "rec-sfu", "clientId": "rec-a"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3403", "{r}");
+    // Nobody is recorded that is not in the room.
+    let r = a
+        .request(
+            "record::start",
+            json!({"roomId": "rec-sfu", "clientId": "nobody"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3404", "{r}");
+
+    let r = a
+        .request(
+            "record::start",
+            json!({"roomId": "rec-sfu", "clientId": "rec-a"}),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let file = ok(&r)["recordings"][0]["file"].as_str().unwrap().to_owned();
+    assert!(
+        file.starts_with("rec-sfu/rec-a-") && file.ends_with("Z.webm"),
+        "{file}"
+    );
+    let note = b
+        .note(Duration::from_secs(5), |n| {
+            n["header"]["signal"] == "record::start"
+        })
+        .await
+        .expect("b is told the recording started");
+    assert_eq!(note["body"]["clientId"], "rec-a");
+    // Twice is an error; status shows it.
+    let r = a
+        .request(
+            "record::start",
+            json!({"roomId": "rec-sfu", "clientId": "rec-a"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3400", "{r}");
+    let status = a
+        .request("room::status", json!({"roomId": "rec-sfu"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        ok(&status)["recordings"][0]["clientId"],
+        "rec-a",
+        "{status}"
+    );
+
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let recorded = started.elapsed();
+    let r = a
+        .request(
+            "record::stop",
+            json!({"roomId": "rec-sfu", "clientId": "rec-a"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok(&r)["stopped"][0], "rec-a");
+    let note = b
+        .note(Duration::from_secs(5), |n| {
+            n["header"]["signal"] == "record::stop"
+        })
+        .await
+        .expect("b is told the recording stopped");
+    assert_eq!(note["body"]["file"], file.as_str());
+    assert!(note["body"].get("error").is_none(), "{note}");
+    check_file(&dir.path().join(&file), recorded);
+
+    let list = a
+        .request("record::list", json!({"roomId": "rec-sfu"}))
+        .await
+        .unwrap();
+    assert_eq!(ok(&list)["files"][0]["file"], file.as_str(), "{list}");
+    let r = a
+        .request(
+            "record::stop",
+            json!({"roomId": "rec-sfu", "clientId": "rec-a"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3404", "{r}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcu_publisher_that_vanishes_leaves_a_finalized_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec_dir = dir.path().to_owned();
+    let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
+    let owner = member(&server.url(), "van-o").await;
+    owner
+        .enter_with(json!({"roomId": "rec-mcu", "architecture": "mcu", "subscribe": "all"}))
+        .await
+        .unwrap();
+    let p = member(&server.url(), "van-p").await;
+    p.enter("rec-mcu", "all").await.unwrap();
+    publish(&p, "rec-mcu").await;
+    // The room owner records the whole room: only p has media.
+    let r = owner
+        .request("record::start", json!({"roomId": "rec-mcu"}))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let body = ok(&r);
+    assert_eq!(body["recordings"].as_array().unwrap().len(), 1, "{body}");
+    let file = body["recordings"][0]["file"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let recorded = started.elapsed();
+    p.vanish().await;
+    let note = owner
+        .note(Duration::from_secs(10), |n| {
+            n["header"]["signal"] == "record::stop"
+        })
+        .await
+        .expect("the owner is told the recording ended");
+    assert_eq!(note["body"]["clientId"], "van-p");
+    check_file(&dir.path().join(&file), recorded);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_dir_that_cannot_be_made_is_an_error_and_the_room_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let rec_dir = blocker.join("recordings");
+    let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
+    let a = member(&server.url(), "err-a").await;
+    a.enter_with(json!({"roomId": "rec-err", "architecture": "sfu", "subscribe": "all"}))
+        .await
+        .unwrap();
+    let b = member(&server.url(), "err-b").await;
+    b.enter("rec-err", "all").await.unwrap();
+    publish(&a, "rec-err").await;
+    let r = a
+        .request(
+            "record::start",
+            json!({"roomId": "rec-err", "clientId": "err-a"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3500", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("cannot write"),
+        "{r}"
+    );
+    // b still gets a's media.
+    let before = b
+        .sub
+        .received
+        .tracks()
+        .iter()
+        .map(|t| t.packets())
+        .sum::<u64>();
+    eventually(Duration::from_secs(10), "b to keep receiving", || {
+        b.sub
+            .received
+            .tracks()
+            .iter()
+            .map(|t| t.packets())
+            .sum::<u64>()
+            > before + 100
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_recording_finalizes_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("taoyao.toml");
+    let rec_dir = dir.path().join("recordings");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[recording]\ndir = {:?}\n",
+            rec_dir.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_taoyao-server"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("ws://127.0.0.1:{port}/websocket.signal");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use tokio::io::AsyncReadExt;
+                let _ = e.read_to_string(&mut err).await;
+            }
+            panic!("the server exited ({status}): {err}");
+        }
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Keep reading the server's log so a full pipe never blocks it.
+    if let Some(mut e) = child.stderr.take() {
+        tokio::spawn(async move {
+            let mut sink = tokio::io::sink();
+            let _ = tokio::io::copy(&mut e, &mut sink).await;
+        });
+    }
+    let a = member(&url, "term-a").await;
+    a.enter_with(json!({"roomId": "rec-term", "architecture": "sfu", "subscribe": "all"}))
+        .await
+        .unwrap();
+    publish(&a, "rec-term").await;
+    let r = a
+        .request(
+            "record::start",
+            json!({"roomId": "rec-term", "clientId": "term-a"}),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let file = ok(&r)["recordings"][0]["file"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let recorded = started.elapsed();
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("the server exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    a.close_peers().await;
+    assert_eq!(webm_files(&rec_dir.join("rec-term")).len(), 1);
+    check_file(&rec_dir.join(&file), recorded);
+}

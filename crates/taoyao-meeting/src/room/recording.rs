@@ -1,0 +1,267 @@
+//! `record::start` / `record::stop` / `record::list` in a room. sfu / mcu rooms record on the
+//! server (the media backend writes the files); mesh rooms ask the member's client to record
+//! locally with `control::client::record`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use taoyao_media::record::RecordLimits;
+use taoyao_signal::fields::optional_str;
+use taoyao_signal::{Reply, Request, SignalError};
+use taoyao_webrtc::{ArchitectureKind, RecordRequest, RecordingInfo};
+
+use super::{RoomTask, actor, now_ms};
+use crate::signals;
+
+/// Keeps letters, digits, `-` and `_` of an id; anything else (a `/`, a `.`) becomes `_`, so an
+/// id can never name another directory.
+pub(crate) fn sanitize(id: &str) -> String {
+    let s: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() { "_".into() } else { s }
+}
+
+/// `<clientId>-<UTC time>.webm`, e.g. `alice-20260102T030405123Z.webm`.
+fn file_name(client: &str) -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{}-{:04}{:02}{:02}T{:02}{:02}{:02}{:03}Z.webm",
+        sanitize(client),
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// The room's directory under `dir`.
+pub(crate) fn room_dir(dir: &Path, room: &str) -> PathBuf {
+    dir.join(sanitize(room))
+}
+
+impl RoomTask {
+    /// The members a record request is about: `clientId`, or everyone (the owner only).
+    fn record_targets(&self, req: &Request) -> Result<Vec<String>, SignalError> {
+        let who = actor(&req.client);
+        self.rules
+            .require_member(who)
+            .or_else(|_| self.rules.require_viewer(who))
+            .map_err(|e| SignalError::from_coded(&e))?;
+        let manager = who.admin || who.id == self.rules.owner();
+        match optional_str(&req.message.body, "clientId")? {
+            Some(target) => {
+                if !self.rules.is_member(target) {
+                    return Err(SignalError::not_found(format!(
+                        "client {target} is not in this room"
+                    )));
+                }
+                if target != who.id && !manager {
+                    return Err(SignalError::forbidden(
+                        "only the room owner or the member itself may record a member",
+                    ));
+                }
+                Ok(vec![target.to_owned()])
+            }
+            None if manager => Ok(self.rules.members().iter().map(|m| m.id.clone()).collect()),
+            None => Err(SignalError::forbidden(
+                "only the room owner may record the whole room",
+            )),
+        }
+    }
+
+    pub(super) async fn record_start(&mut self, req: &Request) -> Result<Reply, SignalError> {
+        let targets = self.record_targets(req)?;
+        let by = req.client.id().to_owned();
+        let whole_room = targets.len() != 1 || req.message.body.get("clientId").is_none();
+        let mut started = Vec::new();
+        let mut failed = Vec::new();
+        for target in targets {
+            match self.record_one(&target, &by).await {
+                Ok(file) => {
+                    let mut note = json!({"roomId": self.id, "clientId": target, "by": by});
+                    if let Some(f) = &file {
+                        note["file"] = json!(f);
+                    }
+                    self.tell_members(signals::RECORD_START, note.clone(), None);
+                    started.push(note);
+                }
+                Err(e) if whole_room => failed.push(
+                    json!({"clientId": target, "code": e.code.as_str(), "message": e.message}),
+                ),
+                Err(e) => return Err(e),
+            }
+        }
+        if started.is_empty() {
+            return Err(SignalError::bad_request(
+                "nobody in the room has media to record",
+            ));
+        }
+        Ok(Reply::Body(
+            json!({"roomId": self.id, "recordings": started, "failed": failed}),
+        ))
+    }
+
+    /// Starts recording one member; the file name on the server, if it records there.
+    async fn record_one(&mut self, target: &str, by: &str) -> Result<Option<String>, SignalError> {
+        if self.architecture == ArchitectureKind::Mesh {
+            if self.mesh_recordings.iter().any(|r| r.client_id == target) {
+                return Err(SignalError::bad_request(format!(
+                    "{target} is already being recorded"
+                )));
+            }
+            let client = self.clients.get(target).ok_or_else(|| {
+                SignalError::not_found(format!("client {target} is not connected"))
+            })?;
+            client.notify(
+                signals::CONTROL_CLIENT_RECORD,
+                json!({"roomId": self.id, "clientId": target, "enabled": true, "by": by}),
+            );
+            self.mesh_recordings.push(RecordingInfo {
+                client_id: target.to_owned(),
+                file: String::new(),
+                started_by: by.to_owned(),
+                started_at: now_ms(),
+            });
+            return Ok(None);
+        }
+        let cfg = &self.shared.recording;
+        let permit = self
+            .shared
+            .record_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                SignalError::forbidden(format!(
+                    "the server is already making its maximum of {} recordings (recording.max_concurrent)",
+                    cfg.max_concurrent
+                ))
+            })?;
+        let name = file_name(target);
+        let file = format!("{}/{name}", sanitize(&self.id));
+        let request = RecordRequest {
+            member: target.to_owned(),
+            requester: by.to_owned(),
+            path: room_dir(&cfg.dir, &self.id).join(&name),
+            file: file.clone(),
+            limits: RecordLimits {
+                max_bytes: cfg.max_file_bytes,
+                max_duration: Duration::from_millis(cfg.max_duration_ms),
+            },
+            queue: cfg.queue_packets,
+            permit: Some(permit),
+        };
+        self.media
+            .record_start(target, request)
+            .await
+            .map_err(|e| SignalError::from_coded(&e))?;
+        Ok(Some(file))
+    }
+
+    pub(super) async fn record_stop(&mut self, req: &Request) -> Result<Reply, SignalError> {
+        let targets = self.record_targets(req)?;
+        let single = req.message.body.get("clientId").is_some();
+        let mut stopped = Vec::new();
+        for target in targets {
+            if self.architecture == ArchitectureKind::Mesh {
+                let Some(i) = self
+                    .mesh_recordings
+                    .iter()
+                    .position(|r| r.client_id == target)
+                else {
+                    if single {
+                        return Err(SignalError::not_found(format!(
+                            "{target} is not being recorded"
+                        )));
+                    }
+                    continue;
+                };
+                self.mesh_recordings.remove(i);
+                if let Some(c) = self.clients.get(&target) {
+                    c.notify(
+                        signals::CONTROL_CLIENT_RECORD,
+                        json!({"roomId": self.id, "clientId": target, "enabled": false, "by": req.client.id()}),
+                    );
+                }
+                self.tell_members(
+                    signals::RECORD_STOP,
+                    json!({"roomId": self.id, "clientId": target}),
+                    None,
+                );
+                stopped.push(target);
+                continue;
+            }
+            // Returns once the file is finalized; the room hears record::stop from the backend.
+            match self.media.record_stop(&target).await {
+                Ok(()) => stopped.push(target),
+                Err(e) if single => return Err(SignalError::from_coded(&e)),
+                Err(_) => {}
+            }
+        }
+        Ok(Reply::Body(json!({"roomId": self.id, "stopped": stopped})))
+    }
+
+    /// The room's recordings in progress (room status).
+    pub(super) async fn recordings_json(&self) -> Value {
+        let mut all = self.media.recordings().await;
+        all.extend(self.mesh_recordings.iter().cloned());
+        json!(all)
+    }
+
+    /// The finished and running files of this room on the server.
+    pub(super) fn record_list(&self, req: &Request) -> Result<Reply, SignalError> {
+        self.rules
+            .require_viewer(actor(&req.client))
+            .map_err(|e| SignalError::from_coded(&e))?;
+        let dir = room_dir(&self.shared.recording.dir, &self.id);
+        let mut files = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Ok(meta) = e.metadata() else { continue };
+                if !meta.is_file() || !name.ends_with(".webm") {
+                    continue;
+                }
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as u64);
+                files.push(json!({
+                    "file": format!("{}/{name}", sanitize(&self.id)),
+                    "bytes": meta.len(),
+                    "modifiedAt": modified,
+                }));
+            }
+        }
+        files.sort_by(|a, b| a["file"].as_str().cmp(&b["file"].as_str()));
+        Ok(Reply::Body(json!({"roomId": self.id, "files": files})))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_leave_the_directory() {
+        assert_eq!(sanitize("../../etc"), "______etc");
+        assert_eq!(sanitize("a/b"), "a_b");
+        assert_eq!(sanitize(""), "_");
+        assert_eq!(sanitize("bob-1_x"), "bob-1_x");
+        let f = file_name("../x");
+        assert!(f.starts_with("___x-") && f.ends_with("Z.webm"), "{f}");
+        assert!(!f.contains('/'));
+    }
+}

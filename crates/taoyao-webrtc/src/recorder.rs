@@ -1,0 +1,183 @@
+//! Server-side recording off the RTP path: a [`Tap`] on a forwarder (or the mcu audio path)
+//! `try_send`s each packet to a bounded queue (a full queue drops and counts, never waits), and
+//! one writer thread per recording feeds taoyao-media's `WebmRecorder`, which is the only code
+//! that touches the disk. A write error or a limit ends the recording; the file is finalized
+//! with what it had.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use rtc::rtp::packet::Packet;
+use taoyao_media::record::{RecordError, RecordSummary, Tracks, WebmRecorder};
+use tokio::sync::watch;
+
+use crate::{MediaKind, RecordRequest};
+
+struct Queued {
+    kind: MediaKind,
+    packet: Packet,
+    at: Instant,
+}
+
+/// The packet path's end of a recording.
+pub struct Tap {
+    tx: SyncSender<Queued>,
+    dropped: AtomicU64,
+}
+
+impl Tap {
+    /// Hands a copy of `packet` to the writer thread, or drops it if its queue is full.
+    pub fn offer(&self, kind: MediaKind, packet: &Packet) {
+        let q = Queued {
+            kind,
+            packet: packet.clone(),
+            at: Instant::now(),
+        };
+        match self.tx.try_send(q) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Packets dropped because the writer fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The taps of one packet source, swapped lock-free (like the forwarder's sinks).
+#[derive(Default)]
+pub struct Taps(ArcSwap<Vec<Arc<Tap>>>);
+
+impl Taps {
+    pub fn offer(&self, kind: MediaKind, packet: &Packet) {
+        for t in self.0.load().iter() {
+            t.offer(kind, packet);
+        }
+    }
+
+    pub fn add(&self, tap: Arc<Tap>) {
+        self.0.rcu(|l| {
+            let mut next = Vec::clone(l);
+            next.push(tap.clone());
+            next
+        });
+    }
+
+    pub fn remove(&self, tap: &Arc<Tap>) {
+        self.0.rcu(|l| {
+            l.iter()
+                .filter(|t| !Arc::ptr_eq(t, tap))
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+    }
+}
+
+/// How a recording ended.
+pub type RecordResult = Result<RecordSummary, RecordError>;
+
+/// A running recording: stop it with [`Recording::stop`], which waits for the file to be
+/// finalized.
+pub struct Recording {
+    pub tap: Arc<Tap>,
+    pub request: RecordRequest,
+    pub started_at: std::time::SystemTime,
+    stop: Arc<AtomicBool>,
+    done: watch::Receiver<Option<RecordResult>>,
+}
+
+impl Recording {
+    /// Creates the file and starts the writer thread. `want_keyframe` is called (from that
+    /// thread) whenever the recorder waits for a video keyframe.
+    pub fn start(
+        request: RecordRequest,
+        tracks: Tracks,
+        want_keyframe: impl Fn() + Send + 'static,
+    ) -> Result<Recording, RecordError> {
+        let mut rec = WebmRecorder::create(&request.path, tracks, request.limits)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Queued>(request.queue.max(1));
+        let (done_tx, done) = watch::channel(None);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let name = format!("rec-{}", request.member);
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let mut failed = None;
+                loop {
+                    if stopping.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let q = match rx.recv_timeout(Duration::from_millis(100)) {
+                        Ok(q) => q,
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    };
+                    let pushed = match q.kind {
+                        MediaKind::Video => rec.push_video(q.packet, q.at).map(|o| {
+                            if o.want_keyframe {
+                                want_keyframe();
+                            }
+                        }),
+                        MediaKind::Audio => rec.push_audio(q.packet, q.at),
+                    };
+                    if let Err(e) = pushed {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                // Whatever is still queued arrived before the stop.
+                if failed.is_none() {
+                    while let Ok(q) = rx.try_recv() {
+                        let r = match q.kind {
+                            MediaKind::Video => rec.push_video(q.packet, q.at).map(|_| ()),
+                            MediaKind::Audio => rec.push_audio(q.packet, q.at),
+                        };
+                        if let Err(e) = r {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                let finished = rec.finish();
+                let result = match (failed, finished) {
+                    (Some(e), _) => Err(e),
+                    (None, r) => r,
+                };
+                let _ = done_tx.send(Some(result));
+            })
+            .map_err(|e| RecordError::Mux(format!("cannot start the writer thread: {e}")))?;
+        Ok(Recording {
+            tap: Arc::new(Tap {
+                tx,
+                dropped: AtomicU64::new(0),
+            }),
+            request,
+            started_at: std::time::SystemTime::now(),
+            stop,
+            done,
+        })
+    }
+
+    /// Asks the writer to finish (it writes what is queued, then finalizes).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Waits for the writer to end, on its own (an error, a limit) or after a stop.
+    pub fn finished(&self) -> impl std::future::Future<Output = RecordResult> + Send + 'static {
+        let mut done = self.done.clone();
+        async move {
+            match done.wait_for(Option::is_some).await {
+                Ok(r) => r.clone().unwrap_or(Err(RecordError::Empty)),
+                Err(_) => Err(RecordError::Mux("the writer thread ended".into())),
+            }
+        }
+    }
+}
