@@ -412,3 +412,189 @@ async fn sigterm_mid_recording_finalizes_the_file() {
     assert_eq!(webm_files(&rec_dir.join("rec-term")).len(), 1);
     check_file(&rec_dir.join(&file), recorded);
 }
+
+/// A raw HTTP/1.1 GET: (status, lower-cased head, body bytes).
+async fn http_get(addr: std::net::SocketAddr, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head, raw[split + 4..].to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_download_by_signed_link_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec_dir = dir.path().to_owned();
+    let server = TestServer::with(|c| {
+        c.recording.dir = rec_dir;
+        // Short links, so the test can watch one expire.
+        c.recording.link_ttl_ms = 3000;
+        c.auth.users.push(taoyao_signal::UserConfig {
+            username: "boss".into(),
+            password: "boss-password".into(),
+            admin: true,
+        });
+    })
+    .await;
+    let a = member(&server.url(), "dl-a").await;
+    a.enter_with(json!({"roomId": "rec-dl", "architecture": "sfu", "subscribe": "all"}))
+        .await
+        .unwrap();
+    publish(&a, "rec-dl").await;
+    let r = a
+        .request(
+            "record::start",
+            json!({"roomId": "rec-dl", "clientId": "dl-a"}),
+        )
+        .await
+        .unwrap();
+    let file = ok(&r)["recordings"][0]["file"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = a
+        .request(
+            "record::stop",
+            json!({"roomId": "rec-dl", "clientId": "dl-a"}),
+        )
+        .await
+        .unwrap();
+    ok(&r);
+    // Someone outside the room gets no list, so no link.
+    let outsider = member(&server.url(), "dl-x").await;
+    outsider
+        .enter_with(json!({"roomId": "rec-dl-other", "architecture": "sfu"}))
+        .await
+        .unwrap();
+    let r = outsider
+        .request("record::list", json!({"roomId": "rec-dl"}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3403", "{r}");
+
+    let list = a
+        .request("record::list", json!({"roomId": "rec-dl"}))
+        .await
+        .unwrap();
+    let entry = &ok(&list)["files"][0];
+    assert_eq!(entry["file"], file.as_str(), "{list}");
+    let url = entry["url"].as_str().unwrap().to_owned();
+    let name = file.split_once('/').unwrap().1.to_owned();
+    assert!(
+        url.starts_with(&format!("/recordings/{file}?token=")),
+        "{url}"
+    );
+    let on_disk = std::fs::read(dir.path().join(&file)).unwrap();
+
+    // The link downloads the file, byte for byte, as a webm attachment.
+    let (status, head, body) = http_get(server.addr, &url, "").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-type: video/webm"), "{head}");
+    assert!(
+        head.contains(&format!(
+            "content-disposition: attachment; filename=\"{}\"",
+            name.to_ascii_lowercase()
+        )),
+        "{head}"
+    );
+    assert_eq!(body.len(), on_disk.len());
+    assert!(body == on_disk, "the download differs from the file");
+    // Range requests work (players seek with them).
+    let (status, head, body) = http_get(server.addr, &url, "Range: bytes=0-99\r\n").await;
+    assert_eq!(status, 206, "{head}");
+    assert_eq!(body, on_disk[..100]);
+
+    let token = url.split_once("?token=").unwrap().1.to_owned();
+    // No token, a malformed one: 401. A forged one, or this file's token on another path: 403.
+    let bare = format!("/recordings/{file}");
+    assert_eq!(http_get(server.addr, &bare, "").await.0, 401);
+    assert_eq!(
+        http_get(server.addr, &format!("{bare}?token=nonsense"), "")
+            .await
+            .0,
+        401
+    );
+    let mut forged = token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(
+        http_get(server.addr, &format!("{bare}?token={forged}"), "")
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        http_get(
+            server.addr,
+            &format!("/recordings/rec-dl-other/{name}?token={token}"),
+            ""
+        )
+        .await
+        .0,
+        403
+    );
+    // Traversal, plain or encoded, never reaches the disk.
+    for (path, want) in [
+        (format!("/recordings/rec-dl/..?token={token}"), 400),
+        (format!("/recordings/rec-dl/%2E%2E?token={token}"), 400),
+        (
+            format!("/recordings/..%2F..%2Fetc/passwd?token={token}"),
+            400,
+        ),
+        (
+            format!("/recordings/rec-dl/..%2F..%2FCargo.toml?token={token}"),
+            400,
+        ),
+        (format!("/recordings/rec-dl/..%5C{name}?token={token}"), 400),
+        ("/recordings/../Cargo.toml".to_owned(), 400),
+        ("/recordings/rec-dl/../../Cargo.toml".to_owned(), 404),
+    ] {
+        let (status, head, _) = http_get(server.addr, &path, "").await;
+        assert_eq!(status, want, "{path}: {head}");
+    }
+
+    // The room closes; an admin still lists its files and gets working links.
+    let r = a
+        .request("room::close", json!({"roomId": "rec-dl"}))
+        .await
+        .unwrap();
+    ok(&r);
+    let boss = Member::connect(
+        &server.url(),
+        json!({"clientId": "dl-boss", "username": "boss", "password": "boss-password"}),
+        PeerOptions::default(),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(5), "the room to close", || {
+        server.parts().rooms.room_count() == 1
+    })
+    .await;
+    let list = boss
+        .request("record::list", json!({"roomId": "rec-dl"}))
+        .await
+        .unwrap();
+    let admin_url = ok(&list)["files"][0]["url"].as_str().unwrap().to_owned();
+    assert_eq!(http_get(server.addr, &admin_url, "").await.0, 200);
+    // Not an admin: a closed room is not found.
+    let r = a
+        .request("record::list", json!({"roomId": "rec-dl"}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3404", "{r}");
+
+    // recording.link_ttl_ms later the link no longer works.
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    assert_eq!(http_get(server.addr, &url, "").await.0, 401);
+    server.stop().await;
+}

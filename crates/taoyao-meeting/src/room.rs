@@ -24,6 +24,7 @@ use crate::signals;
 use taoyao_live::{AnchorDrop, Live, LiveEvent};
 
 mod recording;
+pub(crate) use recording::list_files as list_recordings;
 
 pub(crate) enum RoomCommand {
     /// A room-scoped signal from a client; the answer goes back on `reply`.

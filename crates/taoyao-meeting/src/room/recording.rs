@@ -12,6 +12,7 @@ use taoyao_signal::{Reply, Request, SignalError};
 use taoyao_webrtc::{ArchitectureKind, RecordRequest, RecordingInfo};
 
 use super::{RoomTask, actor, now_ms};
+use crate::rooms::RoomsShared;
 use crate::signals;
 
 /// Keeps letters, digits, `-` and `_` of an id; anything else (a `/`, a `.`) becomes `_`, so an
@@ -224,30 +225,39 @@ impl RoomTask {
         self.rules
             .require_viewer(actor(&req.client))
             .map_err(|e| SignalError::from_coded(&e))?;
-        let dir = room_dir(&self.shared.recording.dir, &self.id);
-        let mut files = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let Ok(meta) = e.metadata() else { continue };
-                if !meta.is_file() || !name.ends_with(".webm") {
-                    continue;
-                }
-                let modified = meta
-                    .modified()
-                    .ok()
-                    .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_millis() as u64);
-                files.push(json!({
-                    "file": format!("{}/{name}", sanitize(&self.id)),
-                    "bytes": meta.len(),
-                    "modifiedAt": modified,
-                }));
-            }
-        }
-        files.sort_by(|a, b| a["file"].as_str().cmp(&b["file"].as_str()));
-        Ok(Reply::Body(json!({"roomId": self.id, "files": files})))
+        Ok(Reply::Body(list_files(&self.shared, &self.id)))
     }
+}
+
+/// `{roomId, files: [{file, bytes, modifiedAt, url}]}`: the room's files on the server, each
+/// with a download link (`url`, signed, valid `recording.link_ttl_ms`). Only for callers that
+/// may see the room (its members, admins).
+pub(crate) fn list_files(shared: &RoomsShared, room: &str) -> Value {
+    let room_id = sanitize(room);
+    let dir = shared.recording.dir.join(&room_id);
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = e.metadata() else { continue };
+            if !meta.is_file() || crate::download::check_names(&room_id, &name).is_err() {
+                continue;
+            }
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as u64);
+            files.push(json!({
+                "file": format!("{room_id}/{name}"),
+                "bytes": meta.len(),
+                "modifiedAt": modified,
+                "url": shared.links.url(&room_id, &name),
+            }));
+        }
+    }
+    files.sort_by(|a, b| a["file"].as_str().cmp(&b["file"].as_str()));
+    json!({"roomId": room, "files": files})
 }
 
 #[cfg(test)]
