@@ -372,12 +372,15 @@ function recordingUi(room) {
   const me = state.signal.clientId;
   const owner = room.owner === me;
   $('record-room').hidden = !owner;
+  $('record-mix').hidden = !owner || room.architecture !== 'mcu';
   $('record-me').hidden = !room.localStream;
   $('recordings-panel').hidden = false;
   const render = () => {
     const active = [...rec.active.keys()];
-    $('rec-badge').hidden = !active.length;
-    $('rec-badge').textContent = `● REC ${active.join(', ')}`;
+    const shown = rec.mix ? [...active, 'the mix'] : active;
+    $('rec-badge').hidden = !shown.length;
+    $('rec-badge').textContent = `● REC ${shown.join(', ')}`;
+    $('record-mix').textContent = rec.mix ? 'Stop recording mix' : 'Record mix';
     $('record-me').textContent = rec.isRecording(me) ? 'Stop recording me' : 'Record me';
     $('record-room').textContent = active.length ? 'Stop recording' : 'Record room';
     for (const t of document.querySelectorAll('.tile')) {
@@ -396,13 +399,14 @@ function recordingUi(room) {
   room.addEventListener('member-joined', render);
   room.addEventListener('track', render);
   rec.addEventListener('stopped', ({ detail }) => {
-    if (detail.error) showError(`recording of ${detail.clientId} stopped: ${detail.error}`);
+    if (detail.error) showError(`recording of ${detail.mix ? 'the mix' : detail.clientId} stopped: ${detail.error}`);
     refreshRecordings();
   });
   rec.addEventListener('local-file', () => refreshRecordings());
   rec.addEventListener('error', ({ detail }) => showError(detail));
   $('record-me').onclick = () => (rec.isRecording(me) ? rec.stop(me) : rec.start(me)).catch(showError);
   $('record-room').onclick = () => (rec.active.size ? rec.stop() : rec.start()).catch(showError);
+  $('record-mix').onclick = () => (rec.mix ? rec.stopMix() : rec.startMix()).catch(showError);
   $('recordings-refresh').onclick = () => refreshRecordings();
   render();
   refreshRecordings();
@@ -466,6 +470,7 @@ function startReports(to) {
         const rec = state.room.recording;
         body.recording = {
           active: [...rec.active.keys()],
+          mix: rec.mix,
           files: state.recordings ?? [],
           links: [...document.querySelectorAll('#recordings a')].map((a) => a.getAttribute('href')),
           local: rec.localFiles.map(({ name, bytes, type, head }) => ({ name, bytes, type, head })),

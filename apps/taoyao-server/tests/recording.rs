@@ -539,3 +539,131 @@ async fn recordings_download_by_signed_link_only() {
     assert_eq!(http_get(server.addr, &url, "").await.0, 401);
     server.stop().await;
 }
+
+/// ffmpeg's mean volume of a file's audio, in dB.
+fn mean_volume(path: &Path) -> f64 {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "info", "-i"])
+        .arg(path)
+        .args(["-af", "volumedetect", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    text.lines()
+        .find_map(|l| l.split("mean_volume: ").nth(1))
+        .and_then(|v| v.trim_end_matches(" dB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no volumedetect output: {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcu_room_records_its_mix_as_one_opus_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec_dir = dir.path().to_owned();
+    let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
+    let owner = member(&server.url(), "mix-o").await;
+    owner
+        .enter_with(json!({"roomId": "rec-mix", "architecture": "mcu", "subscribe": "all"}))
+        .await
+        .unwrap();
+    let p = member(&server.url(), "mix-p").await;
+    p.enter("rec-mix", "all").await.unwrap();
+    let q = member(&server.url(), "mix-q").await;
+    q.enter("rec-mix", "all").await.unwrap();
+    publish(&p, "rec-mix").await;
+    publish(&q, "rec-mix").await;
+
+    // Only the owner records the mix; only mcu rooms have one.
+    let r = p
+        .request("record::start", json!({"roomId": "rec-mix", "mix": true}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3403", "{r}");
+    let r = owner
+        .request("record::start", json!({"roomId": "rec-mix", "mix": "yes"}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3400", "{r}");
+
+    let r = owner
+        .request("record::start", json!({"roomId": "rec-mix", "mix": true}))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let file = ok(&r)["recordings"][0]["file"].as_str().unwrap().to_owned();
+    assert!(file.starts_with("rec-mix/mix-"), "{file}");
+    let note = p
+        .note(Duration::from_secs(5), |n| {
+            n["header"]["signal"] == "record::start"
+        })
+        .await
+        .expect("members are told the mix is recorded");
+    assert_eq!(note["body"]["mix"], true, "{note}");
+    let r = owner
+        .request("record::start", json!({"roomId": "rec-mix", "mix": true}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3400", "twice: {r}");
+    let status = owner
+        .request("room::status", json!({"roomId": "rec-mix"}))
+        .await
+        .unwrap();
+    let recs = &ok(&status)["recordings"];
+    assert!(
+        recs.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["mix"] == true && x["file"] == file.as_str()),
+        "{status}"
+    );
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let recorded = started.elapsed();
+    let r = owner
+        .request("record::stop", json!({"roomId": "rec-mix", "mix": true}))
+        .await
+        .unwrap();
+    assert_eq!(ok(&r)["mix"], true, "{r}");
+    let note = p
+        .note(Duration::from_secs(5), |n| {
+            n["header"]["signal"] == "record::stop"
+        })
+        .await
+        .expect("members are told the mix recording ended");
+    assert_eq!(note["body"]["mix"], true, "{note}");
+    assert_eq!(note["body"]["file"], file.as_str(), "{note}");
+    let path = dir.path().join(&file);
+    let (codecs, duration) = probe(&path);
+    assert_eq!(codecs, ["opus"], "{}", path.display());
+    assert!(
+        (duration - recorded.as_secs_f64()).abs() <= 0.5,
+        "duration {duration:.3} s, recorded {:.3} s",
+        recorded.as_secs_f64()
+    );
+    let errors = decode_errors(&path);
+    assert!(errors.is_empty(), "{errors}");
+    // The publishers' tones are in it (silence would be about -91 dB).
+    let volume = mean_volume(&path);
+    eprintln!("mix file: {duration:.3} s, mean volume {volume} dB");
+    assert!(volume > -40.0, "mean volume {volume} dB");
+    let r = owner
+        .request("record::stop", json!({"roomId": "rec-mix", "mix": true}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3404", "{r}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sfu_room_has_no_mix_to_record() {
+    let server = TestServer::start().await;
+    let a = member(&server.url(), "nomix-a").await;
+    a.enter_with(json!({"roomId": "rec-nomix", "architecture": "sfu"}))
+        .await
+        .unwrap();
+    let r = a
+        .request("record::start", json!({"roomId": "rec-nomix", "mix": true}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3400", "{r}");
+    server.stop().await;
+}

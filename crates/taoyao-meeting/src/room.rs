@@ -142,13 +142,18 @@ pub(crate) fn deliver(hub: &SignalHub, room: &str, event: MediaEvent) {
         MediaEvent::RecordingStopped {
             to,
             member,
+            mix,
             file,
             duration_ms,
             error,
         } => {
             if let Some(c) = hub.client(&to) {
-                let mut body = json!({"roomId": room, "clientId": member, "file": file,
-                                      "durationMs": duration_ms});
+                let mut body = json!({"roomId": room, "file": file, "durationMs": duration_ms});
+                if mix {
+                    body["mix"] = json!(true);
+                } else {
+                    body["clientId"] = json!(member);
+                }
                 if let Some(e) = error {
                     body["error"] = json!(e);
                 }

@@ -40,6 +40,7 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::RTCPeerConnectionState;
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender};
 
+mod mix_record;
 mod mixing;
 
 use mixing::{MixCmd, MixOutput};
@@ -197,6 +198,8 @@ struct State {
     streams: BTreeMap<String, Arc<Stream>>,
     /// Recordings in progress, by member.
     recordings: BTreeMap<String, Arc<Recorded>>,
+    /// mcu: the recording of the room's mix, if one runs.
+    mix_recording: Option<Arc<Recording>>,
 }
 
 /// A member's recording and the packet sources it taps.
@@ -975,48 +978,7 @@ impl MediaRoom for SfuRoom {
                     st.recordings.remove(&rec.member.id);
                 }
             }
-            let req = &rec.recording.request;
-            let (duration_ms, error) = match &result {
-                Ok(s) => (s.duration.as_millis() as u64, None),
-                Err(e) => (0, Some(e.to_string())),
-            };
-            match &result {
-                Ok(s) => tracing::info!(
-                    room = shared.room,
-                    member = rec.member.id,
-                    file = req.file,
-                    duration_ms,
-                    bytes = s.bytes,
-                    dropped = rec.recording.tap.dropped(),
-                    "recording finalized"
-                ),
-                Err(e) => tracing::warn!(
-                    room = shared.room,
-                    member = rec.member.id,
-                    file = req.file,
-                    "recording ended: {e}"
-                ),
-            }
-            let mut to: Vec<String> = shared
-                .state
-                .lock()
-                .expect("state lock")
-                .members
-                .keys()
-                .cloned()
-                .collect();
-            if !to.contains(&req.requester) {
-                to.push(req.requester.clone());
-            }
-            for to in to {
-                shared.events.emit(MediaEvent::RecordingStopped {
-                    to,
-                    member: rec.member.id.clone(),
-                    file: req.file.clone(),
-                    duration_ms,
-                    error: error.clone(),
-                });
-            }
+            mix_record::tell_end(&shared, &rec.member.id, &rec.recording, &result);
         });
         Ok(())
     }
@@ -1036,12 +998,22 @@ impl MediaRoom for SfuRoom {
         Ok(())
     }
 
+    async fn record_mix_start(&self, request: RecordRequest) -> Result<(), MediaError> {
+        self.mix_record_start(request).await
+    }
+
+    async fn record_mix_stop(&self) -> Result<(), MediaError> {
+        self.mix_record_stop().await
+    }
+
     async fn recordings(&self) -> Vec<RecordingInfo> {
+        let mix = self.mix_recording_info();
         let st = self.shared.state.lock().expect("state lock");
         st.recordings
             .iter()
             .map(|(id, r)| RecordingInfo {
                 client_id: id.clone(),
+                mix: false,
                 file: r.recording.request.file.clone(),
                 started_by: r.recording.request.requester.clone(),
                 started_at: r
@@ -1050,10 +1022,13 @@ impl MediaRoom for SfuRoom {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as u64),
             })
+            .chain(mix)
             .collect()
     }
 
     async fn close(&self) {
+        // The mix file is finalized before the members (and the mixer) go.
+        let _ = self.mix_record_stop().await;
         let members: Vec<String> = self
             .shared
             .state

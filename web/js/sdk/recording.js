@@ -3,7 +3,7 @@
 // member's own client to record (control::client::record): we record our local camera and
 // microphone with MediaRecorder and offer the file.
 // Events: 'state' {active} whenever who is being recorded changes (active: Map clientId ->
-// {file, by}); 'stopped' {clientId, file, durationMs, error} (server: a file was finalized);
+// {file, by}; `mix` holds the mcu room's mix recording); 'stopped' {clientId, file, durationMs, error} (server: a file was finalized);
 // 'local-file' {name, url, bytes, type, head} (mesh: our own recording is ready; url is a blob
 // URL, head the first bytes in hex); 'error'.
 
@@ -19,17 +19,23 @@ export class Recording extends EventTarget {
     this.roomId = status.roomId;
     this.localStream = localStream;
     this.active = new Map();
-    for (const r of status.recordings ?? []) this.active.set(r.clientId, { file: r.file || null, by: r.startedBy });
+    this.mix = null; // mcu: the room's mix recording {file, by}, if one runs
+    for (const r of status.recordings ?? []) {
+      if (r.mix) this.mix = { file: r.file, by: r.startedBy };
+      else this.active.set(r.clientId, { file: r.file || null, by: r.startedBy });
+    }
     this.localFiles = [];
     this.recorder = null;
     this.unsubscribe = [];
     const on = (s, fn) => this.unsubscribe.push(signal.on(s, (b) => b.roomId === this.roomId && fn(b)));
     on('record::start', (b) => {
-      this.active.set(b.clientId, { file: b.file ?? null, by: b.by });
+      if (b.mix) this.mix = { file: b.file, by: b.by };
+      else this.active.set(b.clientId, { file: b.file ?? null, by: b.by });
       this.#emit('state', { active: this.active });
     });
     on('record::stop', (b) => {
-      this.active.delete(b.clientId);
+      if (b.mix) this.mix = null;
+      else this.active.delete(b.clientId);
       this.#emit('state', { active: this.active });
       this.#emit('stopped', b);
     });
@@ -52,6 +58,9 @@ export class Recording extends EventTarget {
   start(clientId) { return this.#req('record::start', clientId ? { clientId } : {}); }
   /** Stops recording a member, or (no clientId, owner) everyone; resolves once finalized. */
   stop(clientId) { return this.#req('record::stop', clientId ? { clientId } : {}); }
+  /** mcu, the owner: records (or stops recording) the room's mixed audio, one Opus file. */
+  startMix() { return this.#req('record::start', { mix: true }); }
+  stopMix() { return this.#req('record::stop', { mix: true }); }
   /** The room's files on the server: [{file, bytes, modifiedAt, url}]. */
   async list() { return (await this.#req('record::list')).files; }
 
