@@ -437,10 +437,18 @@ async function refreshRecordings() {
 }
 
 /** &record=MS: record ourselves for MS ms, then list. The server takes our tracks a moment
- * after the publish answer, so "no media published yet" (3400) is retried for a while. */
+ * after the publish answer (and a recording keeps the tracks it started with), so this waits
+ * until the server holds our video, and retries "no media published yet" (3400) for a while. */
 async function recordSelf(ms) {
-  const rec = state.room.recording;
+  const room = state.room;
+  const rec = room.recording;
   const me = state.signal.clientId;
+  if (room.architecture !== 'mesh' && room.localStream?.getVideoTracks().length) {
+    const mine = async () => (await state.signal.request('room::status', { roomId: room.roomId })).streams
+      ?.some((s) => s.clientId === me && s.kind === 'video');
+    for (let i = 0; i < 50 && !(await mine()); i++) await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 500));
+  }
   for (let tries = 0; ; tries++) {
     try {
       await rec.start(me);

@@ -207,6 +207,8 @@ struct Recorded {
     recording: Recording,
     streams: Vec<Arc<Stream>>,
     member: Arc<Member>,
+    /// Why it ended early, told with `record::stop` (see [`Shared::recording_outgrown`]).
+    note: std::sync::OnceLock<String>,
 }
 
 impl Recorded {
@@ -236,6 +238,33 @@ struct SfuRoom {
 }
 
 impl Shared {
+    /// A member being recorded published a new track. A WebM's tracks are fixed once its
+    /// header is written, and a second source of the same kind cannot share a track (two
+    /// timelines, two sequence spaces), so the recording ends here, finalized, and the room is
+    /// told why in `record::stop`'s `error`; a new recording takes every track.
+    fn recording_outgrown(&self, member: &str, kind: MediaKind) {
+        let rec = {
+            let mut st = self.state.lock().expect("state lock");
+            st.recordings.remove(member)
+        };
+        let Some(rec) = rec else { return };
+        let kind = if kind == MediaKind::Video {
+            "video"
+        } else {
+            "audio"
+        };
+        let _ = rec.note.set(format!(
+            "{member} published a new {kind} track after the recording started; a recording keeps \
+             the tracks it started with, so it ended here (start a new one to record every track)"
+        ));
+        tracing::info!(
+            room = self.room,
+            member,
+            "recording ended: a new {kind} track"
+        );
+        rec.recording.request_stop();
+    }
+
     fn member(&self, id: &str) -> Result<Arc<Member>, MediaError> {
         self.state
             .lock()
@@ -290,7 +319,10 @@ impl Shared {
             // mcu: audio is mixed, not forwarded.
             let count = taoyao_webrtc::forwarder::TaskCount::start(&self.tasks);
             let id = owner.id.clone();
-            owner.audio_published.store(true, Ordering::Release);
+            if !owner.audio_published.swap(true, Ordering::AcqRel) {
+                // A recording started without audio has no audio track to put it in.
+                self.recording_outgrown(&owner.id, kind);
+            }
             tokio::spawn(async move {
                 let _count = count;
                 while let Some(ev) = track.poll().await {
@@ -353,6 +385,7 @@ impl Shared {
             }
             st.streams.insert(id.clone(), stream.clone());
         }
+        self.recording_outgrown(&owner.id, kind);
         tracing::info!(room = self.room, stream = id, "stream published");
         self.announce(&stream, StreamAction::Publish);
         for m in self.others(&owner.id) {
@@ -939,6 +972,7 @@ impl MediaRoom for SfuRoom {
             recording,
             streams,
             member: m.clone(),
+            note: std::sync::OnceLock::new(),
         });
         {
             let mut st = self.shared.state.lock().expect("state lock");
@@ -978,7 +1012,13 @@ impl MediaRoom for SfuRoom {
                     st.recordings.remove(&rec.member.id);
                 }
             }
-            mix_record::tell_end(&shared, &rec.member.id, &rec.recording, &result);
+            mix_record::tell_end(
+                &shared,
+                &rec.member.id,
+                &rec.recording,
+                &result,
+                rec.note.get().cloned(),
+            );
         });
         Ok(())
     }

@@ -73,7 +73,7 @@ impl SfuRoom {
                     st.mix_recording = None;
                 }
             }
-            tell_end(&shared, "", &rec, &result);
+            tell_end(&shared, "", &rec, &result, None);
         });
         Ok(())
     }
@@ -108,11 +108,17 @@ impl SfuRoom {
 }
 
 /// Logs how a recording ended and tells every member and its requester (`member` empty: the
-/// room's mix).
-pub(crate) fn tell_end(shared: &Shared, member: &str, rec: &Recording, result: &RecordResult) {
+/// room's mix); `note` says why a finalized recording ended early.
+pub(crate) fn tell_end(
+    shared: &Shared,
+    member: &str,
+    rec: &Recording,
+    result: &RecordResult,
+    note: Option<String>,
+) {
     let req = &rec.request;
     let (duration_ms, error) = match result {
-        Ok(s) => (s.duration.as_millis() as u64, None),
+        Ok(s) => (s.duration.as_millis() as u64, note),
         Err(e) => (0, Some(e.to_string())),
     };
     match result {
