@@ -2,10 +2,12 @@
 //
 // Deep links: ?clientId=alice&name=Alice&username=taoyao&password=taoyao&room=standup
 //   [&roomPassword=..][&architecture=mesh][&mode=broadcast][&call=bob][&autoAnswer=1]
-//   [&live=anchor[&autoAccept=1] | &live=viewer[&cohost=ask]]
+//   [&live=anchor[&autoAccept=1] | &live=viewer[&cohost=ask]][&record=3000]
 // connect (and enter the room / call the client) at once; &live=anchor goes live after entering
 // (accepting every co-host request with autoAccept), &live=viewer watches without a camera
-// (and asks to co-host with cohost=ask). &report=<clientId> also sends a
+// (and asks to co-host with cohost=ask); &record=MS records ourselves for MS milliseconds
+// after entering (on the server in sfu/mcu rooms, in this page in mesh rooms) and then lists
+// the room's recordings. &report=<clientId> also sends a
 // summary of the connections' getStats() to that client every second (client::unicast), for
 // remote diagnostics; the end-to-end tests read media health from it.
 
@@ -45,7 +47,7 @@ function tile(id, label, { muted = false } = {}) {
     t = document.createElement('div');
     t.className = 'tile';
     t.dataset.id = id;
-    t.innerHTML = '<video autoplay playsinline></video><div class="label"><span class="name"></span><span class="state"></span></div>';
+    t.innerHTML = '<video autoplay playsinline></video><div class="label"><span class="name"></span><span class="state"></span><button class="small rec" hidden></button></div>';
     t.querySelector('video').muted = muted;
     $('tiles').append(t);
   }
@@ -155,6 +157,7 @@ async function enterRoom({ roomId, password, architecture, mode, watch = false }
   if (tilesForAll()) for (const m of room.members.values()) tile(m.clientId, m.name);
   room.addEventListener('member-joined', ({ detail }) => tilesForAll() && tile(detail.member.clientId, detail.member.name));
   stageUi(room);
+  recordingUi(room);
   room.addEventListener('member-left', ({ detail }) => removeTile(detail.clientId));
   const onTrack = (detail) => {
     if (detail.clientId === 'mix') {
@@ -195,6 +198,8 @@ async function enterRoom({ roomId, password, architecture, mode, watch = false }
     for (const id of room.members.keys()) removeTile(id);
     if (!state.call) removeTile('local');
     $('room-bar').hidden = true;
+    // Files recorded here (mesh) stay offered; the server's list belongs to the room.
+    if (!room.recording.localFiles.length) $('recordings-panel').hidden = true;
     if (state.room === room) state.room = null;
     refreshRooms();
   });
@@ -360,6 +365,104 @@ function addCohostRequest(stage, clientId, render) {
   render();
 }
 
+// ---- recording -----------------------------------------------------------------------------
+
+function recordingUi(room) {
+  const rec = room.recording;
+  const me = state.signal.clientId;
+  const owner = room.owner === me;
+  $('record-room').hidden = !owner;
+  $('record-mix').hidden = !owner || room.architecture !== 'mcu';
+  $('record-me').hidden = !room.localStream;
+  $('recordings-panel').hidden = false;
+  const render = () => {
+    const active = [...rec.active.keys()];
+    const shown = rec.mix ? [...active, 'the mix'] : active;
+    $('rec-badge').hidden = !shown.length;
+    $('rec-badge').textContent = `● REC ${shown.join(', ')}`;
+    $('record-mix').textContent = rec.mix ? 'Stop recording mix' : 'Record mix';
+    $('record-me').textContent = rec.isRecording(me) ? 'Stop recording me' : 'Record me';
+    $('record-room').textContent = active.length ? 'Stop recording' : 'Record room';
+    for (const t of document.querySelectorAll('.tile')) {
+      const id = t.dataset.id === 'local' ? me : t.dataset.id;
+      if (id.startsWith('call:')) continue;
+      t.classList.toggle('recording', rec.isRecording(id));
+      // The owner may record any member from its tile.
+      const b = t.querySelector('button.rec');
+      if (!b) continue;
+      b.hidden = !owner || t.dataset.id === 'local';
+      b.textContent = rec.isRecording(id) ? 'stop rec' : 'rec';
+      b.onclick = () => (rec.isRecording(id) ? rec.stop(id) : rec.start(id)).catch(showError);
+    }
+  };
+  rec.addEventListener('state', render);
+  room.addEventListener('member-joined', render);
+  room.addEventListener('track', render);
+  rec.addEventListener('stopped', ({ detail }) => {
+    if (detail.error) showError(`recording of ${detail.mix ? 'the mix' : detail.clientId} stopped: ${detail.error}`);
+    refreshRecordings();
+  });
+  rec.addEventListener('local-file', () => refreshRecordings());
+  rec.addEventListener('error', ({ detail }) => showError(detail));
+  $('record-me').onclick = () => (rec.isRecording(me) ? rec.stop(me) : rec.start(me)).catch(showError);
+  $('record-room').onclick = () => (rec.active.size ? rec.stop() : rec.start()).catch(showError);
+  $('record-mix').onclick = () => (rec.mix ? rec.stopMix() : rec.startMix()).catch(showError);
+  $('recordings-refresh').onclick = () => refreshRecordings();
+  render();
+  refreshRecordings();
+}
+
+/** The room's files on the server (signed download links) and the ones this page made. */
+async function refreshRecordings() {
+  const room = state.room;
+  if (!room) return;
+  let files = [];
+  try {
+    files = await room.recording.list();
+  } catch (err) { showError(err); }
+  state.recordings = files;
+  const item = (label, href, download, bytes) => {
+    const li = document.createElement('li');
+    const a = document.createElement('a');
+    a.href = href;
+    a.download = download;
+    a.textContent = label;
+    li.append(a, ` ${(bytes / 1024).toFixed(0)} KiB`);
+    return li;
+  };
+  $('recordings').replaceChildren(
+    ...files.map((f) => item(f.file, f.url, f.file.split('/').pop(), f.bytes)),
+    ...room.recording.localFiles.map((f) => item(`${f.name} (recorded here)`, f.url, f.name, f.bytes)),
+  );
+}
+
+/** &record=MS: record ourselves for MS ms, then list. The server takes our tracks a moment
+ * after the publish answer (and a recording keeps the tracks it started with), so this waits
+ * until the server holds our video, and retries "no media published yet" (3400) for a while. */
+async function recordSelf(ms) {
+  const room = state.room;
+  const rec = room.recording;
+  const me = state.signal.clientId;
+  if (room.architecture !== 'mesh' && room.localStream?.getVideoTracks().length) {
+    const mine = async () => (await state.signal.request('room::status', { roomId: room.roomId })).streams
+      ?.some((s) => s.clientId === me && s.kind === 'video');
+    for (let i = 0; i < 50 && !(await mine()); i++) await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  for (let tries = 0; ; tries++) {
+    try {
+      await rec.start(me);
+      break;
+    } catch (err) {
+      if (err.code !== '3400' || tries > 50) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  await new Promise((r) => setTimeout(r, ms));
+  await rec.stop(me);
+  await refreshRecordings();
+}
+
 // ---- diagnostics report --------------------------------------------------------------------
 
 function startReports(to) {
@@ -371,6 +474,16 @@ function startReports(to) {
       if (state.room) body.room = { roomId: state.room.roomId, peers: await state.room.stats() };
       if (state.call) body.call = { sessionId: state.call.sessionId, remoteId: state.call.remoteId, stats: await state.call.stats() };
       body.local = state.room && !state.room.localStream ? [] : state.local ? state.local.getTracks().map((t) => t.kind) : [];
+      if (state.room?.recording) {
+        const rec = state.room.recording;
+        body.recording = {
+          active: [...rec.active.keys()],
+          mix: rec.mix,
+          files: state.recordings ?? [],
+          links: [...document.querySelectorAll('#recordings a')].map((a) => a.getAttribute('href')),
+          local: rec.localFiles.map(({ name, bytes, type, head }) => ({ name, bytes, type, head })),
+        };
+      }
       if (state.room?.stage) body.stage = { mode: state.room.stage.mode, live: state.room.stage.live, mayPublish: state.room.stage.mayPublish };
       await state.signal.request('client::unicast', body);
     } catch (err) {
@@ -435,6 +548,7 @@ async function autostart() {
     await enterRoom({ roomId: params.get('room'), password: params.get('roomPassword'), architecture: params.get('architecture'), mode: params.get('mode'), watch: live === 'viewer' });
     if (live === 'anchor') await state.room.stage.startLive();
     if (live === 'viewer' && params.get('cohost') === 'ask') await state.room.stage.cohost('request');
+    if (params.get('record')) await recordSelf(Number(params.get('record')));
   }
   const callee = params.get('call');
   if (callee) {

@@ -3,6 +3,7 @@
 //! This is the only crate that knows every other one; it should read like a wiring diagram.
 
 pub mod config;
+pub mod recordings;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -98,11 +99,12 @@ pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
     })
 }
 
-/// Every HTTP route: health, signaling, the web client.
+/// Every HTTP route: health, signaling, recording downloads, the web client.
 pub fn router(cfg: &Config, parts: &Parts) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .merge(parts.hub.router())
+        .merge(recordings::router(parts.rooms.clone()))
         .merge(web::router(cfg.server.web_dir.as_deref()))
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, eventually};
+use common::{TestServer, decode_errors, eventually, http_get, probe};
 use serde_json::{Value, json};
 use taoyao_bench::media::{MediaSpec, TestMedia};
 use taoyao_bench::member::Member;
@@ -27,45 +27,6 @@ async fn member(url: &str, id: &str) -> Arc<Member> {
     )
     .await
     .unwrap()
-}
-
-/// (codec names, duration in seconds) as ffprobe reads them.
-fn probe(path: &Path) -> (Vec<String>, f64) {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name:format=duration",
-        ])
-        .args(["-of", "default=noprint_wrappers=1"])
-        .arg(path)
-        .output()
-        .expect("ffprobe (scripts/install-test-deps.sh)");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let codecs = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("codec_name="))
-        .map(str::to_owned)
-        .collect();
-    let duration = text
-        .lines()
-        .find_map(|l| l.strip_prefix("duration="))
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0.0);
-    (codecs, duration)
-}
-
-/// What `ffmpeg -v error -i FILE -f null -` prints (nothing for a clean decode).
-fn decode_errors(path: &Path) -> String {
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg");
-    assert!(out.status.success(), "ffmpeg failed on {}", path.display());
-    String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 fn check_file(path: &Path, recorded: Duration) {
@@ -411,4 +372,298 @@ async fn sigterm_mid_recording_finalizes_the_file() {
     a.close_peers().await;
     assert_eq!(webm_files(&rec_dir.join("rec-term")).len(), 1);
     check_file(&rec_dir.join(&file), recorded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_download_by_signed_link_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec_dir = dir.path().to_owned();
+    let server = TestServer::with(|c| {
+        c.recording.dir = rec_dir;
+        // Short links, so the test can watch one expire.
+        c.recording.link_ttl_ms = 3000;
+        c.auth.users.push(taoyao_signal::UserConfig {
+            username: "boss".into(),
+            password: "boss-password".into(),
+            admin: true,
+        });
+    })
+    .await;
+    let a = member(&server.url(), "dl-a").await;
+    a.enter_with(json!({"roomId": "rec-dl", "architecture": "sfu", "subscribe": "all"}))
+        .await
+        .unwrap();
+    publish(&a, "rec-dl").await;
+    let r = a
+        .request(
+            "record::start",
+            json!({"roomId": "rec-dl", "clientId": "dl-a"}),
+        )
+        .await
+        .unwrap();
+    let file = ok(&r)["recordings"][0]["file"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = a
+        .request(
+            "record::stop",
+            json!({"roomId": "rec-dl", "clientId": "dl-a"}),
+        )
+        .await
+        .unwrap();
+    ok(&r);
+    // Someone outside the room gets no list, so no link.
+    let outsider = member(&server.url(), "dl-x").await;
+    outsider
+        .enter_with(json!({"roomId": "rec-dl-other", "architecture": "sfu"}))
+        .await
+        .unwrap();
+    let r = outsider
+        .request("record::list", json!({"roomId": "rec-dl"}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3403", "{r}");
+
+    let list = a
+        .request("record::list", json!({"roomId": "rec-dl"}))
+        .await
+        .unwrap();
+    let entry = &ok(&list)["files"][0];
+    assert_eq!(entry["file"], file.as_str(), "{list}");
+    let url = entry["url"].as_str().unwrap().to_owned();
+    let name = file.split_once('/').unwrap().1.to_owned();
+    assert!(
+        url.starts_with(&format!("/recordings/{file}?token=")),
+        "{url}"
+    );
+    let on_disk = std::fs::read(dir.path().join(&file)).unwrap();
+
+    // The link downloads the file, byte for byte, as a webm attachment.
+    let (status, head, body) = http_get(server.addr, &url, "").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-type: video/webm"), "{head}");
+    assert!(
+        head.contains(&format!(
+            "content-disposition: attachment; filename=\"{}\"",
+            name.to_ascii_lowercase()
+        )),
+        "{head}"
+    );
+    assert_eq!(body.len(), on_disk.len());
+    assert!(body == on_disk, "the download differs from the file");
+    // Range requests work (players seek with them).
+    let (status, head, body) = http_get(server.addr, &url, "Range: bytes=0-99\r\n").await;
+    assert_eq!(status, 206, "{head}");
+    assert_eq!(body, on_disk[..100]);
+
+    let token = url.split_once("?token=").unwrap().1.to_owned();
+    // No token, a malformed one: 401. A forged one, or this file's token on another path: 403.
+    let bare = format!("/recordings/{file}");
+    assert_eq!(http_get(server.addr, &bare, "").await.0, 401);
+    assert_eq!(
+        http_get(server.addr, &format!("{bare}?token=nonsense"), "")
+            .await
+            .0,
+        401
+    );
+    let mut forged = token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(
+        http_get(server.addr, &format!("{bare}?token={forged}"), "")
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        http_get(
+            server.addr,
+            &format!("/recordings/rec-dl-other/{name}?token={token}"),
+            ""
+        )
+        .await
+        .0,
+        403
+    );
+    // Traversal, plain or encoded, never reaches the disk.
+    for (path, want) in [
+        (format!("/recordings/rec-dl/..?token={token}"), 400),
+        (format!("/recordings/rec-dl/%2E%2E?token={token}"), 400),
+        (
+            format!("/recordings/..%2F..%2Fetc/passwd?token={token}"),
+            400,
+        ),
+        (
+            format!("/recordings/rec-dl/..%2F..%2FCargo.toml?token={token}"),
+            400,
+        ),
+        (format!("/recordings/rec-dl/..%5C{name}?token={token}"), 400),
+        ("/recordings/../Cargo.toml".to_owned(), 400),
+        ("/recordings/rec-dl/../../Cargo.toml".to_owned(), 404),
+    ] {
+        let (status, head, _) = http_get(server.addr, &path, "").await;
+        assert_eq!(status, want, "{path}: {head}");
+    }
+
+    // The room closes; an admin still lists its files and gets working links.
+    let r = a
+        .request("room::close", json!({"roomId": "rec-dl"}))
+        .await
+        .unwrap();
+    ok(&r);
+    let boss = Member::connect(
+        &server.url(),
+        json!({"clientId": "dl-boss", "username": "boss", "password": "boss-password"}),
+        PeerOptions::default(),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(5), "the room to close", || {
+        server.parts().rooms.room_count() == 1
+    })
+    .await;
+    let list = boss
+        .request("record::list", json!({"roomId": "rec-dl"}))
+        .await
+        .unwrap();
+    let admin_url = ok(&list)["files"][0]["url"].as_str().unwrap().to_owned();
+    assert_eq!(http_get(server.addr, &admin_url, "").await.0, 200);
+    // Not an admin: a closed room is not found.
+    let r = a
+        .request("record::list", json!({"roomId": "rec-dl"}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3404", "{r}");
+
+    // recording.link_ttl_ms later the link no longer works.
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    assert_eq!(http_get(server.addr, &url, "").await.0, 401);
+    server.stop().await;
+}
+
+/// ffmpeg's mean volume of a file's audio, in dB.
+fn mean_volume(path: &Path) -> f64 {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "info", "-i"])
+        .arg(path)
+        .args(["-af", "volumedetect", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    text.lines()
+        .find_map(|l| l.split("mean_volume: ").nth(1))
+        .and_then(|v| v.trim_end_matches(" dB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no volumedetect output: {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcu_room_records_its_mix_as_one_opus_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec_dir = dir.path().to_owned();
+    let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
+    let owner = member(&server.url(), "mix-o").await;
+    owner
+        .enter_with(json!({"roomId": "rec-mix", "architecture": "mcu", "subscribe": "all"}))
+        .await
+        .unwrap();
+    let p = member(&server.url(), "mix-p").await;
+    p.enter("rec-mix", "all").await.unwrap();
+    let q = member(&server.url(), "mix-q").await;
+    q.enter("rec-mix", "all").await.unwrap();
+    publish(&p, "rec-mix").await;
+    publish(&q, "rec-mix").await;
+
+    // Only the owner records the mix; only mcu rooms have one.
+    let r = p
+        .request("record::start", json!({"roomId": "rec-mix", "mix": true}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3403", "{r}");
+    let r = owner
+        .request("record::start", json!({"roomId": "rec-mix", "mix": "yes"}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3400", "{r}");
+
+    let r = owner
+        .request("record::start", json!({"roomId": "rec-mix", "mix": true}))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let file = ok(&r)["recordings"][0]["file"].as_str().unwrap().to_owned();
+    assert!(file.starts_with("rec-mix/mix-"), "{file}");
+    let note = p
+        .note(Duration::from_secs(5), |n| {
+            n["header"]["signal"] == "record::start"
+        })
+        .await
+        .expect("members are told the mix is recorded");
+    assert_eq!(note["body"]["mix"], true, "{note}");
+    let r = owner
+        .request("record::start", json!({"roomId": "rec-mix", "mix": true}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3400", "twice: {r}");
+    let status = owner
+        .request("room::status", json!({"roomId": "rec-mix"}))
+        .await
+        .unwrap();
+    let recs = &ok(&status)["recordings"];
+    assert!(
+        recs.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["mix"] == true && x["file"] == file.as_str()),
+        "{status}"
+    );
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let recorded = started.elapsed();
+    let r = owner
+        .request("record::stop", json!({"roomId": "rec-mix", "mix": true}))
+        .await
+        .unwrap();
+    assert_eq!(ok(&r)["mix"], true, "{r}");
+    let note = p
+        .note(Duration::from_secs(5), |n| {
+            n["header"]["signal"] == "record::stop"
+        })
+        .await
+        .expect("members are told the mix recording ended");
+    assert_eq!(note["body"]["mix"], true, "{note}");
+    assert_eq!(note["body"]["file"], file.as_str(), "{note}");
+    let path = dir.path().join(&file);
+    let (codecs, duration) = probe(&path);
+    assert_eq!(codecs, ["opus"], "{}", path.display());
+    assert!(
+        (duration - recorded.as_secs_f64()).abs() <= 0.5,
+        "duration {duration:.3} s, recorded {:.3} s",
+        recorded.as_secs_f64()
+    );
+    let errors = decode_errors(&path);
+    assert!(errors.is_empty(), "{errors}");
+    // The publishers' tones are in it (silence would be about -91 dB).
+    let volume = mean_volume(&path);
+    eprintln!("mix file: {duration:.3} s, mean volume {volume} dB");
+    assert!(volume > -40.0, "mean volume {volume} dB");
+    let r = owner
+        .request("record::stop", json!({"roomId": "rec-mix", "mix": true}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3404", "{r}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sfu_room_has_no_mix_to_record() {
+    let server = TestServer::start().await;
+    let a = member(&server.url(), "nomix-a").await;
+    a.enter_with(json!({"roomId": "rec-nomix", "architecture": "sfu"}))
+        .await
+        .unwrap();
+    let r = a
+        .request("record::start", json!({"roomId": "rec-nomix", "mix": true}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "3400", "{r}");
+    server.stop().await;
 }

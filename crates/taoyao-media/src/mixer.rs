@@ -66,6 +66,9 @@ pub struct TickOutput<Id> {
     pub levels: Vec<(Id, u8)>,
     /// How many encodes this tick took (speakers + one shared).
     pub encodes: usize,
+    /// The shared mix (every speaker; what a member who is not speaking hears) as one Opus
+    /// packet, from one continuous encoder: a room's mix recording is these packets in a row.
+    pub shared: Bytes,
 }
 
 pub struct AudioMixer<Id> {
@@ -177,6 +180,7 @@ impl<Id: Ord + Clone> AudioMixer<Id> {
                 .map(|(id, m)| (id.clone(), m.level))
                 .collect(),
             encodes: 1 + mixes.minus.len(),
+            shared: shared.clone(),
         };
         let own: BTreeMap<Id, Vec<i16>> = mixes.minus.into_iter().collect();
         for (id, m) in self.members.iter_mut() {

@@ -178,6 +178,8 @@ pub struct RecordingConfig {
     pub max_duration_ms: u64,
     /// RTP packets queued for a recording's writer before further ones are dropped.
     pub queue_packets: usize,
+    /// How long a download link from `record::list` opens its file.
+    pub link_ttl_ms: u64,
 }
 
 impl Default for RecordingConfig {
@@ -188,6 +190,7 @@ impl Default for RecordingConfig {
             max_file_bytes: 2 * 1024 * 1024 * 1024,
             max_duration_ms: 4 * 3600 * 1000,
             queue_packets: 4096,
+            link_ttl_ms: 10 * 60 * 1000,
         }
     }
 }
@@ -201,6 +204,12 @@ impl Validate for RecordingConfig {
             return Err(Invalid::new(
                 "recording.queue_packets",
                 "must be greater than 0",
+            ));
+        }
+        if self.link_ttl_ms < 1000 {
+            return Err(Invalid::new(
+                "recording.link_ttl_ms",
+                "must be at least 1000",
             ));
         }
         Ok(())

@@ -10,6 +10,7 @@
 
 pub mod calls;
 pub mod config;
+pub mod download;
 pub mod modes;
 pub mod rules;
 pub mod signals;
@@ -19,5 +20,6 @@ mod rooms;
 
 pub use calls::Calls;
 pub use config::{CallsConfig, NamedRoom, RecordingConfig, RoomsConfig};
+pub use download::{DownloadError, DownloadLinks};
 pub use modes::MeetingMode;
 pub use rooms::{Architectures, Rooms};

@@ -24,6 +24,7 @@ use crate::signals;
 use taoyao_live::{AnchorDrop, Live, LiveEvent};
 
 mod recording;
+pub(crate) use recording::list_files as list_recordings;
 
 pub(crate) enum RoomCommand {
     /// A room-scoped signal from a client; the answer goes back on `reply`.
@@ -141,13 +142,18 @@ pub(crate) fn deliver(hub: &SignalHub, room: &str, event: MediaEvent) {
         MediaEvent::RecordingStopped {
             to,
             member,
+            mix,
             file,
             duration_ms,
             error,
         } => {
             if let Some(c) = hub.client(&to) {
-                let mut body = json!({"roomId": room, "clientId": member, "file": file,
-                                      "durationMs": duration_ms});
+                let mut body = json!({"roomId": room, "file": file, "durationMs": duration_ms});
+                if mix {
+                    body["mix"] = json!(true);
+                } else {
+                    body["clientId"] = json!(member);
+                }
                 if let Some(e) = error {
                     body["error"] = json!(e);
                 }

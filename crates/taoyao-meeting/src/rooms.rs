@@ -14,6 +14,7 @@ use taoyao_webrtc::{ArchitectureKind, MediaArchitecture, MediaEvents, MediaRoomS
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{RecordingConfig, RoomsConfig};
+use crate::download::{self, DownloadError, DownloadLinks};
 use crate::modes::MeetingMode;
 use crate::room::{RoomCommand, RoomSettings, RoomTask, deliver};
 use crate::signals;
@@ -38,6 +39,8 @@ pub(crate) struct RoomsShared {
     pub(crate) recording: RecordingConfig,
     /// One permit per running recording (`recording.max_concurrent`).
     pub(crate) record_slots: Arc<tokio::sync::Semaphore>,
+    /// Signs the download links `record::list` hands out.
+    pub(crate) links: DownloadLinks,
     pub(crate) shutdown: Shutdown,
     architectures: HashMap<ArchitectureKind, Arc<dyn MediaArchitecture>>,
     map: Mutex<HashMap<String, RoomEntry>>,
@@ -106,6 +109,7 @@ impl Rooms {
                 config,
                 live,
                 record_slots: Arc::new(tokio::sync::Semaphore::new(recording.max_concurrent)),
+                links: DownloadLinks::new(std::time::Duration::from_millis(recording.link_ttl_ms)),
                 recording,
                 shutdown,
                 architectures,
@@ -124,6 +128,18 @@ impl Rooms {
     pub async fn media_stats(&self, room: &str) -> Option<MediaRoomStats> {
         let entry = self.entry(room)?;
         Some(entry.media.stats().await)
+    }
+
+    /// The recorded file a download link names, once the link's token is checked (see
+    /// [`DownloadLinks`]); the path is under `recording.dir` after every link is followed.
+    pub fn recording_file(
+        &self,
+        room: &str,
+        name: &str,
+        token: Option<&str>,
+    ) -> Result<std::path::PathBuf, DownloadError> {
+        self.shared.links.check(room, name, token)?;
+        download::resolve(&self.shared.recording.dir, room, name)
     }
 
     fn entry(&self, id: &str) -> Option<RoomEntry> {
@@ -428,6 +444,13 @@ impl SignalHandler for Rooms {
             }
             _ => {
                 let id = required_str(body, "roomId")?.to_owned();
+                // An admin may list (and download) the files of a room that has closed.
+                if req.message.signal() == signals::RECORD_LIST
+                    && self.entry(&id).is_none()
+                    && req.client.info().grants.admin
+                {
+                    return Ok(Reply::Body(crate::room::list_recordings(&self.shared, &id)));
+                }
                 let entry = self
                     .entry(&id)
                     .ok_or_else(|| SignalError::not_found(format!("room {id} not found")))?;

@@ -40,6 +40,7 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::RTCPeerConnectionState;
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender};
 
+mod mix_record;
 mod mixing;
 
 use mixing::{MixCmd, MixOutput};
@@ -197,6 +198,8 @@ struct State {
     streams: BTreeMap<String, Arc<Stream>>,
     /// Recordings in progress, by member.
     recordings: BTreeMap<String, Arc<Recorded>>,
+    /// mcu: the recording of the room's mix, if one runs.
+    mix_recording: Option<Arc<Recording>>,
 }
 
 /// A member's recording and the packet sources it taps.
@@ -204,6 +207,8 @@ struct Recorded {
     recording: Recording,
     streams: Vec<Arc<Stream>>,
     member: Arc<Member>,
+    /// Why it ended early, told with `record::stop` (see [`Shared::recording_outgrown`]).
+    note: std::sync::OnceLock<String>,
 }
 
 impl Recorded {
@@ -233,6 +238,33 @@ struct SfuRoom {
 }
 
 impl Shared {
+    /// A member being recorded published a new track. A WebM's tracks are fixed once its
+    /// header is written, and a second source of the same kind cannot share a track (two
+    /// timelines, two sequence spaces), so the recording ends here, finalized, and the room is
+    /// told why in `record::stop`'s `error`; a new recording takes every track.
+    fn recording_outgrown(&self, member: &str, kind: MediaKind) {
+        let rec = {
+            let mut st = self.state.lock().expect("state lock");
+            st.recordings.remove(member)
+        };
+        let Some(rec) = rec else { return };
+        let kind = if kind == MediaKind::Video {
+            "video"
+        } else {
+            "audio"
+        };
+        let _ = rec.note.set(format!(
+            "{member} published a new {kind} track after the recording started; a recording keeps \
+             the tracks it started with, so it ended here (start a new one to record every track)"
+        ));
+        tracing::info!(
+            room = self.room,
+            member,
+            "recording ended: a new {kind} track"
+        );
+        rec.recording.request_stop();
+    }
+
     fn member(&self, id: &str) -> Result<Arc<Member>, MediaError> {
         self.state
             .lock()
@@ -287,7 +319,10 @@ impl Shared {
             // mcu: audio is mixed, not forwarded.
             let count = taoyao_webrtc::forwarder::TaskCount::start(&self.tasks);
             let id = owner.id.clone();
-            owner.audio_published.store(true, Ordering::Release);
+            if !owner.audio_published.swap(true, Ordering::AcqRel) {
+                // A recording started without audio has no audio track to put it in.
+                self.recording_outgrown(&owner.id, kind);
+            }
             tokio::spawn(async move {
                 let _count = count;
                 while let Some(ev) = track.poll().await {
@@ -350,6 +385,7 @@ impl Shared {
             }
             st.streams.insert(id.clone(), stream.clone());
         }
+        self.recording_outgrown(&owner.id, kind);
         tracing::info!(room = self.room, stream = id, "stream published");
         self.announce(&stream, StreamAction::Publish);
         for m in self.others(&owner.id) {
@@ -936,6 +972,7 @@ impl MediaRoom for SfuRoom {
             recording,
             streams,
             member: m.clone(),
+            note: std::sync::OnceLock::new(),
         });
         {
             let mut st = self.shared.state.lock().expect("state lock");
@@ -975,48 +1012,13 @@ impl MediaRoom for SfuRoom {
                     st.recordings.remove(&rec.member.id);
                 }
             }
-            let req = &rec.recording.request;
-            let (duration_ms, error) = match &result {
-                Ok(s) => (s.duration.as_millis() as u64, None),
-                Err(e) => (0, Some(e.to_string())),
-            };
-            match &result {
-                Ok(s) => tracing::info!(
-                    room = shared.room,
-                    member = rec.member.id,
-                    file = req.file,
-                    duration_ms,
-                    bytes = s.bytes,
-                    dropped = rec.recording.tap.dropped(),
-                    "recording finalized"
-                ),
-                Err(e) => tracing::warn!(
-                    room = shared.room,
-                    member = rec.member.id,
-                    file = req.file,
-                    "recording ended: {e}"
-                ),
-            }
-            let mut to: Vec<String> = shared
-                .state
-                .lock()
-                .expect("state lock")
-                .members
-                .keys()
-                .cloned()
-                .collect();
-            if !to.contains(&req.requester) {
-                to.push(req.requester.clone());
-            }
-            for to in to {
-                shared.events.emit(MediaEvent::RecordingStopped {
-                    to,
-                    member: rec.member.id.clone(),
-                    file: req.file.clone(),
-                    duration_ms,
-                    error: error.clone(),
-                });
-            }
+            mix_record::tell_end(
+                &shared,
+                &rec.member.id,
+                &rec.recording,
+                &result,
+                rec.note.get().cloned(),
+            );
         });
         Ok(())
     }
@@ -1036,12 +1038,22 @@ impl MediaRoom for SfuRoom {
         Ok(())
     }
 
+    async fn record_mix_start(&self, request: RecordRequest) -> Result<(), MediaError> {
+        self.mix_record_start(request).await
+    }
+
+    async fn record_mix_stop(&self) -> Result<(), MediaError> {
+        self.mix_record_stop().await
+    }
+
     async fn recordings(&self) -> Vec<RecordingInfo> {
+        let mix = self.mix_recording_info();
         let st = self.shared.state.lock().expect("state lock");
         st.recordings
             .iter()
             .map(|(id, r)| RecordingInfo {
                 client_id: id.clone(),
+                mix: false,
                 file: r.recording.request.file.clone(),
                 started_by: r.recording.request.requester.clone(),
                 started_at: r
@@ -1050,10 +1062,13 @@ impl MediaRoom for SfuRoom {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as u64),
             })
+            .chain(mix)
             .collect()
     }
 
     async fn close(&self) {
+        // The mix file is finalized before the members (and the mixer) go.
+        let _ = self.mix_record_stop().await;
         let members: Vec<String> = self
             .shared
             .state

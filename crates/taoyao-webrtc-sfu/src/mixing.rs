@@ -13,7 +13,9 @@ use rtc::rtp::packet::Packet;
 use taoyao_media::clock::MixClock;
 use taoyao_media::levels::LevelWindow;
 use taoyao_media::mixer::{AudioMixer, MixerConfig};
+use taoyao_webrtc::MediaKind;
 use taoyao_webrtc::forwarder::TaskCount;
+use taoyao_webrtc::recorder::Tap;
 use taoyao_webrtc::{MediaEvent, MediaEvents};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
@@ -35,6 +37,9 @@ pub(crate) enum MixCmd {
     Gate(String, bool),
     Packet(String, u16, Bytes),
     Output(String, MixOutput),
+    /// Record the shared mix into this tap (the room's mix recording), or stop.
+    Tap(Arc<Tap>),
+    Untap(Arc<Tap>),
 }
 
 struct Sending {
@@ -80,6 +85,10 @@ pub(crate) fn spawn(
         let mut outputs: HashMap<String, Sending> = HashMap::new();
         // Members who paused their audio, and members the room's rules closed.
         let (mut paused, mut gated) = (HashSet::<String>::new(), HashSet::<String>::new());
+        // Mix recordings: the shared mix as RTP, its timestamp from the clock's tick count, so
+        // ticks skipped after a stall show as a gap in time, not as lost packets.
+        let mut taps: Vec<Arc<Tap>> = Vec::new();
+        let mut tap_seq: u16 = 0;
         let mut clock = MixClock::new(Instant::now(), tick);
         loop {
             let next = tokio::time::Instant::from_std(clock.next_at());
@@ -109,6 +118,8 @@ pub(crate) fn spawn(
                     Some(MixCmd::Output(id, out)) => {
                         outputs.insert(id, Sending { out, seq: rand::random(), timestamp: rand::random() });
                     }
+                    Some(MixCmd::Tap(t)) => taps.push(t),
+                    Some(MixCmd::Untap(t)) => taps.retain(|x| !Arc::ptr_eq(x, &t)),
                 },
                 _ = tokio::time::sleep_until(next) => {
                     let due = clock.due(Instant::now());
@@ -131,6 +142,22 @@ pub(crate) fn spawn(
                                 levels: all.clone(),
                                 speaker: report.speaker.clone(),
                             });
+                        }
+                    }
+                    if !taps.is_empty() {
+                        tap_seq = tap_seq.wrapping_add(1);
+                        let packet = Packet {
+                            header: Header {
+                                version: 2,
+                                payload_type: 111,
+                                sequence_number: tap_seq,
+                                timestamp: (clock.ticks().saturating_sub(1) as u32).wrapping_mul(960),
+                                ..Default::default()
+                            },
+                            payload: tick.shared.clone(),
+                        };
+                        for t in &taps {
+                            t.offer(MediaKind::Audio, &packet);
                         }
                     }
                     for (id, payload) in tick.packets {

@@ -262,7 +262,10 @@ pub enum MediaEvent {
     /// write error): told to every member and the one who started it.
     RecordingStopped {
         to: String,
+        /// Empty for the room's mix (`mix`).
         member: String,
+        /// The room's mixed audio (mcu), not a member.
+        mix: bool,
         file: String,
         duration_ms: u64,
         error: Option<String>,
@@ -289,7 +292,12 @@ pub struct RecordRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingInfo {
+    /// Empty for the room's mix.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub client_id: String,
+    /// The room's mixed audio (mcu).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mix: bool,
     pub file: String,
     pub started_by: String,
     /// Unix ms.
@@ -452,6 +460,20 @@ pub trait MediaRoom: Send + Sync {
     /// Stops `member`'s recording and returns once the file is finalized.
     async fn record_stop(&self, member: &str) -> Result<(), MediaError> {
         Err(MediaError::NotRecording(member.to_owned()))
+    }
+
+    /// Starts recording the room's mixed audio (mcu: the shared mix everyone hears) to an
+    /// Opus-only file; its end is a [`MediaEvent::RecordingStopped`] with `mix`.
+    async fn record_mix_start(&self, request: RecordRequest) -> Result<(), MediaError> {
+        let _ = request;
+        Err(MediaError::BadRequest(
+            "only mcu rooms mix audio to record".into(),
+        ))
+    }
+
+    /// Stops the mix recording and returns once the file is finalized.
+    async fn record_mix_stop(&self) -> Result<(), MediaError> {
+        Err(MediaError::NotRecording("the room's mix".into()))
     }
 
     /// The recordings in progress.

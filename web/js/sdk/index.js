@@ -5,6 +5,7 @@ export { Room } from './room.js';
 export { SfuRoom } from './sfu-room.js';
 export { Call } from './call.js';
 export { Stage } from './stage.js';
+export { Recording } from './recording.js';
 
 /** The signaling URL of the server that served this page. */
 export function defaultServerUrl(loc = globalThis.location) {

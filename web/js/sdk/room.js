@@ -6,6 +6,7 @@
 import { Peer } from './peer.js';
 import { SfuRoom } from './sfu-room.js';
 import { Stage } from './stage.js';
+import { Recording } from './recording.js';
 
 export class Room extends EventTarget {
   /**
@@ -50,6 +51,7 @@ export class Room extends EventTarget {
       const room = new SfuRoom(signal, status, localStream);
       room.password = password;
       room.stage = stage;
+      room.recording = new Recording(signal, status, () => room.localStream);
       room.replay(early);
       await room.publish();
       return room;
@@ -57,6 +59,7 @@ export class Room extends EventTarget {
     const room = new Room(signal, status, localStream);
     room.password = password;
     room.stage = stage;
+    room.recording = new Recording(signal, status, () => room.localStream);
     room.#connectToAll();
     return room;
   }
@@ -166,6 +169,7 @@ export class Room extends EventTarget {
     for (const id of [...this.peers.keys()]) this.#dropPeer(id);
     for (const u of this.unsubscribe) u();
     this.stage?.close();
+    this.recording?.close();
     this.#emit('closed', { reason });
   }
 }

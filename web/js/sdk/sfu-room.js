@@ -177,6 +177,7 @@ export class SfuRoom extends EventTarget {
     this.sub?.close();
     for (const u of this.unsubscribe) u();
     this.stage?.close();
+    this.recording?.close();
     this.#emit('closed', { reason });
   }
 }

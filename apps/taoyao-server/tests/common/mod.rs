@@ -375,3 +375,66 @@ pub async fn member(server: &TestServer, id: &str) -> std::sync::Arc<taoyao_benc
 pub fn received_from(m: &taoyao_bench::member::Member, from: &str, video: bool) -> u64 {
     m.sub.received.find(from, video).map_or(0, |t| t.packets())
 }
+
+/// (codec names, duration in seconds) as ffprobe reads them.
+pub fn probe(path: &std::path::Path) -> (Vec<String>, f64) {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+        ])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (scripts/install-test-deps.sh)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let codecs = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("codec_name="))
+        .map(str::to_owned)
+        .collect();
+    let duration = text
+        .lines()
+        .find_map(|l| l.strip_prefix("duration="))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    (codecs, duration)
+}
+
+/// What `ffmpeg -v error -i FILE -f null -` prints (nothing for a clean decode).
+pub fn decode_errors(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(out.status.success(), "ffmpeg failed on {}", path.display());
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// A raw HTTP/1.1 GET: (status, lower-cased head, body bytes).
+pub async fn http_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+    extra: &str,
+) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head, raw[split + 4..].to_vec())
+}

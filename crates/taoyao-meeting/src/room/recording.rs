@@ -12,6 +12,7 @@ use taoyao_signal::{Reply, Request, SignalError};
 use taoyao_webrtc::{ArchitectureKind, RecordRequest, RecordingInfo};
 
 use super::{RoomTask, actor, now_ms};
+use crate::rooms::RoomsShared;
 use crate::signals;
 
 /// Keeps letters, digits, `-` and `_` of an id; anything else (a `/`, a `.`) becomes `_`, so an
@@ -81,7 +82,86 @@ impl RoomTask {
         }
     }
 
+    /// `mix: true`: the room's mixed audio (mcu), the owner (or an admin) only.
+    fn wants_mix(&self, req: &Request) -> Result<bool, SignalError> {
+        let mix = match req.message.body.get("mix") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(SignalError::bad_request("mix must be true or false")),
+        };
+        if mix {
+            let who = actor(&req.client);
+            if !(who.admin || who.id == self.rules.owner()) {
+                return Err(SignalError::forbidden(
+                    "only the room owner may record the room's mix",
+                ));
+            }
+            if req.message.body.get("clientId").is_some() {
+                return Err(SignalError::bad_request(
+                    "give clientId (a member) or mix (the room's mix), not both",
+                ));
+            }
+        }
+        Ok(mix)
+    }
+
+    /// What to record to `recording.dir/<roomId>/<name>`, holding one `max_concurrent` permit.
+    fn record_request(
+        &self,
+        member: &str,
+        name: String,
+        by: &str,
+    ) -> Result<RecordRequest, SignalError> {
+        let cfg = &self.shared.recording;
+        let permit = self
+            .shared
+            .record_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                SignalError::forbidden(format!(
+                    "the server is already making its maximum of {} recordings (recording.max_concurrent)",
+                    cfg.max_concurrent
+                ))
+            })?;
+        Ok(RecordRequest {
+            member: member.to_owned(),
+            requester: by.to_owned(),
+            path: room_dir(&cfg.dir, &self.id).join(&name),
+            file: format!("{}/{name}", sanitize(&self.id)),
+            limits: RecordLimits {
+                max_bytes: cfg.max_file_bytes,
+                max_duration: Duration::from_millis(cfg.max_duration_ms),
+            },
+            queue: cfg.queue_packets,
+            permit: Some(permit),
+        })
+    }
+
     pub(super) async fn record_start(&mut self, req: &Request) -> Result<Reply, SignalError> {
+        if self.wants_mix(req)? {
+            self.rules
+                .require_member(actor(&req.client))
+                .or_else(|_| self.rules.require_viewer(actor(&req.client)))
+                .map_err(|e| SignalError::from_coded(&e))?;
+            if self.architecture != ArchitectureKind::Mcu {
+                return Err(SignalError::bad_request(
+                    "only mcu rooms mix audio; record the members instead",
+                ));
+            }
+            let by = req.client.id().to_owned();
+            let request = self.record_request("", file_name("mix"), &by)?;
+            let file = request.file.clone();
+            self.media
+                .record_mix_start(request)
+                .await
+                .map_err(|e| SignalError::from_coded(&e))?;
+            let note = json!({"roomId": self.id, "mix": true, "by": by, "file": file});
+            self.tell_members(signals::RECORD_START, note.clone(), None);
+            return Ok(Reply::Body(
+                json!({"roomId": self.id, "recordings": [note], "failed": []}),
+            ));
+        }
         let targets = self.record_targets(req)?;
         let by = req.client.id().to_owned();
         let whole_room = targets.len() != 1 || req.message.body.get("clientId").is_none();
@@ -130,38 +210,15 @@ impl RoomTask {
             );
             self.mesh_recordings.push(RecordingInfo {
                 client_id: target.to_owned(),
+                mix: false,
                 file: String::new(),
                 started_by: by.to_owned(),
                 started_at: now_ms(),
             });
             return Ok(None);
         }
-        let cfg = &self.shared.recording;
-        let permit = self
-            .shared
-            .record_slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| {
-                SignalError::forbidden(format!(
-                    "the server is already making its maximum of {} recordings (recording.max_concurrent)",
-                    cfg.max_concurrent
-                ))
-            })?;
-        let name = file_name(target);
-        let file = format!("{}/{name}", sanitize(&self.id));
-        let request = RecordRequest {
-            member: target.to_owned(),
-            requester: by.to_owned(),
-            path: room_dir(&cfg.dir, &self.id).join(&name),
-            file: file.clone(),
-            limits: RecordLimits {
-                max_bytes: cfg.max_file_bytes,
-                max_duration: Duration::from_millis(cfg.max_duration_ms),
-            },
-            queue: cfg.queue_packets,
-            permit: Some(permit),
-        };
+        let request = self.record_request(target, file_name(target), by)?;
+        let file = request.file.clone();
         self.media
             .record_start(target, request)
             .await
@@ -170,8 +227,22 @@ impl RoomTask {
     }
 
     pub(super) async fn record_stop(&mut self, req: &Request) -> Result<Reply, SignalError> {
+        if self.wants_mix(req)? {
+            // Returns once the file is finalized; the room hears record::stop from the backend.
+            self.media
+                .record_mix_stop()
+                .await
+                .map_err(|e| SignalError::from_coded(&e))?;
+            return Ok(Reply::Body(
+                json!({"roomId": self.id, "stopped": [], "mix": true}),
+            ));
+        }
         let targets = self.record_targets(req)?;
         let single = req.message.body.get("clientId").is_some();
+        // The owner stopping the whole room stops the mix recording too.
+        let mix_stopped = !single
+            && self.architecture == ArchitectureKind::Mcu
+            && self.media.record_mix_stop().await.is_ok();
         let mut stopped = Vec::new();
         for target in targets {
             if self.architecture == ArchitectureKind::Mesh {
@@ -209,7 +280,9 @@ impl RoomTask {
                 Err(_) => {}
             }
         }
-        Ok(Reply::Body(json!({"roomId": self.id, "stopped": stopped})))
+        Ok(Reply::Body(
+            json!({"roomId": self.id, "stopped": stopped, "mix": mix_stopped}),
+        ))
     }
 
     /// The room's recordings in progress (room status).
@@ -224,30 +297,39 @@ impl RoomTask {
         self.rules
             .require_viewer(actor(&req.client))
             .map_err(|e| SignalError::from_coded(&e))?;
-        let dir = room_dir(&self.shared.recording.dir, &self.id);
-        let mut files = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let Ok(meta) = e.metadata() else { continue };
-                if !meta.is_file() || !name.ends_with(".webm") {
-                    continue;
-                }
-                let modified = meta
-                    .modified()
-                    .ok()
-                    .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_millis() as u64);
-                files.push(json!({
-                    "file": format!("{}/{name}", sanitize(&self.id)),
-                    "bytes": meta.len(),
-                    "modifiedAt": modified,
-                }));
-            }
-        }
-        files.sort_by(|a, b| a["file"].as_str().cmp(&b["file"].as_str()));
-        Ok(Reply::Body(json!({"roomId": self.id, "files": files})))
+        Ok(Reply::Body(list_files(&self.shared, &self.id)))
     }
+}
+
+/// `{roomId, files: [{file, bytes, modifiedAt, url}]}`: the room's files on the server, each
+/// with a download link (`url`, signed, valid `recording.link_ttl_ms`). Only for callers that
+/// may see the room (its members, admins).
+pub(crate) fn list_files(shared: &RoomsShared, room: &str) -> Value {
+    let room_id = sanitize(room);
+    let dir = shared.recording.dir.join(&room_id);
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = e.metadata() else { continue };
+            if !meta.is_file() || crate::download::check_names(&room_id, &name).is_err() {
+                continue;
+            }
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as u64);
+            files.push(json!({
+                "file": format!("{room_id}/{name}"),
+                "bytes": meta.len(),
+                "modifiedAt": modified,
+                "url": shared.links.url(&room_id, &name),
+            }));
+        }
+    }
+    files.sort_by(|a, b| a["file"].as_str().cmp(&b["file"].as_str()));
+    json!({"roomId": room, "files": files})
 }
 
 #[cfg(test)]
