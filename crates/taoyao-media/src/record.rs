@@ -150,19 +150,12 @@ impl Timeline {
     #[cfg(test)]
     fn at(&mut self, ts: u32, clock: u64, arrival_ms: i64) -> i64 {
         let ext = self.extend(ts);
-        self.at_ext(ext, clock, arrival_ms, false)
+        self.at_ext(ext, clock, arrival_ms)
     }
 
-    /// The timeline time (ms) of extended RTP timestamp `ext`, arriving at `arrival_ms`; times
-    /// are rounded to the nearest millisecond.
-    ///
-    /// With `snap` (video) a new anchor is moved to the nearest point of the 30 fps grid
-    /// (multiples of 100/3 ms; at most ~17 ms, half a frame, which lip sync does not notice).
-    /// WebM holds whole milliseconds, and ffmpeg (and players) put a 30 fps stream back on a
-    /// 1/30 s grid: from an anchor half way between two grid points, frames rounded to the
-    /// millisecond fell on either side and two of them met on one tick ("non monotonically
-    /// increasing dts"). From a grid point every frame is within 1 ms of its tick.
-    fn at_ext(&mut self, ext: i64, clock: u64, arrival_ms: i64, snap: bool) -> i64 {
+    /// The timeline time (ms) of extended RTP timestamp `ext`, arriving at `arrival_ms`, rounded
+    /// to the nearest millisecond.
+    fn at_ext(&mut self, ext: i64, clock: u64, arrival_ms: i64) -> i64 {
         let since = |a_ext: i64| ((ext - a_ext) as f64 * 1000.0 / clock as f64).round() as i64;
         if let Some((a_ext, a_ms)) = self.anchor {
             let t = a_ms + since(a_ext);
@@ -170,14 +163,8 @@ impl Timeline {
                 return t;
             }
         }
-        let a_ms = if snap {
-            let k = (arrival_ms * 3 + 50).div_euclid(100);
-            (k * 100 + 1).div_euclid(3)
-        } else {
-            arrival_ms
-        };
-        self.anchor = Some((ext, a_ms));
-        a_ms
+        self.anchor = Some((ext, arrival_ms));
+        arrival_ms
     }
 }
 
@@ -187,6 +174,39 @@ struct VideoIn {
     need_keyframe: bool,
     size: Option<(u32, u32)>,
     skipped: u64,
+    grid: FrameGrid,
+}
+
+/// Puts video frames on a 30 fps grid (multiples of 100/3 ms), one frame per grid point.
+///
+/// WebM holds whole milliseconds, and readers put a ~30 fps stream back on a 1/30 s grid
+/// (ffmpeg 5 does for `-f null`): frames whose RTP times jitter by a few ms around that grid
+/// could round to the same tick there ("non monotonically increasing dts"). Snapping moves a
+/// frame by about half a frame (~17 ms, plus its jitter when it yields its grid point to the
+/// previous frame; below what lip sync notices). A frame that would have
+/// to go more than one grid step late (a source faster than 30 fps) keeps its own time.
+#[derive(Default)]
+struct FrameGrid {
+    last: Option<i64>,
+}
+
+impl FrameGrid {
+    const STEP: f64 = 100.0 / 3.0;
+
+    fn snap(&mut self, t: i64) -> i64 {
+        let mut idx = (t as f64 / Self::STEP).round() as i64;
+        if let Some(last) = self.last
+            && idx <= last
+        {
+            idx = last + 1;
+        }
+        let snapped = (idx as f64 * Self::STEP).round() as i64;
+        if snapped - t > Self::STEP as i64 {
+            return t;
+        }
+        self.last = Some(idx);
+        snapped
+    }
 }
 
 struct AudioIn {
@@ -258,6 +278,7 @@ impl WebmRecorder {
                 need_keyframe: true,
                 size: None,
                 skipped: 0,
+                grid: FrameGrid::default(),
             }),
             audio: tracks.audio.then(|| AudioIn {
                 timeline: Timeline::default(),
@@ -326,7 +347,8 @@ impl WebmRecorder {
                 }
             }
             let ext = v.timeline.extend(sample.packet_timestamp);
-            let t = v.timeline.at_ext(ext, VIDEO_CLOCK, arrival_ms, true);
+            let t = v.timeline.at_ext(ext, VIDEO_CLOCK, arrival_ms);
+            let t = v.grid.snap(t);
             frames.push((t, key, sample.data));
         }
         let want_keyframe = v.need_keyframe;
@@ -352,7 +374,7 @@ impl WebmRecorder {
             return Ok(());
         }
         a.last_ext = Some(ext);
-        let t = a.timeline.at_ext(ext, AUDIO_CLOCK, arrival_ms, false);
+        let t = a.timeline.at_ext(ext, AUDIO_CLOCK, arrival_ms);
         self.enqueue(t, false, true, packet.payload);
         self.drain(arrival_ms, false)
     }
@@ -560,37 +582,43 @@ mod tests {
     }
 
     #[test]
-    fn thirty_fps_video_lands_cleanly_on_a_thirty_fps_grid_whatever_the_anchor() {
-        // Whatever the first frame's arrival, every frame's millisecond time maps to its own
-        // 1/30 s tick (as ffmpeg rescales it), well clear of the rounding midpoint.
-        for arrival in 0..200 {
-            let mut t = Timeline::default();
+    fn jittery_thirty_fps_video_gets_one_clean_tick_per_frame_on_a_thirty_fps_grid() {
+        // Frames ~33.3 ms apart with a few ms of jitter, from any starting phase: every frame
+        // lands within 0.05 of its own 1/30 s tick (as ffmpeg rescales it), ticks increasing.
+        for start in 0..100i64 {
+            let mut grid = FrameGrid::default();
             let mut last_tick = None;
-            for k in 0..300u32 {
-                let ms = t.at(k.wrapping_mul(3000), 90_000, arrival + i64::from(k) * 33);
-                let ms = if k == 0 {
-                    // The anchor itself (at() does not snap): snap as video does.
-                    let mut v = Timeline::default();
-                    let ext = v.extend(0);
-                    let a = v.at_ext(ext, 90_000, arrival, true);
-                    t = v;
-                    a
-                } else {
-                    ms
-                };
+            for k in 0..300i64 {
+                let jitter = (k * 7919 + start * 31) % 9 - 4; // -4..=4 ms
+                let t = start + (k as f64 * 100.0 / 3.0).round() as i64 + jitter;
+                let ms = grid.snap(t);
+                // Half a frame, plus the jitter when a frame had to yield its grid point.
+                assert!((ms - t).abs() <= 25, "moved {} ms", ms - t);
                 let exact = ms as f64 * 30.0 / 1000.0;
-                let frac = exact - exact.floor();
                 assert!(
-                    (frac - 0.5).abs() > 0.4,
-                    "arrival {arrival}, frame {k}: {ms} ms is {exact} ticks"
+                    (exact - exact.round()).abs() < 0.05,
+                    "start {start}, frame {k}: {exact}"
                 );
                 let tick = exact.round() as i64;
                 assert!(
                     last_tick.is_none_or(|l| tick > l),
-                    "arrival {arrival}: frame {k} repeats tick {tick}"
+                    "start {start}: frame {k} repeats tick {tick}"
                 );
                 last_tick = Some(tick);
             }
+        }
+    }
+
+    #[test]
+    fn video_faster_than_thirty_fps_keeps_its_own_times() {
+        let mut grid = FrameGrid::default();
+        let mut last = i64::MIN;
+        for k in 0..600i64 {
+            let t = (k as f64 * 1000.0 / 60.0).round() as i64;
+            let ms = grid.snap(t);
+            assert!(ms - t <= 34, "frame {k} runs {} ms late", ms - t);
+            assert!(ms > last || ms == t, "frame {k}");
+            last = ms;
         }
     }
 
