@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestServer;
-use common::browser::{Browser, enter_private_network, wait_for_reports};
+use common::browser::{Browser, enter_private_network, open_pages, wait_for_reports};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_pages_in_an_mcu_room_hear_one_mix_and_see_each_other() {
@@ -14,17 +14,8 @@ async fn three_pages_in_an_mcu_room_hear_one_mix_and_see_each_other() {
         return;
     }
     let server = TestServer::start().await;
-    let mut harness = server.client("harness").await;
     let pages = ["mcu-a", "mcu-b", "mcu-c"];
-    let base = format!("http://{}/", server.addr);
-    let browsers: Vec<Browser> = pages
-        .iter()
-        .map(|id| {
-            Browser::open(&format!(
-                "{base}?clientId={id}&name={id}&username=taoyao&password=taoyao&room=mcu-e2e&architecture=mcu&report=harness"
-            ))
-        })
-        .collect();
+    let (mut harness, browsers) = open_pages(&server, "mcu-e2e", "&architecture=mcu", &pages).await;
     let refs: Vec<&Browser> = browsers.iter().collect();
     let reports = wait_for_reports(&mut harness, &refs, Duration::from_secs(60), |reports| {
         pages.iter().all(|me| {

@@ -5,29 +5,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, decode_errors, eventually, http_get, probe};
+use common::{TestServer, decode_errors, eventually, http_get, media, member, member_at, probe};
 use serde_json::{Value, json};
-use taoyao_bench::media::{MediaSpec, TestMedia};
 use taoyao_bench::member::Member;
 use taoyao_bench::peer::PeerOptions;
-
-fn media() -> Arc<TestMedia> {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("media");
-    Arc::new(TestMedia::make(&dir, &MediaSpec::default()).expect("test media (ffmpeg)"))
-}
-
-async fn member(url: &str, id: &str) -> Arc<Member> {
-    Member::connect(
-        url,
-        json!({"clientId": id, "username": "taoyao", "password": "taoyao"}),
-        PeerOptions::default(),
-    )
-    .await
-    .unwrap()
-}
 
 fn check_file(path: &Path, recorded: Duration) {
     let (codecs, duration) = probe(path);
@@ -107,11 +90,11 @@ async fn a_ten_second_recording_is_one_playable_webm_and_only_owner_or_self_may_
     let dir = tempfile::tempdir().unwrap();
     let rec_dir = dir.path().to_owned();
     let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
-    let a = member(&server.url(), "rec-a").await;
+    let a = member(&server, "rec-a").await;
     a.enter_with(json!({"roomId": "rec-sfu", "architecture": "sfu", "subscribe": "all"}))
         .await
         .unwrap();
-    let b = member(&server.url(), "rec-b").await;
+    let b = member(&server, "rec-b").await;
     b.enter("rec-sfu", "all").await.unwrap();
     publish(&a, "rec-sfu").await;
 
@@ -214,12 +197,12 @@ async fn an_mcu_publisher_that_vanishes_leaves_a_finalized_file() {
     let dir = tempfile::tempdir().unwrap();
     let rec_dir = dir.path().to_owned();
     let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
-    let owner = member(&server.url(), "van-o").await;
+    let owner = member(&server, "van-o").await;
     owner
         .enter_with(json!({"roomId": "rec-mcu", "architecture": "mcu", "subscribe": "all"}))
         .await
         .unwrap();
-    let p = member(&server.url(), "van-p").await;
+    let p = member(&server, "van-p").await;
     p.enter("rec-mcu", "all").await.unwrap();
     publish(&p, "rec-mcu").await;
     // The room owner records the whole room: only p has media.
@@ -252,11 +235,11 @@ async fn a_recording_dir_that_cannot_be_made_is_an_error_and_the_room_goes_on() 
     std::fs::write(&blocker, b"not a directory").unwrap();
     let rec_dir = blocker.join("recordings");
     let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
-    let a = member(&server.url(), "err-a").await;
+    let a = member(&server, "err-a").await;
     a.enter_with(json!({"roomId": "rec-err", "architecture": "sfu", "subscribe": "all"}))
         .await
         .unwrap();
-    let b = member(&server.url(), "err-b").await;
+    let b = member(&server, "err-b").await;
     b.enter("rec-err", "all").await.unwrap();
     publish(&a, "rec-err").await;
     let r = a
@@ -342,7 +325,7 @@ async fn sigterm_mid_recording_finalizes_the_file() {
             let _ = tokio::io::copy(&mut e, &mut sink).await;
         });
     }
-    let a = member(&url, "term-a").await;
+    let a = member_at(&url, "term-a").await;
     a.enter_with(json!({"roomId": "rec-term", "architecture": "sfu", "subscribe": "all"}))
         .await
         .unwrap();
@@ -389,7 +372,7 @@ async fn recordings_download_by_signed_link_only() {
         });
     })
     .await;
-    let a = member(&server.url(), "dl-a").await;
+    let a = member(&server, "dl-a").await;
     a.enter_with(json!({"roomId": "rec-dl", "architecture": "sfu", "subscribe": "all"}))
         .await
         .unwrap();
@@ -412,7 +395,7 @@ async fn recordings_download_by_signed_link_only() {
         .unwrap();
     ok(&r);
     // Someone outside the room gets no list, so no link.
-    let outsider = member(&server.url(), "dl-x").await;
+    let outsider = member(&server, "dl-x").await;
     outsider
         .enter_with(json!({"roomId": "rec-dl-other", "architecture": "sfu"}))
         .await
@@ -560,14 +543,14 @@ async fn an_mcu_room_records_its_mix_as_one_opus_file() {
     let dir = tempfile::tempdir().unwrap();
     let rec_dir = dir.path().to_owned();
     let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
-    let owner = member(&server.url(), "mix-o").await;
+    let owner = member(&server, "mix-o").await;
     owner
         .enter_with(json!({"roomId": "rec-mix", "architecture": "mcu", "subscribe": "all"}))
         .await
         .unwrap();
-    let p = member(&server.url(), "mix-p").await;
+    let p = member(&server, "mix-p").await;
     p.enter("rec-mix", "all").await.unwrap();
-    let q = member(&server.url(), "mix-q").await;
+    let q = member(&server, "mix-q").await;
     q.enter("rec-mix", "all").await.unwrap();
     publish(&p, "rec-mix").await;
     publish(&q, "rec-mix").await;
@@ -656,7 +639,7 @@ async fn an_mcu_room_records_its_mix_as_one_opus_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sfu_room_has_no_mix_to_record() {
     let server = TestServer::start().await;
-    let a = member(&server.url(), "nomix-a").await;
+    let a = member(&server, "nomix-a").await;
     a.enter_with(json!({"roomId": "rec-nomix", "architecture": "sfu"}))
         .await
         .unwrap();

@@ -174,6 +174,27 @@ pub async fn wait_for_reports(
     }
 }
 
+/// Registers the `harness` client and opens one page per client id, entering `room` with extra
+/// query parameters (e.g. `&architecture=sfu`) and reporting to the harness.
+pub async fn open_pages(
+    server: &super::TestServer,
+    room: &str,
+    extra: &str,
+    pages: &[&str],
+) -> (TestClient, Vec<Browser>) {
+    let harness = server.client("harness").await;
+    let base = format!("http://{}/", server.addr);
+    let browsers = pages
+        .iter()
+        .map(|id| {
+            Browser::open(&format!(
+                "{base}?clientId={id}&name={id}&username=taoyao&password=taoyao&room={room}{extra}&report=harness"
+            ))
+        })
+        .collect();
+    (harness, browsers)
+}
+
 /// Opens one page per client id in `room` (with extra query parameters, e.g.
 /// `&architecture=sfu`) and waits until every page decodes video, and receives decoded audio,
 /// from every other page over a connected connection. Returns the last reports and the
@@ -184,16 +205,7 @@ pub async fn pages_see_and_hear_each_other(
     extra: &str,
     pages: &[&str],
 ) -> (HashMap<String, Value>, Vec<Browser>) {
-    let mut harness = server.client("harness").await;
-    let base = format!("http://{}/", server.addr);
-    let browsers: Vec<Browser> = pages
-        .iter()
-        .map(|id| {
-            Browser::open(&format!(
-                "{base}?clientId={id}&name={id}&username=taoyao&password=taoyao&room={room}{extra}&report=harness"
-            ))
-        })
-        .collect();
+    let (mut harness, browsers) = open_pages(server, room, extra, pages).await;
     let refs: Vec<&Browser> = browsers.iter().collect();
     let reports = wait_for_reports(&mut harness, &refs, Duration::from_secs(60), |reports| {
         pages.iter().all(|me| {

@@ -362,8 +362,13 @@ pub fn media() -> std::sync::Arc<taoyao_bench::media::TestMedia> {
 
 /// A registered member driving real webrtc-rs peers.
 pub async fn member(server: &TestServer, id: &str) -> std::sync::Arc<taoyao_bench::member::Member> {
+    member_at(&server.url(), id).await
+}
+
+/// A registered member of the server at `url` (a server binary the test started).
+pub async fn member_at(url: &str, id: &str) -> std::sync::Arc<taoyao_bench::member::Member> {
     taoyao_bench::member::Member::connect(
-        &server.url(),
+        url,
         json!({"clientId": id, "username": "taoyao", "password": "taoyao"}),
         taoyao_bench::peer::PeerOptions::default(),
     )
