@@ -278,46 +278,60 @@ async fn a_recording_dir_that_cannot_be_made_is_an_error_and_the_room_goes_on() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_recording_finalizes_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let config = dir.path().join("taoyao.toml");
     let rec_dir = dir.path().join("recordings");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[recording]\ndir = {:?}\n",
-            rec_dir.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_taoyao-server"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("ws://127.0.0.1:{port}/websocket.signal");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                use tokio::io::AsyncReadExt;
-                let _ = e.read_to_string(&mut err).await;
+    // A free port, found by binding and releasing it: another test's server may take it in
+    // between, so a server that cannot bind is started again on another.
+    let (mut child, port) = 'start: {
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            std::fs::write(
+                &config,
+                format!(
+                    "[server]\nlisten = \"127.0.0.1:{port}\"\n[recording]\ndir = {:?}\n",
+                    rec_dir.to_str().unwrap()
+                ),
+            )
+            .unwrap();
+            let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_taoyao-server"))
+                .arg("--config")
+                .arg(&config)
+                .env("RUST_LOG", "warn")
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+            {
+                if let Some(status) = child.try_wait().unwrap() {
+                    let mut err = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        use tokio::io::AsyncReadExt;
+                        let _ = e.read_to_string(&mut err).await;
+                    }
+                    if err.contains("in use") {
+                        eprintln!("port {port} taken meanwhile; again");
+                        break;
+                    }
+                    panic!("the server exited ({status}): {err}");
+                }
+                assert!(Instant::now() < deadline, "the server did not start");
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            panic!("the server exited ({status}): {err}");
+            if child.try_wait().unwrap().is_none() {
+                break 'start (child, port);
+            }
         }
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        panic!("no free port for the server after 5 tries");
+    };
+    let url = format!("ws://127.0.0.1:{port}/websocket.signal");
     // Keep reading the server's log so a full pipe never blocks it.
     if let Some(mut e) = child.stderr.take() {
         tokio::spawn(async move {
