@@ -1,0 +1,196 @@
+//! What one run of a scenario measured, and how it is shown: a table, a JSON file.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+/// p50 / p99 / max of a set of durations, in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    /// From microsecond samples; `None` when there are none.
+    pub fn of_us(mut us: Vec<u32>) -> Option<Percentiles> {
+        if us.is_empty() {
+            return None;
+        }
+        us.sort_unstable();
+        let at = |q: f64| {
+            let i = ((us.len() as f64 * q).ceil() as usize).clamp(1, us.len()) - 1;
+            f64::from(us[i]) / 1000.0
+        };
+        Some(Percentiles {
+            count: us.len(),
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+            max_ms: f64::from(*us.last().expect("not empty")) / 1000.0,
+        })
+    }
+}
+
+/// One scenario run at one size against one server.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    /// `taoyao` or `janus`.
+    pub target: String,
+    /// The scenario's size (subscribers, members, clients or joins) and what it counts.
+    pub size: usize,
+    pub size_of: String,
+    /// Length of the measured window.
+    pub window_s: f64,
+    /// Server CPU in the window as a share of one core (needs the server's pid).
+    pub server_cpu: Option<f64>,
+    pub server_rss_mb: Option<f64>,
+    /// The whole machine's busy share of all its cores in the window (bench + server + others).
+    pub machine_busy: f64,
+    pub packets_sent: u64,
+    pub bytes_sent: u64,
+    pub packets_received: u64,
+    pub bytes_received: u64,
+    /// Sequence numbers missing at the receivers, in the window.
+    pub lost: u64,
+    pub loss_pct: f64,
+    /// Send -> receive time of forwarded packets (same clock: the bench is both ends).
+    pub latency: Option<Percentiles>,
+    /// Server CPU time per packet received by the clients, microseconds (signal: per message
+    /// the clients received).
+    pub cpu_per_packet_us: Option<f64>,
+    /// Server CPU per mixed participant, percent of a core (mcu).
+    pub cpu_per_participant_pct: Option<f64>,
+    /// Connect -> first video packet, and -> first keyframe (join).
+    pub join_first_packet: Option<Percentiles>,
+    pub join_first_keyframe: Option<Percentiles>,
+    /// Signaling messages received by the clients per second (signal).
+    pub messages_per_s: Option<f64>,
+    /// Anything the run noticed that the figures do not say.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// Fills the derived figures from the counted ones.
+    pub fn derive(&mut self) {
+        let expected = self.packets_received + self.lost;
+        self.loss_pct = if expected == 0 {
+            0.0
+        } else {
+            self.lost as f64 * 100.0 / expected as f64
+        };
+        if let Some(cpu) = self.server_cpu
+            && self.packets_received > 0
+        {
+            self.cpu_per_packet_us = Some(cpu * self.window_s * 1e6 / self.packets_received as f64);
+        }
+    }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn pct(p: &Option<Percentiles>) -> String {
+    p.map_or("-".into(), |p| format!("{:.1}/{:.1}", p.p50_ms, p.p99_ms))
+}
+
+/// The reports as a Markdown table (readable in a terminal, pasteable into docs).
+pub fn table(reports: &[Report]) -> String {
+    let head = [
+        "scenario",
+        "target",
+        "size",
+        "window s",
+        "server CPU %core",
+        "CPU/pkt us",
+        "CPU/participant %",
+        "RSS MB",
+        "pkts sent",
+        "pkts recv",
+        "MB recv",
+        "lost",
+        "latency p50/p99 ms",
+        "join pkt p50/p99 ms",
+        "join key p50/p99 ms",
+        "msgs/s",
+        "machine busy %",
+    ];
+    let mut out = format!("| {} |\n", head.join(" | "));
+    out.push_str(&format!("|{}\n", "---|".repeat(head.len())));
+    for r in reports {
+        let row = [
+            r.scenario.clone(),
+            r.target.clone(),
+            format!("{} {}", r.size, r.size_of),
+            format!("{:.1}", r.window_s),
+            opt(r.server_cpu.map(|c| c * 100.0), 1),
+            opt(r.cpu_per_packet_us, 1),
+            opt(r.cpu_per_participant_pct, 2),
+            opt(r.server_rss_mb, 1),
+            r.packets_sent.to_string(),
+            r.packets_received.to_string(),
+            format!("{:.1}", r.bytes_received as f64 / 1e6),
+            format!("{} ({:.2}%)", r.lost, r.loss_pct),
+            pct(&r.latency),
+            pct(&r.join_first_packet),
+            pct(&r.join_first_keyframe),
+            opt(r.messages_per_s, 0),
+            format!("{:.0}", r.machine_busy * 100.0),
+        ];
+        out.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    for r in reports {
+        for n in &r.notes {
+            out.push_str(&format!(
+                "note ({} {} {}): {n}\n",
+                r.scenario, r.target, r.size
+            ));
+        }
+    }
+    out
+}
+
+/// Writes the reports as a JSON array.
+pub fn write_json(path: &std::path::Path, reports: &[Report]) -> anyhow::Result<()> {
+    let mut f = std::fs::File::create(path)?;
+    serde_json::to_writer_pretty(&mut f, reports)?;
+    f.write_all(b"\n")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_ranks() {
+        assert_eq!(Percentiles::of_us(vec![]), None);
+        let p = Percentiles::of_us((1..=100).map(|i| i * 1000).collect()).unwrap();
+        assert_eq!(
+            (p.count, p.p50_ms, p.p99_ms, p.max_ms),
+            (100, 50.0, 99.0, 100.0)
+        );
+        let one = Percentiles::of_us(vec![2500]).unwrap();
+        assert_eq!((one.p50_ms, one.p99_ms), (2.5, 2.5));
+    }
+
+    #[test]
+    fn derive_computes_loss_and_cost() {
+        let mut r = Report {
+            window_s: 2.0,
+            server_cpu: Some(0.5),
+            packets_received: 990,
+            lost: 10,
+            ..Report::default()
+        };
+        r.derive();
+        assert!((r.loss_pct - 1.0).abs() < 1e-9);
+        // 0.5 core * 2 s = 1 s of CPU over 990 packets.
+        assert!((r.cpu_per_packet_us.unwrap() - 1e6 / 990.0).abs() < 1e-6);
+        let t = table(&[r]);
+        assert!(t.contains("10 (1.00%)"), "{t}");
+    }
+}
