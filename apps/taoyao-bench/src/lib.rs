@@ -7,8 +7,10 @@
 //! - [`procstat`]: CPU and memory of a process, from /proc.
 //! - [`signal`]: a bare signaling connection (requests, notifications, heartbeat).
 //! - [`report`]: what a run measured: table, JSON, sweep chart.
+//! - [`janus`]: the same media scenarios against Janus (VideoRoom, AudioBridge).
 //! - [`scenario`]: the load scenarios, as functions the binary and the smoke tests call.
 
+pub mod janus;
 pub mod media;
 pub mod member;
 pub mod peer;

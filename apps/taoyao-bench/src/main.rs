@@ -39,6 +39,13 @@ struct Cli {
     height: u32,
     #[arg(long, global = true, default_value_t = 500)]
     video_kbps: u32,
+    /// The server under test: taoyao (at --server) or Janus (at --janus; sfu-fanout, meeting
+    /// and mcu only).
+    #[arg(long, global = true, value_enum, default_value = "taoyao")]
+    target: Target,
+    /// Janus's WebSocket API.
+    #[arg(long, global = true, default_value = "ws://127.0.0.1:8188")]
+    janus: String,
     /// Also write the figures as JSON here.
     #[arg(long, global = true)]
     json: Option<std::path::PathBuf>,
@@ -50,6 +57,12 @@ struct Cli {
     quiet: bool,
     #[command(subcommand)]
     scenario: Scenario,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Target {
+    Taoyao,
+    Janus,
 }
 
 #[derive(Subcommand, Clone)]
@@ -127,7 +140,23 @@ impl Scenario {
     }
 }
 
-async fn run(b: &Bench, s: &Scenario) -> anyhow::Result<Report> {
+async fn run(b: &Bench, target: Target, janus: &str, s: &Scenario) -> anyhow::Result<Report> {
+    if target == Target::Janus {
+        return match *s {
+            Scenario::SfuFanout {
+                publishers,
+                subscribers,
+                seconds,
+            } => taoyao_bench::janus::sfu_fanout(b, janus, publishers, subscribers, seconds).await,
+            Scenario::Meeting { members, seconds } => {
+                taoyao_bench::janus::meeting(b, janus, members, seconds).await
+            }
+            Scenario::Mcu { members, seconds } => {
+                taoyao_bench::janus::mcu(b, janus, members, seconds).await
+            }
+            _ => anyhow::bail!("--target janus runs sfu-fanout, meeting and mcu"),
+        };
+    }
     match *s {
         Scenario::MixCost { .. } => unreachable!("mix-cost runs in process"),
         Scenario::Signal {
@@ -195,7 +224,7 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
         let started = Instant::now();
-        let r = run(&b, s).await?;
+        let r = run(&b, cli.target, &cli.janus, s).await?;
         eprintln!(
             "{} {} {}: done in {:.0} s",
             r.scenario,

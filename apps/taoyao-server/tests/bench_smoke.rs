@@ -33,14 +33,19 @@ async fn every_scenario_runs_counts_and_reports() {
     let b = Bench::new(&server.url(), Some(std::process::id()), media());
     let mut reports = Vec::new();
 
-    let r = scenario::sfu_fanout(&b, 1, 2, 2.0).await.expect("sfu-fanout");
+    let r = scenario::sfu_fanout(&b, 1, 2, 2.0)
+        .await
+        .expect("sfu-fanout");
     media_ok(&r);
     // Every packet the publisher sent in the window reaches both subscribers (give or take the
     // ones in flight at the window's edges).
     let ratio = r.packets_received as f64 / (2 * r.packets_sent) as f64;
     assert!((0.9..1.1).contains(&ratio), "{r:?}");
     let lat = r.latency.expect("forwarding latency measured");
-    assert!(lat.count as u64 * 10 >= r.packets_received * 9, "{lat:?} {r:?}");
+    assert!(
+        lat.count as u64 * 10 >= r.packets_received * 9,
+        "{lat:?} {r:?}"
+    );
     assert!(lat.p50_ms > 0.0 && lat.p50_ms < 200.0, "{lat:?}");
     assert!(r.cpu_per_packet_us.is_some(), "{r:?}");
     reports.push(r);
@@ -78,7 +83,10 @@ async fn every_scenario_runs_counts_and_reports() {
         "broadcasts received: {r:?}"
     );
     assert!(r.messages_per_s.is_some_and(|m| m > 100.0), "{r:?}");
-    assert!(r.latency.is_some_and(|l| l.count as u64 == r.packets_received));
+    assert!(
+        r.latency
+            .is_some_and(|l| l.count as u64 == r.packets_received)
+    );
     reports.push(r);
 
     let json = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-smoke.json");
