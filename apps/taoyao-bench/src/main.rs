@@ -78,6 +78,11 @@ enum Scenario {
         #[arg(long, default_value_t = 500)]
         ticks: usize,
     },
+    /// taoyao against Janus from JSON files of earlier runs: cost per scenario and size, ratio.
+    Compare {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
     /// N WebSocket clients register, heartbeat and exchange room broadcasts.
     Signal {
         #[arg(long, default_value_t = 1000)]
@@ -135,6 +140,7 @@ impl Scenario {
             Scenario::SfuFanout { subscribers, .. } => *subscribers = n,
             Scenario::Meeting { members, .. } | Scenario::Mcu { members, .. } => *members = n,
             Scenario::Join { joins } => *joins = n,
+            Scenario::Compare { .. } => {}
         }
         s
     }
@@ -158,7 +164,9 @@ async fn run(b: &Bench, target: Target, janus: &str, s: &Scenario) -> anyhow::Re
         };
     }
     match *s {
-        Scenario::MixCost { .. } => unreachable!("mix-cost runs in process"),
+        Scenario::MixCost { .. } | Scenario::Compare { .. } => {
+            unreachable!("runs without a server")
+        }
         Scenario::Signal {
             clients,
             room_size,
@@ -197,6 +205,16 @@ async fn main() -> anyhow::Result<()> {
     } = cli.scenario
     {
         return mix_cost(participants, talking, ticks);
+    }
+    if let Scenario::Compare { files } = &cli.scenario {
+        let mut all = Vec::new();
+        for f in files {
+            all.extend(report::read_json(f)?);
+        }
+        print!("{}", report::table(&all));
+        println!();
+        print!("{}", report::compare(&all));
+        return Ok(());
     }
     let media = Arc::new(TestMedia::make(
         &cli.media_dir,

@@ -2,10 +2,10 @@
 
 use std::io::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// p50 / p99 / max of a set of durations, in milliseconds.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Percentiles {
     pub count: usize,
     pub p50_ms: f64,
@@ -34,7 +34,7 @@ impl Percentiles {
 }
 
 /// One scenario run at one size against one server.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     pub scenario: String,
     /// `taoyao` or `janus`.
@@ -161,6 +161,61 @@ pub fn write_json(path: &std::path::Path, reports: &[Report]) -> anyhow::Result<
     Ok(())
 }
 
+/// Reads reports written by [`write_json`].
+pub fn read_json(path: &std::path::Path) -> anyhow::Result<Vec<Report>> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// The figure a scenario is judged by: server CPU per forwarded packet (us), or per mixed
+/// participant (% of a core) for mcu.
+pub fn cost(r: &Report) -> Option<f64> {
+    if r.scenario == "mcu" {
+        r.cpu_per_participant_pct
+    } else {
+        r.cpu_per_packet_us
+    }
+}
+
+/// taoyao against Janus, per scenario and size present for both: their costs and the ratio.
+pub fn compare(reports: &[Report]) -> String {
+    let mut out = String::from(
+        "| scenario | size | taoyao cost | janus cost | taoyao/janus | taoyao loss | janus loss | taoyao latency p50/p99 ms | janus latency p50/p99 ms | machine busy % (taoyao, janus) |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for t in reports.iter().filter(|r| r.target == "taoyao") {
+        let Some(j) = reports
+            .iter()
+            .find(|j| j.target == "janus" && j.scenario == t.scenario && j.size == t.size)
+        else {
+            continue;
+        };
+        let unit = if t.scenario == "mcu" {
+            "% core/participant"
+        } else {
+            "us/packet"
+        };
+        let ratio = match (cost(t), cost(j)) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "-".into(),
+        };
+        out.push_str(&format!(
+            "| {} | {} {} | {} {unit} | {} {unit} | {ratio} | {:.2}% | {:.2}% | {} | {} | {:.0}, {:.0} |\n",
+            t.scenario,
+            t.size,
+            t.size_of,
+            opt(cost(t), 2),
+            opt(cost(j), 2),
+            t.loss_pct,
+            j.loss_pct,
+            pct(&t.latency),
+            pct(&j.latency),
+            t.machine_busy * 100.0,
+            j.machine_busy * 100.0,
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,7 +245,14 @@ mod tests {
         assert!((r.loss_pct - 1.0).abs() < 1e-9);
         // 0.5 core * 2 s = 1 s of CPU over 990 packets.
         assert!((r.cpu_per_packet_us.unwrap() - 1e6 / 990.0).abs() < 1e-6);
-        let t = table(&[r]);
+        let t = table(std::slice::from_ref(&r));
         assert!(t.contains("10 (1.00%)"), "{t}");
+        let mut j = r.clone();
+        j.target = "janus".into();
+        j.cpu_per_packet_us = Some(r.cpu_per_packet_us.unwrap() * 4.0);
+        let mut t = r;
+        t.target = "taoyao".into();
+        let c = compare(&[t, j]);
+        assert!(c.contains("| 0.25 |"), "{c}");
     }
 }
