@@ -459,6 +459,8 @@ pub struct ClientPeer {
     /// Frames and packets sent.
     pub sent_video: Arc<AtomicU64>,
     pub sent_audio: Arc<AtomicU64>,
+    /// Keyframe requests (PLI / FIR) the far end sent for our video.
+    pub keyframe_requests: Arc<AtomicU64>,
     /// RTP packets and payload bytes sent (retransmissions included).
     pub sent_packets: Arc<AtomicU64>,
     pub sent_bytes: Arc<AtomicU64>,
@@ -567,6 +569,7 @@ impl ClientPeer {
             stop: Arc::new(AtomicBool::new(false)),
             sent_video: Arc::new(AtomicU64::new(0)),
             sent_audio: Arc::new(AtomicU64::new(0)),
+            keyframe_requests: Arc::new(AtomicU64::new(0)),
             sent_packets,
             sent_bytes,
         })
@@ -705,9 +708,11 @@ impl ClientPeer {
             if video {
                 // Keyframe requests from the far end arrive as RTCP on our sending track.
                 let (t, k, s) = (track.clone(), keyframe_wanted.clone(), stop.clone());
+                let asked = self.keyframe_requests.clone();
                 tokio::spawn(async move {
                     while let Some(ev) = t.poll().await {
                         if let TrackLocalEvent::OnRtcpPacket(_) = ev {
+                            asked.fetch_add(1, Ordering::Relaxed);
                             k.store(true, Ordering::Relaxed);
                         }
                         if s.load(Ordering::Relaxed) {

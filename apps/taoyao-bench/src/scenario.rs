@@ -392,6 +392,8 @@ pub async fn join(b: &Bench, joins: usize) -> anyhow::Result<Report> {
         .context("publishing")?;
     let mut first_packet = Vec::new();
     let mut first_key = Vec::new();
+    // Connect + register, room::enter answered, subscribe connection connected.
+    let mut phases: [Vec<u32>; 3] = Default::default();
     let mut r = report("join", joins, "joins");
     let bar = b.bar(joins as u64, "join");
     let e0 = Edges::now(b.pid)?;
@@ -399,9 +401,15 @@ pub async fn join(b: &Bench, joins: usize) -> anyhow::Result<Report> {
     let result: anyhow::Result<()> = async {
         for i in 0..joins {
             let start = Instant::now();
+            let since = |at: Instant| at.duration_since(start).as_micros() as u32;
             let m = b.member(&format!("{room}-j{i}")).await?;
+            phases[0].push(since(Instant::now()));
             m.enter_with(json!({"roomId": room, "architecture": "sfu", "subscribe": "all"}))
                 .await?;
+            phases[1].push(since(Instant::now()));
+            if m.sub.connected(Duration::from_secs(10)).await.is_ok() {
+                phases[2].push(since(Instant::now()));
+            }
             let got = wait_until(
                 Duration::from_secs(10),
                 "the joiner's first keyframe",
@@ -443,6 +451,21 @@ pub async fn join(b: &Bench, joins: usize) -> anyhow::Result<Report> {
     r.lost = received.2;
     r.join_first_packet = Percentiles::of_us(first_packet);
     r.join_first_keyframe = Percentiles::of_us(first_key);
+    let names = ["registered", "entered", "subscribe connection up"];
+    let phases: Vec<String> = names
+        .iter()
+        .zip(phases)
+        .filter_map(|(n, v)| {
+            Percentiles::of_us(v).map(|p| format!("{n} {:.1}/{:.1}", p.p50_ms, p.p99_ms))
+        })
+        .collect();
+    r.notes.push(format!(
+        "phases from connect, p50/p99 ms: {}; keyframe requests reaching the publisher: {}",
+        phases.join(", "),
+        publisher
+            .publisher()
+            .map_or(0, |p| p.keyframe_requests.load(Ordering::Relaxed))
+    ));
     r.derive();
     // The joiners leave at their first keyframe: packets per CPU second says nothing here.
     r.cpu_per_packet_us = None;
