@@ -80,7 +80,8 @@ side_by_side() {
       [ "$target" = janus ] && pid=$JANUS
       echo "== $scenario $flag $n on $target"
       bench --target "$target" --server-pid "$pid" --json "$OUT/$scenario-$n-$target.json" \
-        "$scenario" "$flag" "$n" --seconds "$SECS" | tail -n +3 | grep -v '^wrote' || true
+        "$scenario" "$flag" "$n" --seconds "$SECS" | tail -n +3 | grep -v '^wrote' ||
+        echo "   (failed: see above)"
     done
   done
 }
@@ -89,13 +90,14 @@ side_by_side sfu-fanout --subscribers "$FANOUT"
 side_by_side meeting --members "$MEETING"
 side_by_side mcu --members "$MCU"
 echo "== join x$JOINS on taoyao"
-bench --server-pid "$TAOYAO" --json "$OUT/join-taoyao.json" join --joins "$JOINS" | tail -n +3 | grep -v '^wrote'
+bench --server-pid "$TAOYAO" --json "$OUT/join-taoyao.json" join --joins "$JOINS" | tail -n +3 | grep -v '^wrote' ||
+  echo "   (failed: see above)"
 for n in $SIGNAL; do
   echo "== signal $n clients on taoyao"
   bench --server-pid "$TAOYAO" --json "$OUT/signal-$n-taoyao.json" signal --clients "$n" \
-    --seconds "$SECS" | tail -n +3 | grep -v '^wrote'
+    --seconds "$SECS" | tail -n +3 | grep -v '^wrote' || echo "   (failed: see above)"
 done
 
 echo
 echo "== all figures and taoyao/Janus ratios (cost: server CPU per forwarded packet; mcu: per mixed participant)"
-bench compare "$OUT"/*.json | tee "$OUT/summary.md"
+bench compare "$OUT"/*.json --chart "$OUT/chart.svg" | tee "$OUT/summary.md"

@@ -52,6 +52,9 @@ struct Cli {
     /// Run the scenario once per size (its subscribers, members, clients or joins).
     #[arg(long, global = true, value_delimiter = ',')]
     sweep: Vec<usize>,
+    /// Draw the figures (cost and loss against size) as an SVG chart here; for sweeps and compare.
+    #[arg(long, global = true)]
+    chart: Option<std::path::PathBuf>,
     /// No progress bars.
     #[arg(long, global = true)]
     quiet: bool,
@@ -214,6 +217,10 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", report::table(&all));
         println!();
         print!("{}", report::compare(&all));
+        if let Some(path) = &cli.chart {
+            report::chart(path, &all)?;
+            println!("wrote {}", path.display());
+        }
         return Ok(());
     }
     let media = Arc::new(TestMedia::make(
@@ -255,6 +262,10 @@ async fn main() -> anyhow::Result<()> {
     print!("{}", report::table(&reports));
     if let Some(path) = &cli.json {
         report::write_json(path, &reports)?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &cli.chart {
+        report::chart(path, &reports)?;
         println!("wrote {}", path.display());
     }
     Ok(())

@@ -216,6 +216,77 @@ pub fn compare(reports: &[Report]) -> String {
     out
 }
 
+/// An SVG chart of a sweep: per scenario, its cost (server CPU per forwarded packet, or per
+/// mixed participant) and its loss against size, one line per target.
+pub fn chart(path: &std::path::Path, reports: &[Report]) -> anyhow::Result<()> {
+    draw(path, reports).map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))
+}
+
+fn draw(path: &std::path::Path, reports: &[Report]) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let mut scenarios: Vec<&str> = reports.iter().map(|r| r.scenario.as_str()).collect();
+    scenarios.dedup();
+    scenarios.sort_unstable();
+    scenarios.dedup();
+    let rows = scenarios.len().max(1);
+    let root = SVGBackend::new(path, (1000, 320 * rows as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let areas = root.split_evenly((rows, 2));
+    for (row, scenario) in scenarios.iter().enumerate() {
+        let of: Vec<&Report> = reports.iter().filter(|r| r.scenario == *scenario).collect();
+        let mut targets: Vec<&str> = of.iter().map(|r| r.target.as_str()).collect();
+        targets.sort_unstable();
+        targets.dedup();
+        let cost_label = if *scenario == "mcu" {
+            "server CPU per participant, % of a core"
+        } else {
+            "server CPU per forwarded packet, us"
+        };
+        let panels: [(&str, fn(&Report) -> Option<f64>); 2] =
+            [(cost_label, cost), ("loss, %", |r| Some(r.loss_pct))];
+        for (col, (label, value)) in panels.iter().enumerate() {
+            let xmax = of.iter().map(|r| r.size).max().unwrap_or(1) as f64 * 1.05;
+            let ymax = of
+                .iter()
+                .filter_map(|r| value(r))
+                .fold(0.0f64, f64::max)
+                .max(if col == 1 { 1.0 } else { 0.001 })
+                * 1.15;
+            let mut chart = ChartBuilder::on(&areas[row * 2 + col])
+                .caption(format!("{scenario}: {label}"), ("sans-serif", 16))
+                .margin(12)
+                .x_label_area_size(35)
+                .y_label_area_size(55)
+                .build_cartesian_2d(0f64..xmax, 0f64..ymax)?;
+            chart
+                .configure_mesh()
+                .x_desc(of.first().map_or("size", |r| r.size_of.as_str()))
+                .draw()?;
+            for (i, target) in targets.iter().enumerate() {
+                let mut pts: Vec<(f64, f64)> = of
+                    .iter()
+                    .filter(|r| r.target == *target)
+                    .filter_map(|r| value(r).map(|v| (r.size as f64, v)))
+                    .collect();
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let color = Palette99::pick(i).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+                    .label(*target)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+            }
+            chart
+                .configure_series_labels()
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.8))
+                .draw()?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,7 +323,14 @@ mod tests {
         j.cpu_per_packet_us = Some(r.cpu_per_packet_us.unwrap() * 4.0);
         let mut t = r;
         t.target = "taoyao".into();
-        let c = compare(&[t, j]);
+        let c = compare(&[t.clone(), j.clone()]);
         assert!(c.contains("| 0.25 |"), "{c}");
+        let svg = std::env::temp_dir().join(format!("bench-chart-{}.svg", std::process::id()));
+        let mut t2 = t.clone();
+        t2.size = 20;
+        chart(&svg, &[t, t2, j]).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        std::fs::remove_file(&svg).ok();
+        assert!(text.starts_with("<svg") && text.contains("taoyao") && text.contains("janus"));
     }
 }
