@@ -222,6 +222,9 @@ pub fn chart(path: &std::path::Path, reports: &[Report]) -> anyhow::Result<()> {
     draw(path, reports).map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))
 }
 
+/// Reads one figure off a report.
+type Figure = fn(&Report) -> Option<f64>;
+
 fn draw(path: &std::path::Path, reports: &[Report]) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
     let mut scenarios: Vec<&str> = reports.iter().map(|r| r.scenario.as_str()).collect();
@@ -242,8 +245,7 @@ fn draw(path: &std::path::Path, reports: &[Report]) -> Result<(), Box<dyn std::e
         } else {
             "server CPU per forwarded packet, us"
         };
-        let panels: [(&str, fn(&Report) -> Option<f64>); 2] =
-            [(cost_label, cost), ("loss, %", |r| Some(r.loss_pct))];
+        let panels: [(&str, Figure); 2] = [(cost_label, cost), ("loss, %", |r| Some(r.loss_pct))];
         for (col, (label, value)) in panels.iter().enumerate() {
             let xmax = of.iter().map(|r| r.size).max().unwrap_or(1) as f64 * 1.05;
             let ymax = of
