@@ -235,13 +235,19 @@ async fn subscribe(
     let s = JanusSession::connect(url).await?;
     let h = s.attach("janus.plugin.videoroom").await?;
     let streams: Vec<Value> = feeds.iter().map(|f| json!({"feed": f})).collect();
-    let r = s
-        .message(
-            h,
-            json!({"request": "join", "room": room, "ptype": "subscriber", "streams": streams}),
-            None,
-        )
-        .await?;
+    let join = json!({"request": "join", "room": room, "ptype": "subscriber", "streams": streams});
+    // A feed is subscribable once Janus has set its publisher's media up, which may be a moment
+    // after the publisher's side of the connection is up: "No such feed" until then.
+    let mut tries = 0;
+    let r = loop {
+        match s.message(h, join.clone(), None).await {
+            Err(e) if tries < 50 && e.to_string().contains("No such feed") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            r => break r?,
+        }
+    };
     let peer = Arc::new(ClientPeer::new(&b.peer).await?);
     let answer = peer.answer(sdp_of(&r)?).await?;
     s.message(

@@ -214,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
         for f in files {
             all.extend(report::read_json(f)?);
         }
+        all.sort_by(|a, b| (&a.scenario, a.size, &b.target).cmp(&(&b.scenario, b.size, &a.target)));
         print!("{}", report::table(&all));
         println!();
         print!("{}", report::compare(&all));
