@@ -39,6 +39,9 @@ struct Cli {
     height: u32,
     #[arg(long, global = true, default_value_t = 500)]
     video_kbps: u32,
+    /// A keyframe at least every this many frames in the test video (30 = one a second).
+    #[arg(long, global = true, default_value_t = 30)]
+    keyframe_every: u32,
     /// The server under test: taoyao (at --server) or Janus (at --janus; sfu-fanout, meeting
     /// and mcu only).
     #[arg(long, global = true, value_enum, default_value = "taoyao")]
@@ -230,6 +233,7 @@ async fn main() -> anyhow::Result<()> {
             width: cli.width,
             height: cli.height,
             video_kbps: cli.video_kbps,
+            keyframe_every: cli.keyframe_every,
             ..MediaSpec::default()
         },
     )?);

@@ -2,7 +2,7 @@
 //! (it offers) and a subscribe peer connection (it answers the server's offers, automatically).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -18,6 +18,7 @@ pub struct Member {
     pub id: String,
     link: Arc<Link>,
     signal: SignalClient,
+    answered: Arc<Mutex<Vec<(Instant, Instant)>>>,
     notes: Arc<Mutex<Vec<Value>>>,
     notes_changed: Arc<Notify>,
     /// Receives everything the server forwards to this member.
@@ -40,11 +41,13 @@ impl Member {
         let notes = Arc::new(Mutex::new(Vec::new()));
         let notes_changed = Arc::new(Notify::new());
         let sub = Arc::new(ClientPeer::new(&opts).await?);
-        let (l, n, nc, s) = (
+        let answered = Arc::new(Mutex::new(Vec::new()));
+        let (l, n, nc, s, a) = (
             link.clone(),
             notes.clone(),
             notes_changed.clone(),
             sub.clone(),
+            answered.clone(),
         );
         let driver = tokio::spawn(async move {
             while let Some(m) = rx.recv().await {
@@ -54,6 +57,8 @@ impl Member {
                 {
                     // Offers come one at a time (the server waits for each answer).
                     let (l2, s2, n2, nc2) = (l.clone(), s.clone(), n.clone(), nc.clone());
+                    let a2 = a.clone();
+                    let offered = Instant::now();
                     let room = m["body"]["roomId"].clone();
                     let sdp = m["body"]["sdp"].as_str().unwrap_or_default().to_owned();
                     tokio::spawn(async move {
@@ -61,6 +66,11 @@ impl Member {
                             Ok(answer) => l2.request("media::exchange", json!({"roomId": room, "transport": "subscribe", "type": "answer", "sdp": answer})).await.map_err(|e| e.to_string()),
                             Err(e) => Err(e.to_string()),
                         };
+                        if matches!(&result, Ok(r) if r["code"] == "0000") {
+                            a2.lock()
+                                .expect("answered lock")
+                                .push((offered, Instant::now()));
+                        }
                         let note = match result {
                             Ok(r) if r["code"] == "0000" => {
                                 json!({"header": {"signal": "bench-answered"}, "body": {}})
@@ -84,6 +94,7 @@ impl Member {
             id: register["clientId"].as_str().unwrap_or("?").to_owned(),
             link,
             signal,
+            answered,
             notes,
             notes_changed,
             sub,
@@ -157,6 +168,11 @@ impl Member {
 
     pub fn publisher(&self) -> Option<Arc<ClientPeer>> {
         self.publisher.lock().expect("publisher lock").clone()
+    }
+
+    /// When each subscribe offer arrived and when the server accepted the answer to it.
+    pub fn subscribe_offers(&self) -> Vec<(Instant, Instant)> {
+        self.answered.lock().expect("answered lock").clone()
     }
 
     /// Every notification received so far.

@@ -393,7 +393,9 @@ pub async fn join(b: &Bench, joins: usize) -> anyhow::Result<Report> {
     let mut first_packet = Vec::new();
     let mut first_key = Vec::new();
     // Connect + register, room::enter answered, subscribe connection connected.
-    let mut phases: [Vec<u32>; 3] = Default::default();
+    // Then: first subscribe offer received, last answer accepted.
+    let mut phases: [Vec<u32>; 5] = Default::default();
+    let mut offer_counts = Vec::new();
     let mut r = report("join", joins, "joins");
     let bar = b.bar(joins as u64, "join");
     let e0 = Edges::now(b.pid)?;
@@ -421,6 +423,14 @@ pub async fn join(b: &Bench, joins: usize) -> anyhow::Result<Report> {
                 },
             )
             .await;
+            let offers = m.subscribe_offers();
+            if let Some((offered, _)) = offers.first() {
+                phases[3].push(since(*offered));
+            }
+            if let Some((_, accepted)) = offers.last() {
+                phases[4].push(since(*accepted));
+            }
+            offer_counts.push(offers.len());
             if let Some(t) = m.sub.received.find(&publisher.id, true) {
                 let log = t.log();
                 if let Some(p) = log.first() {
@@ -451,7 +461,13 @@ pub async fn join(b: &Bench, joins: usize) -> anyhow::Result<Report> {
     r.lost = received.2;
     r.join_first_packet = Percentiles::of_us(first_packet);
     r.join_first_keyframe = Percentiles::of_us(first_key);
-    let names = ["registered", "entered", "subscribe connection up"];
+    let names = [
+        "registered",
+        "entered",
+        "subscribe connection up",
+        "first subscribe offer",
+        "last answer accepted",
+    ];
     let phases: Vec<String> = names
         .iter()
         .zip(phases)
@@ -460,8 +476,9 @@ pub async fn join(b: &Bench, joins: usize) -> anyhow::Result<Report> {
         })
         .collect();
     r.notes.push(format!(
-        "phases from connect, p50/p99 ms: {}; keyframe requests reaching the publisher: {}",
+        "phases from connect, p50/p99 ms: {}; subscribe offers per join: {:?}; keyframe requests reaching the publisher: {}",
         phases.join(", "),
+        offer_counts,
         publisher
             .publisher()
             .map_or(0, |p| p.keyframe_requests.load(Ordering::Relaxed))
