@@ -227,8 +227,12 @@ type Figure = fn(&Report) -> Option<f64>;
 
 fn draw(path: &std::path::Path, reports: &[Report]) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
-    let mut scenarios: Vec<&str> = reports.iter().map(|r| r.scenario.as_str()).collect();
-    scenarios.dedup();
+    // Scenarios with a cost figure (join has none).
+    let mut scenarios: Vec<&str> = reports
+        .iter()
+        .filter(|r| cost(r).is_some())
+        .map(|r| r.scenario.as_str())
+        .collect();
     scenarios.sort_unstable();
     scenarios.dedup();
     let rows = scenarios.len().max(1);
@@ -240,10 +244,10 @@ fn draw(path: &std::path::Path, reports: &[Report]) -> Result<(), Box<dyn std::e
         let mut targets: Vec<&str> = of.iter().map(|r| r.target.as_str()).collect();
         targets.sort_unstable();
         targets.dedup();
-        let cost_label = if *scenario == "mcu" {
-            "server CPU per participant, % of a core"
-        } else {
-            "server CPU per forwarded packet, us"
+        let cost_label = match *scenario {
+            "mcu" => "server CPU per participant, % of a core",
+            "signal" => "server CPU per message received, us",
+            _ => "server CPU per forwarded packet, us",
         };
         let panels: [(&str, Figure); 2] = [(cost_label, cost), ("loss, %", |r| Some(r.loss_pct))];
         for (col, (label, value)) in panels.iter().enumerate() {
@@ -262,6 +266,7 @@ fn draw(path: &std::path::Path, reports: &[Report]) -> Result<(), Box<dyn std::e
                 .build_cartesian_2d(0f64..xmax, 0f64..ymax)?;
             chart
                 .configure_mesh()
+                .max_light_lines(0)
                 .x_desc(of.first().map_or("size", |r| r.size_of.as_str()))
                 .draw()?;
             for (i, target) in targets.iter().enumerate() {
@@ -271,7 +276,11 @@ fn draw(path: &std::path::Path, reports: &[Report]) -> Result<(), Box<dyn std::e
                     .filter_map(|r| value(r).map(|v| (r.size as f64, v)))
                     .collect();
                 pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let color = Palette99::pick(i).to_rgba();
+                let color = match *target {
+                    "taoyao" => RGBColor(0x2a, 0x9d, 0x3c).to_rgba(),
+                    "janus" => RGBColor(0xd6, 0x27, 0x28).to_rgba(),
+                    _ => Palette99::pick(i + 2).to_rgba(),
+                };
                 chart
                     .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
                     .label(*target)
