@@ -12,6 +12,9 @@ packages=(
   util-linux
   # Real VP8 / Opus test media for the WebRTC tests (and ffprobe for recordings).
   ffmpeg
+  # The side-by-side peer of the benchmarks (VideoRoom, AudioBridge); the bench's Janus smoke
+  # test runs it.
+  janus
   # The MCU's Opus decode / encode (the opus crate links the system libopus).
   libopus-dev
   pkg-config

@@ -3,13 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use serde_json::json;
 use taoyao_bench::media::{MediaSpec, TestMedia};
-use taoyao_bench::member::Member;
-use taoyao_bench::peer::PeerOptions;
-use taoyao_bench::procstat;
+use taoyao_bench::report::{self, Report};
+use taoyao_bench::scenario::{self, Bench};
 
 #[derive(Parser)]
 #[command(version, about = "taoyao-rs load generator and measurement tool")]
@@ -29,14 +26,52 @@ struct Cli {
     username: String,
     #[arg(long, global = true, default_value = "taoyao")]
     password: String,
+    /// The address the bench's peer connections bind (and offer as their ICE candidate).
+    #[arg(long, global = true, default_value = "127.0.0.1")]
+    bind_ip: std::net::IpAddr,
     /// Where ffmpeg-made media is cached.
     #[arg(long, global = true, default_value = "target/bench-media")]
     media_dir: std::path::PathBuf,
+    /// Test video size and bitrate (Opus is 32 kbps).
+    #[arg(long, global = true, default_value_t = 320)]
+    width: u32,
+    #[arg(long, global = true, default_value_t = 240)]
+    height: u32,
+    #[arg(long, global = true, default_value_t = 500)]
+    video_kbps: u32,
+    /// A keyframe at least every this many frames in the test video (30 = one a second).
+    #[arg(long, global = true, default_value_t = 30)]
+    keyframe_every: u32,
+    /// The server under test: taoyao (at --server) or Janus (at --janus; sfu-fanout, meeting
+    /// and mcu only).
+    #[arg(long, global = true, value_enum, default_value = "taoyao")]
+    target: Target,
+    /// Janus's WebSocket API.
+    #[arg(long, global = true, default_value = "ws://127.0.0.1:8188")]
+    janus: String,
+    /// Also write the figures as JSON here.
+    #[arg(long, global = true)]
+    json: Option<std::path::PathBuf>,
+    /// Run the scenario once per size (its subscribers, members, clients or joins).
+    #[arg(long, global = true, value_delimiter = ',')]
+    sweep: Vec<usize>,
+    /// Draw the figures (cost and loss against size) as an SVG chart here; for sweeps and compare.
+    #[arg(long, global = true)]
+    chart: Option<std::path::PathBuf>,
+    /// No progress bars.
+    #[arg(long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     scenario: Scenario,
 }
 
-#[derive(Subcommand)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Target {
+    Taoyao,
+    Janus,
+}
+
+#[derive(Subcommand, Clone)]
 enum Scenario {
     /// The MCU's audio mixing cost, in process (no server): per participant per 20 ms tick, and
     /// how many mixed participants one core sustains.
@@ -49,128 +84,194 @@ enum Scenario {
         #[arg(long, default_value_t = 500)]
         ticks: usize,
     },
+    /// taoyao against Janus from JSON files of earlier runs: cost per scenario and size, ratio.
+    Compare {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// N WebSocket clients register, heartbeat and exchange room broadcasts.
+    Signal {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Clients per room.
+        #[arg(long, default_value_t = 10)]
+        room_size: usize,
+        /// room::broadcast messages each client sends per second.
+        #[arg(long, default_value_t = 0.2)]
+        rate: f64,
+        /// Seconds between heartbeats.
+        #[arg(long, default_value_t = 15.0)]
+        heartbeat: f64,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+    },
     /// P publishers -> S subscribers in one sfu room.
     SfuFanout {
         #[arg(long, default_value_t = 1)]
         publishers: usize,
         #[arg(long, default_value_t = 10)]
         subscribers: usize,
-        /// Measured window, after everyone is connected.
-        #[arg(long, default_value_t = 20)]
-        seconds: u64,
+        /// Measured window, after everyone is connected and receiving.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
     },
+    /// N members in one sfu room, all publishing and subscribing to all.
+    Meeting {
+        #[arg(long, default_value_t = 4)]
+        members: usize,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+    },
+    /// N members in one mcu room, each sending Opus and receiving the mix.
+    Mcu {
+        #[arg(long, default_value_t = 8)]
+        members: usize,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+    },
+    /// Repeated joins to a publisher's sfu room: WebSocket connect -> first video packet / keyframe.
+    Join {
+        #[arg(long, default_value_t = 20)]
+        joins: usize,
+    },
+}
+
+impl Scenario {
+    /// The same scenario at another size.
+    fn sized(&self, n: usize) -> Scenario {
+        let mut s = self.clone();
+        match &mut s {
+            Scenario::MixCost { participants, .. } => *participants = n,
+            Scenario::Signal { clients, .. } => *clients = n,
+            Scenario::SfuFanout { subscribers, .. } => *subscribers = n,
+            Scenario::Meeting { members, .. } | Scenario::Mcu { members, .. } => *members = n,
+            Scenario::Join { joins } => *joins = n,
+            Scenario::Compare { .. } => {}
+        }
+        s
+    }
+}
+
+async fn run(b: &Bench, target: Target, janus: &str, s: &Scenario) -> anyhow::Result<Report> {
+    if target == Target::Janus {
+        return match *s {
+            Scenario::SfuFanout {
+                publishers,
+                subscribers,
+                seconds,
+            } => taoyao_bench::janus::sfu_fanout(b, janus, publishers, subscribers, seconds).await,
+            Scenario::Meeting { members, seconds } => {
+                taoyao_bench::janus::meeting(b, janus, members, seconds).await
+            }
+            Scenario::Mcu { members, seconds } => {
+                taoyao_bench::janus::mcu(b, janus, members, seconds).await
+            }
+            _ => anyhow::bail!("--target janus runs sfu-fanout, meeting and mcu"),
+        };
+    }
+    match *s {
+        Scenario::MixCost { .. } | Scenario::Compare { .. } => {
+            unreachable!("runs without a server")
+        }
+        Scenario::Signal {
+            clients,
+            room_size,
+            rate,
+            heartbeat,
+            seconds,
+        } => {
+            scenario::signal(
+                b,
+                clients,
+                room_size,
+                rate,
+                Duration::from_secs_f64(heartbeat),
+                seconds,
+            )
+            .await
+        }
+        Scenario::SfuFanout {
+            publishers,
+            subscribers,
+            seconds,
+        } => scenario::sfu_fanout(b, publishers, subscribers, seconds).await,
+        Scenario::Meeting { members, seconds } => scenario::meeting(b, members, seconds).await,
+        Scenario::Mcu { members, seconds } => scenario::mcu(b, members, seconds).await,
+        Scenario::Join { joins } => scenario::join(b, joins).await,
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.scenario {
-        Scenario::MixCost {
-            participants,
-            talking,
-            ticks,
-        } => mix_cost(participants, talking, ticks),
-        Scenario::SfuFanout {
-            publishers,
-            subscribers,
-            seconds,
-        } => {
-            sfu_fanout(
-                &cli.server,
-                cli.server_pid,
-                &cli.username,
-                &cli.password,
-                &cli.media_dir,
-                publishers,
-                subscribers,
-                seconds,
-            )
-            .await
+    if let Scenario::MixCost {
+        participants,
+        talking,
+        ticks,
+    } = cli.scenario
+    {
+        return mix_cost(participants, talking, ticks);
+    }
+    if let Scenario::Compare { files } = &cli.scenario {
+        let mut all = Vec::new();
+        for f in files {
+            all.extend(report::read_json(f)?);
         }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn sfu_fanout(
-    url: &str,
-    pid: Option<u32>,
-    user: &str,
-    pass: &str,
-    media_dir: &std::path::Path,
-    publishers: usize,
-    subscribers: usize,
-    seconds: u64,
-) -> anyhow::Result<()> {
-    let media = Arc::new(TestMedia::make(media_dir, &MediaSpec::default())?);
-    let room = format!("bench-{}", std::process::id());
-    let register = |id: String| json!({"clientId": id, "username": user, "password": pass});
-    let mut subs = Vec::new();
-    for i in 0..subscribers {
-        let m = Member::connect(url, register(format!("sub-{i}")), PeerOptions::default()).await?;
-        m.request("room::create", json!({"name": room, "architecture": "sfu"}))
-            .await
-            .ok();
-        m.enter_with(json!({"roomId": room, "architecture": "sfu", "subscribe": "all"}))
-            .await?;
-        subs.push(m);
-    }
-    let mut pubs = Vec::new();
-    for i in 0..publishers {
-        let m = Member::connect(url, register(format!("pub-{i}")), PeerOptions::default()).await?;
-        m.enter(&room, "none").await?;
-        m.publish(media.clone(), true, true)
-            .await
-            .context("publishing")?;
-        pubs.push(m);
-    }
-    // Everyone receives every publisher's video before the window starts.
-    let ready = Instant::now();
-    while !subs.iter().all(|s| {
-        pubs.iter().all(|p| {
-            s.sub
-                .received
-                .find(&p.id, true)
-                .is_some_and(|t| t.packets() > 0)
-        })
-    }) {
-        if ready.elapsed() > Duration::from_secs(30) {
-            bail!("subscribers did not all receive media within 30 s");
+        all.sort_by(|a, b| (&a.scenario, a.size, &b.target).cmp(&(&b.scenario, b.size, &a.target)));
+        print!("{}", report::table(&all));
+        println!();
+        print!("{}", report::compare(&all));
+        if let Some(path) = &cli.chart {
+            report::chart(path, &all)?;
+            println!("wrote {}", path.display());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        return Ok(());
     }
-    let count = |subs: &[Arc<Member>]| -> (u64, u64) {
-        subs.iter()
-            .flat_map(|s| s.sub.received.tracks())
-            .fold((0, 0), |(p, m), t| {
-                let (_, missing) = t.sequence_stats();
-                (p + t.packets(), m + missing)
-            })
+    let media = Arc::new(TestMedia::make(
+        &cli.media_dir,
+        &MediaSpec {
+            width: cli.width,
+            height: cli.height,
+            video_kbps: cli.video_kbps,
+            keyframe_every: cli.keyframe_every,
+            ..MediaSpec::default()
+        },
+    )?);
+    let mut b = Bench::new(&cli.server, cli.server_pid, media);
+    b.username = cli.username.clone();
+    b.password = cli.password.clone();
+    b.peer.bind_ip = cli.bind_ip;
+    b.progress = !cli.quiet;
+    let runs: Vec<Scenario> = if cli.sweep.is_empty() {
+        vec![cli.scenario.clone()]
+    } else {
+        cli.sweep.iter().map(|&n| cli.scenario.sized(n)).collect()
     };
-    let (p0, _) = count(&subs);
-    let cpu0 = pid.map(procstat::sample).transpose()?;
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let (p1, missing) = count(&subs);
-    let cpu1 = pid.map(procstat::sample).transpose()?;
-    let forwarded = p1 - p0;
-    println!(
-        "sfu-fanout: {publishers} publisher(s) -> {subscribers} subscriber(s), {seconds} s window"
-    );
-    println!(
-        "  packets received by subscribers: {forwarded} ({:.0}/s)",
-        forwarded as f64 / seconds as f64
-    );
-    println!("  sequence gaps at subscribers (whole run): {missing}");
-    if let (Some(a), Some(b)) = (cpu0, cpu1) {
-        let share = procstat::core_share(&a, &b);
-        println!("  server CPU: {:.1}% of a core", share * 100.0);
-        println!(
-            "  server CPU per forwarded packet: {:.1} us",
-            share * seconds as f64 * 1e6 / forwarded.max(1) as f64
+    let mut reports = Vec::new();
+    for (i, s) in runs.iter().enumerate() {
+        if i > 0 {
+            // Let the server finish closing the last run's connections.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        let started = Instant::now();
+        let r = run(&b, cli.target, &cli.janus, s).await?;
+        eprintln!(
+            "{} {} {}: done in {:.0} s",
+            r.scenario,
+            r.size,
+            r.size_of,
+            started.elapsed().as_secs_f64()
         );
-        println!("  server RSS: {:.1} MB", b.rss_bytes as f64 / 1e6);
+        reports.push(r);
     }
-    for m in subs.iter().chain(pubs.iter()) {
-        m.close_peers().await;
+    print!("{}", report::table(&reports));
+    if let Some(path) = &cli.json {
+        report::write_json(path, &reports)?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &cli.chart {
+        report::chart(path, &reports)?;
+        println!("wrote {}", path.display());
     }
     Ok(())
 }

@@ -1,52 +1,24 @@
 //! A room member as a real client runs it: one signaling WebSocket, a publish peer connection
 //! (it offers) and a subscribe peer connection (it answers the server's offers, automatically).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
-use futures_util::{SinkExt, StreamExt};
+use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message as Ws;
 
 use crate::media::TestMedia;
 use crate::peer::{ClientPeer, PeerOptions};
-
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
-
-struct Link {
-    out: mpsc::UnboundedSender<String>,
-    pending: Pending,
-    next_id: AtomicU64,
-}
-
-impl Link {
-    async fn request(&self, signal: &str, body: Value) -> anyhow::Result<Value> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.pending.lock().expect("pending lock").insert(id, tx);
-        let text =
-            json!({"header": {"v": "1.0.0", "id": id, "signal": signal}, "body": body}).to_string();
-        self.out
-            .send(text)
-            .map_err(|_| anyhow!("connection closed"))?;
-        tokio::time::timeout(REQUEST_TIMEOUT, rx)
-            .await
-            .map_err(|_| anyhow!("no answer to {signal}"))?
-            .map_err(|_| anyhow!("connection closed before the answer to {signal}"))
-    }
-}
+use crate::signal::{Link, SignalClient};
 
 /// A connected, registered member.
 pub struct Member {
     pub id: String,
     link: Arc<Link>,
+    signal: SignalClient,
+    answered: Arc<Mutex<Vec<(Instant, Instant)>>>,
     notes: Arc<Mutex<Vec<Value>>>,
     notes_changed: Arc<Notify>,
     /// Receives everything the server forwards to this member.
@@ -64,77 +36,65 @@ impl Member {
         register: Value,
         opts: PeerOptions,
     ) -> anyhow::Result<Arc<Member>> {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .with_context(|| format!("connecting {url}"))?;
-        let (mut sink, mut stream) = ws.split();
-        let (out, mut out_rx) = mpsc::unbounded_channel::<String>();
-        let link = Arc::new(Link {
-            out,
-            pending: Arc::new(Mutex::new(HashMap::new())),
-            next_id: AtomicU64::new(1),
-        });
+        let (signal, mut rx) = SignalClient::connect(url, Duration::from_secs(15)).await?;
+        let link = signal.link.clone();
         let notes = Arc::new(Mutex::new(Vec::new()));
         let notes_changed = Arc::new(Notify::new());
         let sub = Arc::new(ClientPeer::new(&opts).await?);
-        let (l, n, nc, s) = (
+        let answered = Arc::new(Mutex::new(Vec::new()));
+        let (l, n, nc, s, a) = (
             link.clone(),
             notes.clone(),
             notes_changed.clone(),
             sub.clone(),
+            answered.clone(),
         );
         let driver = tokio::spawn(async move {
-            let mut heartbeat = tokio::time::interval(Duration::from_secs(15));
-            loop {
-                tokio::select! {
-                    text = out_rx.recv() => {
-                        let Some(text) = text else { break };
-                        if sink.send(Ws::text(text)).await.is_err() { break }
-                    }
-                    _ = heartbeat.tick() => {
-                        let id = l.next_id.fetch_add(1, Ordering::Relaxed);
-                        let t = json!({"header": {"v": "1.0.0", "id": id, "signal": "client::heartbeat"}, "body": {}}).to_string();
-                        if sink.send(Ws::text(t)).await.is_err() { break }
-                    }
-                    frame = stream.next() => {
-                        let Some(Ok(frame)) = frame else { break };
-                        let Ws::Text(t) = frame else { continue };
-                        let Ok(m) = serde_json::from_str::<Value>(t.as_str()) else { continue };
-                        let id = m["header"]["id"].as_u64().unwrap_or(0);
-                        if m.get("code").is_some() {
-                            if let Some(tx) = l.pending.lock().expect("pending lock").remove(&id) {
-                                let _ = tx.send(m);
+            while let Some(m) = rx.recv().await {
+                if m["header"]["signal"] == "media::exchange"
+                    && m["body"]["transport"] == "subscribe"
+                    && m["body"]["type"] == "offer"
+                {
+                    // Offers come one at a time (the server waits for each answer).
+                    let (l2, s2, n2, nc2) = (l.clone(), s.clone(), n.clone(), nc.clone());
+                    let a2 = a.clone();
+                    let offered = Instant::now();
+                    let room = m["body"]["roomId"].clone();
+                    let sdp = m["body"]["sdp"].as_str().unwrap_or_default().to_owned();
+                    tokio::spawn(async move {
+                        let result = match s2.answer(sdp).await {
+                            Ok(answer) => l2.request("media::exchange", json!({"roomId": room, "transport": "subscribe", "type": "answer", "sdp": answer})).await.map_err(|e| e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        if matches!(&result, Ok(r) if r["code"] == "0000") {
+                            a2.lock()
+                                .expect("answered lock")
+                                .push((offered, Instant::now()));
+                        }
+                        let note = match result {
+                            Ok(r) if r["code"] == "0000" => {
+                                json!({"header": {"signal": "bench-answered"}, "body": {}})
                             }
-                            continue;
-                        }
-                        if m["header"]["signal"] == "media::exchange" && m["body"]["transport"] == "subscribe" && m["body"]["type"] == "offer" {
-                            // Offers come one at a time (the server waits for each answer).
-                            let (l2, s2, n2, nc2) = (l.clone(), s.clone(), n.clone(), nc.clone());
-                            let room = m["body"]["roomId"].clone();
-                            let sdp = m["body"]["sdp"].as_str().unwrap_or_default().to_owned();
-                            tokio::spawn(async move {
-                                let result = match s2.answer(sdp).await {
-                                    Ok(answer) => l2.request("media::exchange", json!({"roomId": room, "transport": "subscribe", "type": "answer", "sdp": answer})).await.map_err(|e| e.to_string()),
-                                    Err(e) => Err(e.to_string()),
-                                };
-                                let note = match result {
-                                    Ok(r) if r["code"] == "0000" => json!({"header": {"signal": "bench-answered"}, "body": {}}),
-                                    Ok(r) => json!({"header": {"signal": "bench-answer-failed"}, "body": r}),
-                                    Err(e) => json!({"header": {"signal": "bench-answer-failed"}, "body": {"error": e}}),
-                                };
-                                n2.lock().expect("notes lock").push(note);
-                                nc2.notify_waiters();
-                            });
-                        }
-                        n.lock().expect("notes lock").push(m);
-                        nc.notify_waiters();
-                    }
+                            Ok(r) => {
+                                json!({"header": {"signal": "bench-answer-failed"}, "body": r})
+                            }
+                            Err(e) => {
+                                json!({"header": {"signal": "bench-answer-failed"}, "body": {"error": e}})
+                            }
+                        };
+                        n2.lock().expect("notes lock").push(note);
+                        nc2.notify_waiters();
+                    });
                 }
+                n.lock().expect("notes lock").push(m);
+                nc.notify_waiters();
             }
         });
         let m = Member {
             id: register["clientId"].as_str().unwrap_or("?").to_owned(),
             link,
+            signal,
+            answered,
             notes,
             notes_changed,
             sub,
@@ -210,6 +170,11 @@ impl Member {
         self.publisher.lock().expect("publisher lock").clone()
     }
 
+    /// When each subscribe offer arrived and when the server accepted the answer to it.
+    pub fn subscribe_offers(&self) -> Vec<(Instant, Instant)> {
+        self.answered.lock().expect("answered lock").clone()
+    }
+
     /// Every notification received so far.
     pub fn notes(&self) -> Vec<Value> {
         self.notes.lock().expect("notes lock").clone()
@@ -238,6 +203,7 @@ impl Member {
     /// Ends the member like a crashed client: the WebSocket drops without a goodbye and its
     /// peer connections go silent.
     pub async fn vanish(&self) {
+        self.signal.abort();
         self.driver.abort();
         self.close_peers().await;
     }

@@ -3,7 +3,7 @@
 //! and records every packet it receives per track. It can drop a share of incoming RTP before
 //! the NACK generator sees it, to exercise loss repair.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +40,9 @@ pub struct PeerOptions {
     pub bind_ip: IpAddr,
     /// Percent of incoming RTP dropped before loss detection (0 = none).
     pub drop_incoming_pct: u64,
+    /// Where sent packets are stamped and received ones matched, for forwarding latency (the
+    /// bench is both ends, so one clock). `None`: no latency measurement.
+    pub send_log: Option<Arc<SendLog>>,
 }
 
 impl Default for PeerOptions {
@@ -47,6 +50,7 @@ impl Default for PeerOptions {
         PeerOptions {
             bind_ip: IpAddr::from([127, 0, 0, 1]),
             drop_incoming_pct: 0,
+            send_log: None,
         }
     }
 }
@@ -75,6 +79,9 @@ pub struct TrackRecord {
     seqs: Mutex<SeqSet>,
     /// Audio payloads (Opus) in arrival order, the last 3,000 (one minute).
     audio: Mutex<VecDeque<Bytes>>,
+    /// Send -> receive times of packets matched in the [`SendLog`], in microseconds, since the
+    /// last [`TrackRecord::take_latencies`] (at most 200,000 kept).
+    latencies: Mutex<Vec<u32>>,
 }
 
 #[derive(Default)]
@@ -136,6 +143,15 @@ impl TrackRecord {
             .collect()
     }
 
+    /// The forwarding latencies (us) recorded since the last call, emptying the record.
+    pub fn take_latencies(&self) -> Vec<u32> {
+        std::mem::take(&mut *self.latencies.lock().expect("latency lock"))
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
     /// (distinct sequence numbers received, sequence numbers missing between first and highest).
     pub fn sequence_stats(&self) -> (u64, u64) {
         let s = self.seqs.lock().expect("seq lock");
@@ -173,6 +189,7 @@ struct Handler {
     gathered: watch::Sender<bool>,
     state: watch::Sender<RTCPeerConnectionState>,
     received: Arc<Received>,
+    send_log: Option<Arc<SendLog>>,
 }
 
 #[async_trait::async_trait]
@@ -189,6 +206,7 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let received = self.received.clone();
+        let send_log = self.send_log.clone();
         tokio::spawn(async move {
             let record = Arc::new(TrackRecord {
                 stream_id: track.stream_id().await,
@@ -201,6 +219,7 @@ impl PeerConnectionEventHandler for Handler {
                 log: Mutex::new(VecDeque::new()),
                 seqs: Mutex::new(SeqSet::default()),
                 audio: Mutex::new(VecDeque::new()),
+                latencies: Mutex::new(Vec::new()),
             });
             received
                 .tracks
@@ -211,6 +230,13 @@ impl PeerConnectionEventHandler for Handler {
             while let Some(ev) = track.poll().await {
                 match ev {
                     TrackRemoteEvent::OnRtpPacket(p) => {
+                        if let Some(sent) = send_log.as_ref().and_then(|l| l.sent_at(&p.payload)) {
+                            let us = sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                            let mut l = record.latencies.lock().expect("latency lock");
+                            if l.len() < 200_000 {
+                                l.push(us);
+                            }
+                        }
                         let keyframe = record.video && starts_keyframe(&p.payload);
                         record.packets.fetch_add(1, Ordering::Relaxed);
                         record
@@ -307,6 +333,112 @@ impl Interceptor for Dropper {
     fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
+/// When each RTP payload was sent, for every sending peer of a bench run: a receiver looks the
+/// payload it got up here. Payloads are matched by content (the servers under test rewrite SSRC,
+/// sequence numbers and timestamps but forward payloads as they are); a payload sent twice
+/// (the media loops every few seconds) matches its latest sending. Entries expire after 5 s.
+#[derive(Default)]
+pub struct SendLog {
+    inner: Mutex<SendLogInner>,
+}
+
+#[derive(Default)]
+struct SendLogInner {
+    at: HashMap<u64, Instant>,
+    order: VecDeque<(Instant, u64)>,
+}
+
+const SEND_LOG_KEEP: Duration = Duration::from_secs(5);
+
+fn payload_key(payload: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    payload.hash(&mut h);
+    h.finish()
+}
+
+impl std::fmt::Debug for SendLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SendLog")
+    }
+}
+
+impl SendLog {
+    pub fn record(&self, payload: &[u8], at: Instant) {
+        let key = payload_key(payload);
+        let mut g = self.inner.lock().expect("send log lock");
+        while let Some(&(t, k)) = g.order.front() {
+            if at.duration_since(t) < SEND_LOG_KEEP {
+                break;
+            }
+            g.order.pop_front();
+            if g.at.get(&k) == Some(&t) {
+                g.at.remove(&k);
+            }
+        }
+        g.at.insert(key, at);
+        g.order.push_back((at, key));
+    }
+
+    /// When `payload` was last sent, if it was within the last 5 s.
+    pub fn sent_at(&self, payload: &[u8]) -> Option<Instant> {
+        let key = payload_key(payload);
+        self.inner
+            .lock()
+            .expect("send log lock")
+            .at
+            .get(&key)
+            .copied()
+    }
+}
+
+/// Counts the RTP a peer sends and stamps it in the [`SendLog`], on the way to the wire.
+struct Stamper {
+    log: Option<Arc<SendLog>>,
+    packets: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for Stamper {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.read.push_back(msg);
+        Ok(())
+    }
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtp(p) = &msg.message.packet {
+            self.packets.fetch_add(1, Ordering::Relaxed);
+            self.bytes
+                .fetch_add(p.payload.len() as u64, Ordering::Relaxed);
+            if let Some(log) = &self.log {
+                log.record(&p.payload, Instant::now());
+            }
+        }
+        self.write.push_back(msg);
+        Ok(())
+    }
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for Stamper {
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}
+
 struct Outgoing {
     track: Arc<TrackLocalStaticSample>,
     sender: Arc<dyn RtpSender>,
@@ -327,6 +459,11 @@ pub struct ClientPeer {
     /// Frames and packets sent.
     pub sent_video: Arc<AtomicU64>,
     pub sent_audio: Arc<AtomicU64>,
+    /// Keyframe requests (PLI / FIR) the far end sent for our video.
+    pub keyframe_requests: Arc<AtomicU64>,
+    /// RTP packets and payload bytes sent (retransmissions included).
+    pub sent_packets: Arc<AtomicU64>,
+    pub sent_bytes: Arc<AtomicU64>,
 }
 
 fn sample_track(kind: RtpCodecKind, ssrc: u32) -> anyhow::Result<Arc<TrackLocalStaticSample>> {
@@ -372,11 +509,23 @@ impl ClientPeer {
         let mut me = MediaEngine::default();
         me.register_default_codecs().map_err(|e| anyhow!("{e}"))?;
         let dropped = Arc::new(AtomicU64::new(0));
+        let sent_packets = Arc::new(AtomicU64::new(0));
+        let sent_bytes = Arc::new(AtomicU64::new(0));
         let mut registry = register_default_interceptors(Registry::new(), &mut me)
             .map_err(|e| anyhow!("{e}"))?
             .with(
                 Slot::from(14_000usize),
                 KeyframeRequestInterceptor::default(),
+            )
+            .with(
+                Slot::from(400usize),
+                Stamper {
+                    log: opts.send_log.clone(),
+                    packets: sent_packets.clone(),
+                    bytes: sent_bytes.clone(),
+                    read: VecDeque::new(),
+                    write: VecDeque::new(),
+                },
             );
         if opts.drop_incoming_pct > 0 {
             registry = registry.with(
@@ -404,6 +553,7 @@ impl ClientPeer {
                 gathered: gtx,
                 state: stx,
                 received: received.clone(),
+                send_log: opts.send_log.clone(),
             }))
             .with_udp_addrs(vec![std::net::SocketAddr::new(opts.bind_ip, 0)])
             .build()
@@ -419,6 +569,9 @@ impl ClientPeer {
             stop: Arc::new(AtomicBool::new(false)),
             sent_video: Arc::new(AtomicU64::new(0)),
             sent_audio: Arc::new(AtomicU64::new(0)),
+            keyframe_requests: Arc::new(AtomicU64::new(0)),
+            sent_packets,
+            sent_bytes,
         })
     }
 
@@ -555,9 +708,11 @@ impl ClientPeer {
             if video {
                 // Keyframe requests from the far end arrive as RTCP on our sending track.
                 let (t, k, s) = (track.clone(), keyframe_wanted.clone(), stop.clone());
+                let asked = self.keyframe_requests.clone();
                 tokio::spawn(async move {
                     while let Some(ev) = t.poll().await {
                         if let TrackLocalEvent::OnRtcpPacket(_) = ev {
+                            asked.fetch_add(1, Ordering::Relaxed);
                             k.store(true, Ordering::Relaxed);
                         }
                         if s.load(Ordering::Relaxed) {

@@ -47,6 +47,39 @@ pub fn core_share(a: &ProcSample, b: &ProcSample) -> f64 {
     (b.cpu.saturating_sub(a.cpu)).as_secs_f64() / wall
 }
 
+/// The whole machine's CPU counters (all cores), from the first line of /proc/stat.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineSample {
+    pub busy_ticks: u64,
+    pub total_ticks: u64,
+}
+
+pub fn machine() -> std::io::Result<MachineSample> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().unwrap_or("");
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+    let total: u64 = f.iter().take(8).sum();
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    Ok(MachineSample {
+        busy_ticks: total - idle,
+        total_ticks: total,
+    })
+}
+
+/// The machine's busy share (0..1 of all its cores) between two samples.
+pub fn machine_busy(a: &MachineSample, b: &MachineSample) -> f64 {
+    let total = b.total_ticks.saturating_sub(a.total_ticks);
+    if total == 0 {
+        return 0.0;
+    }
+    b.busy_ticks.saturating_sub(a.busy_ticks) as f64 / total as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +95,7 @@ mod tests {
         assert!(x > 0);
         let t = sample(std::process::id()).unwrap();
         assert!(t.cpu >= s.cpu);
+        let m = machine().unwrap();
+        assert!(m.total_ticks > 0 && m.busy_ticks <= m.total_ticks);
     }
 }

@@ -219,6 +219,7 @@ impl SignalHub {
         let hub = self.clone();
         ws.max_message_size(hard)
             .max_frame_size(hard)
+            .read_buffer_size(self.inner.config.ws_read_buffer_bytes)
             .on_upgrade(move |socket| {
                 let tracked = hub.inner.shutdown.clone();
                 tracked.track(crate::session::run(hub, socket, remote))
