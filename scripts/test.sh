@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
 # Tools the tests run (see scripts/install-test-deps.sh).
-for tool in chromium ip unshare ffmpeg pkg-config janus; do
+for tool in chromium ip unshare ffmpeg pkg-config janus g++; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 # The MCU's Opus codec links the system libopus.

@@ -42,6 +42,17 @@ impl Drop for TaskCount {
 
 const VALID: u32 = 1 << 16;
 
+/// The shortest time between two keyframe requests when a subscriber has just started waiting
+/// (joined, resumed): one request per join storm step, not one per joiner.
+const FRESH_KEYFRAME_GAP: Duration = Duration::from_millis(100);
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// One subscriber's copy of a stream.
 pub struct Sink {
     pub subscriber: String,
@@ -114,6 +125,9 @@ struct Inner {
     /// apart from the publisher's own pause so neither undoes the other.
     gated: AtomicBool,
     waiting: AtomicUsize,
+    /// A subscriber started waiting for a keyframe since the last request: the next request
+    /// may go after [`FRESH_KEYFRAME_GAP`] rather than the full keyframe interval.
+    fresh: AtomicBool,
     keyframe_wanted: Notify,
     keyframe_interval: Duration,
     packets_in: AtomicU64,
@@ -148,6 +162,7 @@ impl Forwarder {
             paused: AtomicBool::new(false),
             gated: AtomicBool::new(false),
             waiting: AtomicUsize::new(0),
+            fresh: AtomicBool::new(false),
             keyframe_wanted: Notify::new(),
             keyframe_interval,
             packets_in: AtomicU64::new(0),
@@ -185,6 +200,7 @@ impl Forwarder {
         if self.inner.codec.is_some() {
             sink.need_keyframe.store(true, Ordering::Relaxed);
             self.inner.waiting.fetch_add(1, Ordering::Relaxed);
+            self.inner.fresh.store(true, Ordering::Relaxed);
         }
         self.inner.sinks.rcu(|list| {
             let mut next = Vec::clone(list);
@@ -258,6 +274,7 @@ impl Forwarder {
     fn wait_for_keyframe(&self, sink: &Arc<Sink>) {
         if self.inner.codec.is_some() && !sink.need_keyframe.swap(true, Ordering::Relaxed) {
             self.inner.waiting.fetch_add(1, Ordering::Relaxed);
+            self.inner.fresh.store(true, Ordering::Relaxed);
             self.request_keyframe();
         }
     }
@@ -299,9 +316,12 @@ impl Forwarder {
     async fn run(&self, track: Arc<dyn TrackRemote>) {
         let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
         let mut last_pli: Option<Instant> = None;
+        // A request held back by the rate limit goes at this moment instead of being lost.
+        let mut deferred: Option<Instant> = None;
         let mut tick = tokio::time::interval(self.inner.keyframe_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let deferred_at = deferred.map(tokio::time::Instant::from_std);
             let want_pli = tokio::select! {
                 ev = track.poll() => match ev {
                     Some(TrackRemoteEvent::OnRtpPacket(p)) => {
@@ -314,17 +334,38 @@ impl Forwarder {
                 _ = self.inner.keyframe_wanted.notified() => true,
                 // Someone still waits for a keyframe: ask again.
                 _ = tick.tick() => self.inner.waiting.load(Ordering::Relaxed) > 0,
+                _ = sleep_until_opt(deferred_at) => {
+                    deferred = None;
+                    true
+                }
                 _ = self.inner.stop.cancelled() => break,
             };
-            if want_pli && last_pli.is_none_or(|t| t.elapsed() >= self.inner.keyframe_interval) {
-                last_pli = Some(Instant::now());
-                let pli = PictureLossIndication {
-                    sender_ssrc: 0,
-                    media_ssrc,
-                };
-                if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
-                    tracing::debug!(stream = self.inner.stream, "PLI not sent: {e}");
-                }
+            if !want_pli {
+                continue;
+            }
+            // Repeated requests (subscribers' PLIs, re-asking) wait the keyframe interval; a
+            // subscriber that just started waiting is served sooner, so a joiner does not wait
+            // out a request made for someone else.
+            let gap = if self.inner.fresh.load(Ordering::Relaxed) {
+                FRESH_KEYFRAME_GAP.min(self.inner.keyframe_interval)
+            } else {
+                self.inner.keyframe_interval
+            };
+            if let Some(t) = last_pli
+                && t.elapsed() < gap
+            {
+                let at = t + gap;
+                deferred = Some(deferred.map_or(at, |d| d.min(at)));
+                continue;
+            }
+            self.inner.fresh.store(false, Ordering::Relaxed);
+            last_pli = Some(Instant::now());
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
+                tracing::debug!(stream = self.inner.stream, "PLI not sent: {e}");
             }
         }
         self.inner.stop.cancel();
