@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestServer, eventually, media, member, received_from};
+use common::{TestServer, eventually, heard, media, member, received_from};
 use serde_json::{Value, json};
 use taoyao_bench::member::Member;
 
@@ -24,9 +24,13 @@ async fn told(m: &Member, signal: &str, pred: impl Fn(&Value) -> bool) -> Value 
 
 /// The anchor enters `room` (sfu), publishes and goes on air.
 async fn go_live(server: &TestServer, room: &str) -> Arc<Member> {
+    go_live_on(server, room, "sfu").await
+}
+
+async fn go_live_on(server: &TestServer, room: &str, architecture: &str) -> Arc<Member> {
     let anchor = member(server, "anchor").await;
     anchor
-        .enter_with(json!({"roomId": room, "architecture": "sfu", "subscribe": "all"}))
+        .enter_with(json!({"roomId": room, "architecture": architecture, "subscribe": "all"}))
         .await
         .unwrap();
     anchor.publish(media(), true, true).await.unwrap();
@@ -261,5 +265,37 @@ async fn an_anchor_that_drops_stops_the_live_or_pauses_it_by_config() {
     .await;
     back.close_peers().await;
     v.close_peers().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_runs_on_mcu_too_viewers_hear_the_anchor_in_the_mix() {
+    let server = TestServer::start().await;
+    let anchor = go_live_on(&server, "live-mcu", "mcu").await;
+    let viewers = [member(&server, "w1").await, member(&server, "w2").await];
+    for v in &viewers {
+        let r = v.enter("live-mcu", "all").await.unwrap();
+        assert_eq!(r["body"]["architecture"], "mcu");
+        assert_eq!(r["body"]["mayPublish"], false);
+    }
+    for v in &viewers {
+        eventually(
+            Duration::from_secs(20),
+            &format!("{} to see the anchor and hear the mix", v.id),
+            || received_from(v, "anchor", true) > 0 && received_from(v, "mix", false) > 60,
+        )
+        .await;
+        // The mix holds the anchor's 440 Hz tone (threshold as in tests/mcu.rs).
+        let e = taoyao_media::mix::tone_energy(&heard(v, 50), 440.0);
+        assert!(e > 1e5, "{} hears the anchor too faintly: {e:.0}", v.id);
+    }
+    let Err(e) = viewers[0].publish(media(), false, true).await else {
+        panic!("a viewer published audio into the mix");
+    };
+    assert!(e.to_string().contains("\"3403\""), "{e}");
+    anchor.close_peers().await;
+    for v in &viewers {
+        v.close_peers().await;
+    }
     server.stop().await;
 }

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestServer, eventually};
+use common::{TestServer, eventually, heard};
 use serde_json::json;
 use taoyao_bench::media::{MediaSpec, TestMedia};
 use taoyao_bench::member::Member;
@@ -25,24 +25,6 @@ fn tone(hz: u32) -> Arc<TestMedia> {
         )
         .expect("test media (ffmpeg)"),
     )
-}
-
-/// Decodes the last `packets` Opus packets `m` received on its mixed track.
-fn heard(m: &Member, packets: usize) -> Vec<i16> {
-    let track = m
-        .sub
-        .received
-        .find("mix", false)
-        .expect("a mixed audio track");
-    let payloads = track.audio_payloads();
-    let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
-    let mut pcm = Vec::new();
-    let mut buf = vec![0i16; 5760];
-    for p in &payloads[payloads.len().saturating_sub(packets)..] {
-        let n = dec.decode(p, &mut buf, false).unwrap();
-        pcm.extend_from_slice(&buf[..n]);
-    }
-    pcm
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

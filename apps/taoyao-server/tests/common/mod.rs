@@ -443,3 +443,21 @@ pub async fn http_get(
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, head, raw[split + 4..].to_vec())
 }
+
+/// Decodes the last `packets` Opus packets `m` received on its mixed track.
+pub fn heard(m: &taoyao_bench::member::Member, packets: usize) -> Vec<i16> {
+    let track = m
+        .sub
+        .received
+        .find("mix", false)
+        .expect("a mixed audio track");
+    let payloads = track.audio_payloads();
+    let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
+    let mut pcm = Vec::new();
+    let mut buf = vec![0i16; 5760];
+    for p in &payloads[payloads.len().saturating_sub(packets)..] {
+        let n = dec.decode(p, &mut buf, false).unwrap();
+        pcm.extend_from_slice(&buf[..n]);
+    }
+    pcm
+}
