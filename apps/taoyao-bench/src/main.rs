@@ -29,6 +29,10 @@ struct Cli {
     /// The address the bench's peer connections bind (and offer as their ICE candidate).
     #[arg(long, global = true, default_value = "127.0.0.1")]
     bind_ip: std::net::IpAddr,
+    /// The bench peers' ICE check pacing in ms while connecting: 50 like browsers; 200 is
+    /// webrtc-rs's default (it decides `join`'s connection time: see docs/benchmarks.md).
+    #[arg(long, global = true, default_value_t = 50)]
+    ice_check_ms: u64,
     /// Where ffmpeg-made media is cached.
     #[arg(long, global = true, default_value = "target/bench-media")]
     media_dir: std::path::PathBuf,
@@ -241,6 +245,7 @@ async fn main() -> anyhow::Result<()> {
     b.username = cli.username.clone();
     b.password = cli.password.clone();
     b.peer.bind_ip = cli.bind_ip;
+    b.peer.ice_check_interval = std::time::Duration::from_millis(cli.ice_check_ms);
     b.progress = !cli.quiet;
     let runs: Vec<Scenario> = if cli.sweep.is_empty() {
         vec![cli.scenario.clone()]
