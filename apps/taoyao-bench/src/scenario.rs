@@ -229,6 +229,44 @@ fn report(scenario: &str, size: usize, size_of: &str) -> Report {
     }
 }
 
+/// A group of like members in a scenario's room.
+struct Group<'a> {
+    /// Members are named `{room}-{prefix}{i}`.
+    prefix: &'a str,
+    count: usize,
+    /// Their `room::enter` subscribe policy.
+    subscribe: &'a str,
+    /// What each publishes of the bench media (nothing when both are false).
+    video: bool,
+    audio: bool,
+}
+
+/// Connects the group's members into `room` on `architecture`, ticking `bar` once per member.
+async fn members_in(
+    b: &Bench,
+    bar: &ProgressBar,
+    room: &str,
+    architecture: &str,
+    g: Group<'_>,
+) -> anyhow::Result<Vec<Arc<Member>>> {
+    let mut all = Vec::with_capacity(g.count);
+    for i in 0..g.count {
+        let m = b.member(&format!("{room}-{}{i}", g.prefix)).await?;
+        m.enter_with(
+            json!({"roomId": room, "architecture": architecture, "subscribe": g.subscribe}),
+        )
+        .await?;
+        if g.video || g.audio {
+            m.publish(b.media.clone(), g.video, g.audio)
+                .await
+                .context("publishing")?;
+        }
+        all.push(m);
+        bar.inc(1);
+    }
+    Ok(all)
+}
+
 async fn close(members: &[Arc<Member>]) {
     for m in members {
         m.close_peers().await;
@@ -253,25 +291,22 @@ pub async fn sfu_fanout(
 ) -> anyhow::Result<Report> {
     let room = unique("fanout");
     let bar = b.bar((publishers + subscribers) as u64, "connecting");
-    let mut subs = Vec::new();
-    for i in 0..subscribers {
-        let m = b.member(&format!("{room}-sub-{i}")).await?;
-        m.enter_with(json!({"roomId": room, "architecture": "sfu", "subscribe": "all"}))
-            .await?;
-        subs.push(m);
-        bar.inc(1);
-    }
-    let mut pubs = Vec::new();
-    for i in 0..publishers {
-        let m = b.member(&format!("{room}-pub-{i}")).await?;
-        m.enter_with(json!({"roomId": room, "architecture": "sfu", "subscribe": "none"}))
-            .await?;
-        m.publish(b.media.clone(), true, true)
-            .await
-            .context("publishing")?;
-        pubs.push(m);
-        bar.inc(1);
-    }
+    let subs = Group {
+        prefix: "sub-",
+        count: subscribers,
+        subscribe: "all",
+        video: false,
+        audio: false,
+    };
+    let subs = members_in(b, &bar, &room, "sfu", subs).await?;
+    let pubs = Group {
+        prefix: "pub-",
+        count: publishers,
+        subscribe: "none",
+        video: true,
+        audio: true,
+    };
+    let pubs = members_in(b, &bar, &room, "sfu", pubs).await?;
     bar.finish_and_clear();
     let result = async {
         wait_until(b.ready_timeout, "every subscriber to receive video", || {
@@ -299,17 +334,14 @@ pub async fn sfu_fanout(
 pub async fn meeting(b: &Bench, members: usize, seconds: f64) -> anyhow::Result<Report> {
     let room = unique("meeting");
     let bar = b.bar(members as u64, "connecting");
-    let mut all = Vec::new();
-    for i in 0..members {
-        let m = b.member(&format!("{room}-m{i}")).await?;
-        m.enter_with(json!({"roomId": room, "architecture": "sfu", "subscribe": "all"}))
-            .await?;
-        m.publish(b.media.clone(), true, true)
-            .await
-            .context("publishing")?;
-        all.push(m);
-        bar.inc(1);
-    }
+    let group = Group {
+        prefix: "m",
+        count: members,
+        subscribe: "all",
+        video: true,
+        audio: true,
+    };
+    let all = members_in(b, &bar, &room, "sfu", group).await?;
     bar.finish_and_clear();
     let result = async {
         wait_until(
@@ -338,17 +370,14 @@ pub async fn meeting(b: &Bench, members: usize, seconds: f64) -> anyhow::Result<
 pub async fn mcu(b: &Bench, members: usize, seconds: f64) -> anyhow::Result<Report> {
     let room = unique("mcu");
     let bar = b.bar(members as u64, "connecting");
-    let mut all = Vec::new();
-    for i in 0..members {
-        let m = b.member(&format!("{room}-m{i}")).await?;
-        m.enter_with(json!({"roomId": room, "architecture": "mcu", "subscribe": "all"}))
-            .await?;
-        m.publish(b.media.clone(), false, true)
-            .await
-            .context("publishing")?;
-        all.push(m);
-        bar.inc(1);
-    }
+    let group = Group {
+        prefix: "m",
+        count: members,
+        subscribe: "all",
+        video: false,
+        audio: true,
+    };
+    let all = members_in(b, &bar, &room, "mcu", group).await?;
     bar.finish_and_clear();
     let result = async {
         wait_until(b.ready_timeout, "every member to receive the mix", || {
