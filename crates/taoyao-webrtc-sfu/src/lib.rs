@@ -275,6 +275,16 @@ impl Shared {
             .ok_or_else(|| MediaError::NotJoined(id.to_owned()))
     }
 
+    fn member_ids(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .expect("state lock")
+            .members
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     fn others(&self, id: &str) -> Vec<Arc<Member>> {
         self.state
             .lock()
@@ -1069,16 +1079,7 @@ impl MediaRoom for SfuRoom {
     async fn close(&self) {
         // The mix file is finalized before the members (and the mixer) go.
         let _ = self.mix_record_stop().await;
-        let members: Vec<String> = self
-            .shared
-            .state
-            .lock()
-            .expect("state lock")
-            .members
-            .keys()
-            .cloned()
-            .collect();
-        for m in members {
+        for m in self.shared.member_ids() {
             self.leave(&m).await;
         }
     }

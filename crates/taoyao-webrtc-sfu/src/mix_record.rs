@@ -138,14 +138,7 @@ pub(crate) fn tell_end(
             "recording ended: {e}"
         ),
     }
-    let mut to: Vec<String> = shared
-        .state
-        .lock()
-        .expect("state lock")
-        .members
-        .keys()
-        .cloned()
-        .collect();
+    let mut to = shared.member_ids();
     if !to.contains(&req.requester) {
         to.push(req.requester.clone());
     }

@@ -267,10 +267,6 @@ impl Forwarder {
         }
     }
 
-    pub fn is_gated(&self) -> bool {
-        self.inner.gated.load(Ordering::Relaxed)
-    }
-
     fn wait_for_keyframe(&self, sink: &Arc<Sink>) {
         if self.inner.codec.is_some() && !sink.need_keyframe.swap(true, Ordering::Relaxed) {
             self.inner.waiting.fetch_add(1, Ordering::Relaxed);
