@@ -8,7 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::browser::{Browser, enter_private_network, wait_for_reports};
-use common::{TestServer, decode_errors, http_get, probe};
+use common::{TestServer, http_get};
+use taoyao_media::ffcheck::{decode_errors, probe};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_page_records_itself_and_downloads_the_file() {

@@ -7,10 +7,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, decode_errors, eventually, http_get, media, member, member_at, probe};
+use common::{TestServer, eventually, http_get, media, member, member_at};
 use serde_json::{Value, json};
 use taoyao_bench::member::Member;
 use taoyao_bench::peer::PeerOptions;
+use taoyao_media::ffcheck::{decode_errors, probe};
 
 fn check_file(path: &Path, recorded: Duration) {
     let (codecs, duration) = probe(path);

@@ -7,6 +7,8 @@
 //! a room, a member or a signal is.
 
 pub mod clock;
+#[cfg(any(test, feature = "ffcheck"))]
+pub mod ffcheck;
 pub mod jitter;
 pub mod keyframe;
 pub mod levels;

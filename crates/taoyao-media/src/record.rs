@@ -570,6 +570,7 @@ fn opus_head() -> [u8; 19] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ffcheck::{decode_errors, probe};
 
     #[test]
     fn rtp_timestamps_unwrap() {
@@ -726,42 +727,6 @@ mod tests {
             },
             payload,
         }
-    }
-
-    fn probe(path: &Path) -> (Vec<String>, f64) {
-        let out = std::process::Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "stream=codec_name:format=duration",
-            ])
-            .args(["-of", "default=noprint_wrappers=1"])
-            .arg(path)
-            .output()
-            .expect("ffprobe");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let codecs = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("codec_name="))
-            .map(str::to_owned)
-            .collect();
-        let duration = text
-            .lines()
-            .find_map(|l| l.strip_prefix("duration="))
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0.0);
-        (codecs, duration)
-    }
-
-    fn decode_errors(path: &Path) -> String {
-        let out = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-i"])
-            .arg(path)
-            .args(["-f", "null", "-"])
-            .output()
-            .expect("ffmpeg");
-        String::from_utf8_lossy(&out.stderr).to_string()
     }
 
     /// Sends `seconds` of real media as RTP (timestamps starting just before the u32 wrap,

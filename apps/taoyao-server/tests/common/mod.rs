@@ -381,45 +381,6 @@ pub fn received_from(m: &taoyao_bench::member::Member, from: &str, video: bool) 
     m.sub.received.find(from, video).map_or(0, |t| t.packets())
 }
 
-/// (codec names, duration in seconds) as ffprobe reads them.
-pub fn probe(path: &std::path::Path) -> (Vec<String>, f64) {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name:format=duration",
-        ])
-        .args(["-of", "default=noprint_wrappers=1"])
-        .arg(path)
-        .output()
-        .expect("ffprobe (scripts/install-test-deps.sh)");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let codecs = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("codec_name="))
-        .map(str::to_owned)
-        .collect();
-    let duration = text
-        .lines()
-        .find_map(|l| l.strip_prefix("duration="))
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0.0);
-    (codecs, duration)
-}
-
-/// What `ffmpeg -v error -i FILE -f null -` prints (nothing for a clean decode).
-pub fn decode_errors(path: &std::path::Path) -> String {
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg");
-    assert!(out.status.success(), "ffmpeg failed on {}", path.display());
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
 /// A raw HTTP/1.1 GET: (status, lower-cased head, body bytes).
 pub async fn http_get(
     addr: std::net::SocketAddr,
