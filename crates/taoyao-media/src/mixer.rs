@@ -265,17 +265,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn each_member_hears_the_others_and_not_itself() {
+    /// A mixer with members a, b and c sending 440, 660 and 880 Hz.
+    fn three_tones() -> (AudioMixer<&'static str>, BTreeMap<&'static str, Client>) {
         let mut mixer = AudioMixer::new(MixerConfig::default()).unwrap();
-        let mut clients: BTreeMap<&'static str, Client> =
-            [("a", 440.0), ("b", 660.0), ("c", 880.0)]
-                .into_iter()
-                .map(|(id, hz)| (id, Client::new(hz)))
-                .collect();
+        let clients: BTreeMap<&'static str, Client> = [("a", 440.0), ("b", 660.0), ("c", 880.0)]
+            .into_iter()
+            .map(|(id, hz)| (id, Client::new(hz)))
+            .collect();
         for id in clients.keys() {
             mixer.add(*id).unwrap();
         }
+        (mixer, clients)
+    }
+
+    #[test]
+    fn each_member_hears_the_others_and_not_itself() {
+        let (mut mixer, mut clients) = three_tones();
         run(&mut mixer, &mut clients, 0, 100);
         for (id, c) in &clients {
             let last = &c.heard[c.heard.len() - 48_000..];
@@ -294,15 +299,7 @@ mod tests {
 
     #[test]
     fn a_member_joining_mid_mix_is_heard_within_a_second() {
-        let mut mixer = AudioMixer::new(MixerConfig::default()).unwrap();
-        let mut clients: BTreeMap<&'static str, Client> =
-            [("a", 440.0), ("b", 660.0), ("c", 880.0)]
-                .into_iter()
-                .map(|(id, hz)| (id, Client::new(hz)))
-                .collect();
-        for id in clients.keys() {
-            mixer.add(*id).unwrap();
-        }
+        let (mut mixer, mut clients) = three_tones();
         run(&mut mixer, &mut clients, 0, 50);
         let before = clients["a"].heard.len();
         mixer.add("d").unwrap();
