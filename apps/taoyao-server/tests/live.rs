@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestServer, eventually, heard, media, member, received_from};
+use common::{TestServer, eventually, heard, media, member, member_in, received_from};
 use serde_json::{Value, json};
 use taoyao_bench::member::Member;
 
@@ -28,11 +28,7 @@ async fn go_live(server: &TestServer, room: &str) -> Arc<Member> {
 }
 
 async fn go_live_on(server: &TestServer, room: &str, architecture: &str) -> Arc<Member> {
-    let anchor = member(server, "anchor").await;
-    anchor
-        .enter_with(json!({"roomId": room, "architecture": architecture, "subscribe": "all"}))
-        .await
-        .unwrap();
+    let anchor = member_in(server, "anchor", room, architecture).await;
     anchor.publish(media(), true, true).await.unwrap();
     let r = anchor
         .request("live::start", json!({"roomId": room}))

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, eventually, http_get, media, member, member_at};
+use common::{TestServer, eventually, http_get, media, member, member_at, member_in};
 use serde_json::{Value, json};
 use taoyao_bench::member::Member;
 use taoyao_bench::peer::PeerOptions;
@@ -91,10 +91,7 @@ async fn a_ten_second_recording_is_one_playable_webm_and_only_owner_or_self_may_
     let dir = tempfile::tempdir().unwrap();
     let rec_dir = dir.path().to_owned();
     let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
-    let a = member(&server, "rec-a").await;
-    a.enter_with(json!({"roomId": "rec-sfu", "architecture": "sfu", "subscribe": "all"}))
-        .await
-        .unwrap();
+    let a = member_in(&server, "rec-a", "rec-sfu", "sfu").await;
     let b = member(&server, "rec-b").await;
     b.enter("rec-sfu", "all").await.unwrap();
     publish(&a, "rec-sfu").await;
@@ -198,11 +195,7 @@ async fn an_mcu_publisher_that_vanishes_leaves_a_finalized_file() {
     let dir = tempfile::tempdir().unwrap();
     let rec_dir = dir.path().to_owned();
     let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
-    let owner = member(&server, "van-o").await;
-    owner
-        .enter_with(json!({"roomId": "rec-mcu", "architecture": "mcu", "subscribe": "all"}))
-        .await
-        .unwrap();
+    let owner = member_in(&server, "van-o", "rec-mcu", "mcu").await;
     let p = member(&server, "van-p").await;
     p.enter("rec-mcu", "all").await.unwrap();
     publish(&p, "rec-mcu").await;
@@ -236,10 +229,7 @@ async fn a_recording_dir_that_cannot_be_made_is_an_error_and_the_room_goes_on() 
     std::fs::write(&blocker, b"not a directory").unwrap();
     let rec_dir = blocker.join("recordings");
     let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
-    let a = member(&server, "err-a").await;
-    a.enter_with(json!({"roomId": "rec-err", "architecture": "sfu", "subscribe": "all"}))
-        .await
-        .unwrap();
+    let a = member_in(&server, "err-a", "rec-err", "sfu").await;
     let b = member(&server, "err-b").await;
     b.enter("rec-err", "all").await.unwrap();
     publish(&a, "rec-err").await;
@@ -387,10 +377,7 @@ async fn recordings_download_by_signed_link_only() {
         });
     })
     .await;
-    let a = member(&server, "dl-a").await;
-    a.enter_with(json!({"roomId": "rec-dl", "architecture": "sfu", "subscribe": "all"}))
-        .await
-        .unwrap();
+    let a = member_in(&server, "dl-a", "rec-dl", "sfu").await;
     publish(&a, "rec-dl").await;
     let r = a
         .request(
@@ -558,11 +545,7 @@ async fn an_mcu_room_records_its_mix_as_one_opus_file() {
     let dir = tempfile::tempdir().unwrap();
     let rec_dir = dir.path().to_owned();
     let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
-    let owner = member(&server, "mix-o").await;
-    owner
-        .enter_with(json!({"roomId": "rec-mix", "architecture": "mcu", "subscribe": "all"}))
-        .await
-        .unwrap();
+    let owner = member_in(&server, "mix-o", "rec-mix", "mcu").await;
     let p = member(&server, "mix-p").await;
     p.enter("rec-mix", "all").await.unwrap();
     let q = member(&server, "mix-q").await;

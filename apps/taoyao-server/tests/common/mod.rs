@@ -365,6 +365,20 @@ pub async fn member(server: &TestServer, id: &str) -> std::sync::Arc<taoyao_benc
     member_at(&server.url(), id).await
 }
 
+/// A registered member that entered `room` (made on `architecture` if new), subscribing to all.
+pub async fn member_in(
+    server: &TestServer,
+    id: &str,
+    room: &str,
+    architecture: &str,
+) -> std::sync::Arc<taoyao_bench::member::Member> {
+    let m = member(server, id).await;
+    m.enter_with(json!({"roomId": room, "architecture": architecture, "subscribe": "all"}))
+        .await
+        .expect("member enters");
+    m
+}
+
 /// A registered member of the server at `url` (a server binary the test started).
 pub async fn member_at(url: &str, id: &str) -> std::sync::Arc<taoyao_bench::member::Member> {
     taoyao_bench::member::Member::connect(
