@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{Browser, enter_private_network, wait_for_reports};
+use common::browser::{enter_private_network, open_pages, wait_for_reports};
 use common::{TestServer, http_get};
 use taoyao_media::ffcheck::{decode_errors, probe};
 
@@ -19,11 +19,14 @@ async fn an_owner_page_records_itself_and_downloads_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let rec_dir = dir.path().to_owned();
     let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
-    let mut harness = server.client("harness").await;
-    let page = Browser::open(&format!(
-        "http://{}/?clientId=rec-page&username=taoyao&password=taoyao&room=rec-web&architecture=sfu&record=3000&report=harness",
-        server.addr
-    ));
+    let (mut harness, mut pages) = open_pages(
+        &server,
+        "rec-web",
+        "&architecture=sfu&record=3000",
+        &["rec-page"],
+    )
+    .await;
+    let page = pages.remove(0);
     let reports = wait_for_reports(&mut harness, &[&page], Duration::from_secs(60), |r| {
         r.get("rec-page").is_some_and(|r| {
             r["recording"]["active"]
@@ -79,11 +82,14 @@ async fn a_mesh_page_records_locally_when_the_server_asks() {
     let dir = tempfile::tempdir().unwrap();
     let rec_dir = dir.path().to_owned();
     let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
-    let mut harness = server.client("harness").await;
-    let page = Browser::open(&format!(
-        "http://{}/?clientId=mesh-rec&username=taoyao&password=taoyao&room=rec-mesh-web&architecture=mesh&record=2000&report=harness",
-        server.addr
-    ));
+    let (mut harness, mut pages) = open_pages(
+        &server,
+        "rec-mesh-web",
+        "&architecture=mesh&record=2000",
+        &["mesh-rec"],
+    )
+    .await;
+    let page = pages.remove(0);
     let reports = wait_for_reports(&mut harness, &[&page], Duration::from_secs(60), |r| {
         r.get("mesh-rec").is_some_and(|r| {
             r["recording"]["local"]
