@@ -83,6 +83,17 @@ impl TestServer {
     }
 
     /// Triggers shutdown and waits for the server to stop.
+    /// A room's media counters: (members, streams, subscriptions, peer connections).
+    pub async fn media_counts(&self, room: &str) -> (usize, usize, usize, usize) {
+        let s = self
+            .parts()
+            .rooms
+            .media_stats(room)
+            .await
+            .unwrap_or_else(|| panic!("room {room} exists"));
+        (s.members, s.streams, s.subscriptions, s.peer_connections)
+    }
+
     pub async fn stop(mut self) {
         self.shutdown.trigger();
         if let Some(r) = self.running.take() {
