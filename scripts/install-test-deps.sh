@@ -28,3 +28,5 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends "${packages[@]}"
+# The downloaded .debs are not needed once installed; the build needs the disk.
+apt-get clean
