@@ -14,6 +14,12 @@ fn code(r: &Value) -> &str {
     r["code"].as_str().unwrap_or("")
 }
 
+/// `room::enter` was refused because the room is full.
+fn full<E: std::fmt::Display>(r: Result<Value, E>) {
+    let e = r.expect_err("entered a full room").to_string();
+    assert!(e.contains("\"3403\"") && e.contains("is full"), "{e}");
+}
+
 async fn told(m: &Member, signal: &str, pred: impl Fn(&Value) -> bool) -> Value {
     m.note(Duration::from_secs(5), |n| {
         n["header"]["signal"] == signal && pred(&n["body"])
@@ -41,8 +47,9 @@ async fn go_live_on(server: &TestServer, room: &str, architecture: &str) -> Arc<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_anchor_to_twenty_viewers_then_live_stop_tells_every_viewer() {
-    // A live's audience counts against the room's member limit (16 by default).
-    let server = TestServer::with(|c| c.rooms.max_members = 32).await;
+    // 21 members in a room of the default `rooms.max_members` (16): a live holds
+    // `live.max_viewers` (200) viewers.
+    let server = TestServer::start().await;
     let anchor = go_live(&server, "live-20").await;
     let mut viewers = Vec::new();
     for i in 0..20 {
@@ -101,6 +108,46 @@ async fn one_anchor_to_twenty_viewers_then_live_stop_tells_every_viewer() {
     for v in &viewers {
         v.close_peers().await;
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_room_holds_max_viewers_a_meeting_max_members() {
+    let server = TestServer::with(|c| {
+        c.rooms.max_members = 2;
+        c.live.max_cohosts = 1;
+        c.live.max_viewers = 2;
+    })
+    .await;
+    let anchor = member_in(&server, "anchor", "cap", "sfu").await;
+    let mut viewers = vec![member_in(&server, "m1", "cap", "sfu").await];
+    // A meeting: rooms.max_members.
+    let late = member(&server, "m2").await;
+    full(late.enter("cap", "none").await);
+    // On air: the stage (anchor + 1 co-host) and 2 viewers = 4 members.
+    let r = anchor
+        .request("live::start", json!({"roomId": "cap"}))
+        .await
+        .unwrap();
+    assert_eq!(code(&r), "0000", "{r}");
+    late.enter("cap", "none").await.unwrap();
+    viewers.push(late);
+    let v3 = member(&server, "m3").await;
+    v3.enter("cap", "none").await.unwrap();
+    viewers.push(v3);
+    let v4 = member(&server, "m4").await;
+    full(v4.enter("cap", "none").await);
+    // Off air the meeting's limit is back: nobody new while 4 > 2 are in.
+    let r = anchor
+        .request("live::stop", json!({"roomId": "cap"}))
+        .await
+        .unwrap();
+    assert_eq!(code(&r), "0000", "{r}");
+    full(v4.enter("cap", "none").await);
+    for v in &viewers {
+        v.close_peers().await;
+    }
+    anchor.close_peers().await;
     server.stop().await;
 }
 

@@ -35,6 +35,10 @@ pub struct LiveConfig {
     pub anchor_grace_ms: u64,
     /// Co-hosts on stage at once, besides the anchor.
     pub max_cohosts: usize,
+    /// While a room is live it holds this many viewers besides the stage (the anchor and
+    /// `max_cohosts`), in place of `rooms.max_members` when that is smaller: a live's audience
+    /// is larger than a meeting.
+    pub max_viewers: usize,
 }
 
 impl Default for LiveConfig {
@@ -43,6 +47,7 @@ impl Default for LiveConfig {
             on_anchor_drop: AnchorDrop::Stop,
             anchor_grace_ms: 30_000,
             max_cohosts: 3,
+            max_viewers: 200,
         }
     }
 }
@@ -55,7 +60,21 @@ impl taoyao_boot::Validate for LiveConfig {
                 "must be greater than 0",
             ));
         }
+        if self.max_viewers == 0 {
+            return Err(taoyao_boot::Invalid::new(
+                "live.max_viewers",
+                "must be greater than 0",
+            ));
+        }
         Ok(())
+    }
+}
+
+impl LiveConfig {
+    /// How many members a live room holds: the stage and `max_viewers`, or the room's own
+    /// limit (`room_max`) when that is larger.
+    pub fn room_capacity(&self, room_max: usize) -> usize {
+        room_max.max(1 + self.max_cohosts + self.max_viewers)
     }
 }
 
@@ -302,6 +321,28 @@ mod tests {
 
     fn live() -> Live {
         Live::start("anchor", 1, 2)
+    }
+
+    #[test]
+    fn a_live_room_holds_the_stage_and_its_viewers_or_the_room_limit_if_larger() {
+        let c = LiveConfig {
+            max_cohosts: 3,
+            max_viewers: 200,
+            ..LiveConfig::default()
+        };
+        assert_eq!(c.room_capacity(16), 204);
+        assert_eq!(c.room_capacity(1000), 1000);
+        use taoyao_boot::Validate;
+        let zero = LiveConfig {
+            max_viewers: 0,
+            ..LiveConfig::default()
+        };
+        assert!(
+            zero.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("live.max_viewers")
+        );
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub(crate) struct RoomTask {
     architecture: ArchitectureKind,
     created_at: u64,
     rules: RoomRules,
+    /// The room's member limit when it is not live (`rooms.max_members` or the named room's).
+    max_members: usize,
     /// Members' connections, by client id.
     clients: HashMap<String, ClientHandle>,
     media: Arc<dyn MediaRoom>,
@@ -180,6 +182,7 @@ impl RoomTask {
             gates: HashMap::new(),
             anchor_deadline: None,
             rules: RoomRules::new(s.id.clone(), s.owner, s.password, s.max_members),
+            max_members: s.max_members,
             id: s.id,
             name: s.name,
             architecture: s.architecture,
@@ -481,6 +484,12 @@ impl RoomTask {
                         ))
                     })?,
                 };
+                // A live holds an audience (`live.max_viewers`), a meeting `max_members`.
+                let capacity = match self.live_on_air() {
+                    Some(_) => self.shared.live.room_capacity(self.max_members),
+                    None => self.max_members,
+                };
+                self.rules.set_max_members(capacity);
                 self.rules
                     .enter(who, &req.client.info().name, password, now_ms())
                     .map_err(err)?;

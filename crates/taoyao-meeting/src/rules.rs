@@ -90,6 +90,12 @@ impl RoomRules {
         &self.owner
     }
 
+    /// Changes how many members may be in the room from the next `enter` on (a live room holds
+    /// more); members already in stay.
+    pub fn set_max_members(&mut self, max: usize) {
+        self.max_members = max;
+    }
+
     pub fn has_password(&self) -> bool {
         self.password.is_some()
     }
