@@ -648,3 +648,67 @@ async fn an_sfu_room_has_no_mix_to_record() {
     assert_eq!(r["code"], "3400", "{r}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_room_finalizes_its_mix_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec_dir = dir.path().to_owned();
+    let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
+    let owner = member_in(&server, "mixc-o", "rec-mixc", "mcu").await;
+    let p = member(&server, "mixc-p").await;
+    p.enter("rec-mixc", "all").await.unwrap();
+    publish(&p, "rec-mixc").await;
+    let r = owner
+        .request("record::start", json!({"roomId": "rec-mixc", "mix": true}))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let file = ok(&r)["recordings"][0]["file"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let recorded = started.elapsed();
+    let r = owner
+        .request("room::close", json!({"roomId": "rec-mixc"}))
+        .await
+        .unwrap();
+    ok(&r);
+    // The room task finalizes the file as it ends; the members are gone by then.
+    let path = dir.path().join(&file);
+    eventually(
+        Duration::from_secs(10),
+        "the mix file to be finalized (it has a duration)",
+        || {
+            std::process::Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-show_entries",
+                    "format=duration",
+                    "-of",
+                    "csv=p=0",
+                ])
+                .arg(&path)
+                .output()
+                .is_ok_and(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .trim()
+                        .parse::<f64>()
+                        .is_ok()
+                })
+        },
+    )
+    .await;
+    let (codecs, duration) = probe(&path);
+    eprintln!("mix file {duration:.3} s, recorded {recorded:?}");
+    assert_eq!(codecs, ["opus"], "{}", path.display());
+    // Members leave when the room closes, before the mix file is: it may hold a little silence
+    // past the close, never less than what was recorded.
+    assert!(
+        duration >= recorded.as_secs_f64() - 0.5 && duration <= recorded.as_secs_f64() + 1.5,
+        "duration {duration:.3} s, recorded {:.3} s",
+        recorded.as_secs_f64()
+    );
+    let errors = decode_errors(&path);
+    assert!(errors.is_empty(), "{errors}");
+    assert!(mean_volume(&path) > -40.0);
+    server.stop().await;
+}
