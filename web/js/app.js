@@ -157,6 +157,7 @@ async function enterRoom({ roomId, password, architecture, mode, watch = false }
   if (tilesForAll()) for (const m of room.members.values()) tile(m.clientId, m.name);
   room.addEventListener('member-joined', ({ detail }) => tilesForAll() && tile(detail.member.clientId, detail.member.name));
   stageUi(room);
+  membersUi(room);
   recordingUi(room);
   room.addEventListener('member-left', ({ detail }) => removeTile(detail.clientId));
   const onTrack = (detail) => {
@@ -321,9 +322,8 @@ function stageUi(room) {
     if (detail.action === 'invite' && detail.clientId === me) $('cohost-invite').hidden = false;
     if (detail.action === 'decline' && detail.clientId === me) showError('the anchor declined');
   });
-  // On (or off) stage: start (or stop) sending.
+  // On (or off) stage: start (or stop) sending (mesh: on every member's connection).
   stage.addEventListener('may-publish', async ({ detail }) => {
-    if (room.architecture === 'mesh') return;
     if (detail.mayPublish) {
       await room.publish(await ensureLocalMedia());
       showLocal();
@@ -347,6 +347,54 @@ function stageUi(room) {
   $('cohost-leave').onclick = () => stage.cohost('end', me).catch(showError);
   $('invite-accept').onclick = () => { $('cohost-invite').hidden = true; stage.cohost('accept').catch(showError); };
   $('invite-decline').onclick = () => { $('cohost-invite').hidden = true; stage.cohost('decline').catch(showError); };
+  render();
+}
+
+/**
+ * The room's members, with what each may do now, and the owner's actions on them: name or
+ * remove presenters (broadcast mode), and as a live's anchor invite a viewer on stage or end a
+ * co-host.
+ */
+function membersUi(room) {
+  const stage = room.stage;
+  const me = state.signal.clientId;
+  $('members-panel').hidden = false;
+  const render = () => {
+    const live = stage.live;
+    const owner = room.owner === me;
+    const anchor = live?.anchor === me;
+    const ids = [me, ...room.members.keys()];
+    $('members').replaceChildren(...ids.map((id) => {
+      const li = document.createElement('li');
+      li.dataset.id = id;
+      const name = id === me ? 'you' : (room.members.get(id)?.name ?? id);
+      const roles = [];
+      if (id === room.owner) roles.push('owner');
+      if (live?.anchor === id) roles.push('anchor');
+      if ((live?.cohosts ?? []).includes(id)) roles.push('co-host');
+      if (!live && stage.mode === 'broadcast' && stage.presenters.includes(id)) roles.push('presenter');
+      if (stage.floor?.holder === id) roles.push('talking');
+      li.textContent = `${name}${roles.length ? ` (${roles.join(', ')})` : ''} `;
+      const action = (label, fn) => {
+        const b = document.createElement('button');
+        b.className = 'small';
+        b.textContent = label;
+        b.onclick = () => fn().catch(showError).finally(render);
+        li.append(b);
+      };
+      if (id === me) return li;
+      if (owner && !live && stage.mode === 'broadcast') {
+        if (stage.presenters.includes(id)) action('stop presenting', () => stage.presenter(id, 'remove'));
+        else action('make presenter', () => stage.presenter(id, 'add'));
+      }
+      if (anchor && (live.cohosts ?? []).includes(id)) action('end co-host', () => stage.cohost('end', id));
+      else if (anchor) action('invite on stage', () => stage.cohost('invite', id));
+      return li;
+    }));
+  };
+  for (const ev of ['mode', 'floor', 'live', 'cohost']) stage.addEventListener(ev, render);
+  for (const ev of ['member-joined', 'member-left', 'reentered']) room.addEventListener(ev, render);
+  room.addEventListener('closed', () => { $('members-panel').hidden = true; });
   render();
 }
 

@@ -65,6 +65,27 @@ export class Peer extends EventTarget {
     }
   }
 
+  /**
+   * Starts or stops sending on a running connection (a listener made presenter, a presenter
+   * back to listening): each kind's transceiver gets the new track (or none) and its direction,
+   * which renegotiates. Before the first offer the tracks go in with it (addLocal).
+   */
+  async setLocal(localStream) {
+    if (!this.localAdded) return;
+    const tracks = localStream ? localStream.getTracks() : [];
+    for (const kind of ['audio', 'video']) {
+      const track = tracks.find((t) => t.kind === kind) ?? null;
+      const t = this.pc.getTransceivers().find((x) => x.receiver.track.kind === kind);
+      if (!t) {
+        if (track) this.pc.addTrack(track, localStream);
+        continue;
+      }
+      await t.sender.replaceTrack(track);
+      if (track) t.sender.setStreams(localStream);
+      t.direction = track ? 'sendrecv' : 'recvonly';
+    }
+  }
+
   /** Handles an offer, answer or candidate from the remote side. */
   async receive(n, localStream) {
     const pc = this.pc;

@@ -146,6 +146,18 @@ export class Room extends EventTarget {
     }
   }
 
+  /** Starts sending `localStream` to every member (e.g. made presenter in broadcast mode). */
+  async publish(localStream = this.localStream) {
+    this.localStream = localStream;
+    await Promise.all([...this.peers.values()].map((p) => p.setLocal(localStream)));
+  }
+
+  /** Stops sending to every member; what we receive goes on. */
+  unpublishLocal() {
+    this.localStream = null;
+    for (const p of this.peers.values()) p.setLocal(null).catch((err) => this.#emit('error', err));
+  }
+
   /** Mutes or unmutes our own audio or video, and tells the room. */
   async setEnabled(kind, enabled) {
     for (const t of this.localStream?.getTracks() ?? []) if (t.kind === kind) t.enabled = enabled;
