@@ -49,6 +49,15 @@ impl MixClock {
         let _ = self.due(now);
     }
 
+    /// The ticks to mix at `now`, by index: every due tick when at most `max_catch_up` are
+    /// (a late wakeup loses no audio), else only the latest (after a stall, a burst of old
+    /// audio is worse than a gap). Marks them all done.
+    pub fn to_mix(&mut self, now: Instant, max_catch_up: u64) -> std::ops::Range<u64> {
+        let due = self.due(now);
+        let mix = if due > max_catch_up { 1 } else { due };
+        self.done - mix..self.done
+    }
+
     pub fn ticks(&self) -> u64 {
         self.done
     }
@@ -71,6 +80,20 @@ mod tests {
         }
         assert_eq!(total, 10_000);
         assert_eq!(c.next_at(), t0 + Duration::from_millis(20) * 10_000);
+    }
+
+    #[test]
+    fn late_ticks_are_all_mixed_a_long_stall_only_its_latest() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut c = MixClock::new(t0, ms(20));
+        assert_eq!(c.to_mix(t0 + ms(1), 5), 0..1);
+        // 45 ms late: ticks 1 and 2 are both due and both mixed.
+        assert_eq!(c.to_mix(t0 + ms(45), 5), 1..3);
+        assert_eq!(c.to_mix(t0 + ms(50), 5), 3..3);
+        // A 1 s stall: only the latest of the 50 due ticks.
+        assert_eq!(c.to_mix(t0 + ms(1045), 5), 52..53);
+        assert_eq!(c.next_at(), t0 + ms(1060));
     }
 
     #[test]

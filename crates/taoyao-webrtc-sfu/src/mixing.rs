@@ -122,60 +122,60 @@ pub(crate) fn spawn(
                     Some(MixCmd::Untap(t)) => taps.retain(|x| !Arc::ptr_eq(x, &t)),
                 },
                 _ = tokio::time::sleep_until(next) => {
-                    let due = clock.due(Instant::now());
-                    // After a stall, mix once and skip the rest rather than send a burst.
-                    if due > 5 {
-                        clock.skip_to(Instant::now());
-                    }
-                    let tick = match mixer.tick() {
-                        Ok(t) => t,
-                        Err(e) => {
-                            tracing::warn!(room, "mix tick: {e}");
-                            continue;
-                        }
-                    };
-                    if let Some(report) = levels.as_mut().and_then(|w| w.tick(&tick.levels)) {
-                        let all = Arc::new(report.levels);
-                        for (to, _) in all.iter() {
-                            events.emit(MediaEvent::AudioLevels {
-                                to: to.clone(),
-                                levels: all.clone(),
-                                speaker: report.speaker.clone(),
-                            });
-                        }
-                    }
-                    if !taps.is_empty() {
-                        tap_seq = tap_seq.wrapping_add(1);
-                        let packet = Packet {
-                            header: Header {
-                                version: 2,
-                                payload_type: 111,
-                                sequence_number: tap_seq,
-                                timestamp: (clock.ticks().saturating_sub(1) as u32).wrapping_mul(960),
-                                ..Default::default()
-                            },
-                            payload: tick.shared.clone(),
+                    // A tick or a few late (a busy machine): mix each, so no 20 ms of audio
+                    // goes missing (ticks were lost here before); after a longer stall mix
+                    // once and skip the rest rather than send a burst.
+                    for index in clock.to_mix(Instant::now(), MAX_CATCH_UP) {
+                        let tick = match mixer.tick() {
+                            Ok(t) => t,
+                            Err(e) => {
+                                tracing::warn!(room, "mix tick: {e}");
+                                continue;
+                            }
                         };
-                        for t in &taps {
-                            t.offer(MediaKind::Audio, &packet);
+                        if let Some(report) = levels.as_mut().and_then(|w| w.tick(&tick.levels)) {
+                            let all = Arc::new(report.levels);
+                            for (to, _) in all.iter() {
+                                events.emit(MediaEvent::AudioLevels {
+                                    to: to.clone(),
+                                    levels: all.clone(),
+                                    speaker: report.speaker.clone(),
+                                });
+                            }
                         }
-                    }
-                    for (id, payload) in tick.packets {
-                        let Some(s) = outputs.get_mut(&id) else { continue };
-                        s.seq = s.seq.wrapping_add(1);
-                        s.timestamp = s.timestamp.wrapping_add(960);
-                        let packet = Packet {
-                            header: Header {
-                                version: 2,
-                                payload_type: s.out.payload_type,
-                                sequence_number: s.seq,
-                                timestamp: s.timestamp,
-                                ssrc: s.out.ssrc,
-                                ..Default::default()
-                            },
-                            payload,
-                        };
-                        let _ = s.out.track.write_rtp(packet).await;
+                        if !taps.is_empty() {
+                            tap_seq = tap_seq.wrapping_add(1);
+                            let packet = Packet {
+                                header: Header {
+                                    version: 2,
+                                    payload_type: 111,
+                                    sequence_number: tap_seq,
+                                    timestamp: (index as u32).wrapping_mul(960),
+                                    ..Default::default()
+                                },
+                                payload: tick.shared.clone(),
+                            };
+                            for t in &taps {
+                                t.offer(MediaKind::Audio, &packet);
+                            }
+                        }
+                        for (id, payload) in tick.packets {
+                            let Some(s) = outputs.get_mut(&id) else { continue };
+                            s.seq = s.seq.wrapping_add(1);
+                            s.timestamp = s.timestamp.wrapping_add(960);
+                            let packet = Packet {
+                                header: Header {
+                                    version: 2,
+                                    payload_type: s.out.payload_type,
+                                    sequence_number: s.seq,
+                                    timestamp: s.timestamp,
+                                    ssrc: s.out.ssrc,
+                                    ..Default::default()
+                                },
+                                payload,
+                            };
+                            let _ = s.out.track.write_rtp(packet).await;
+                        }
                     }
                 }
             }
@@ -183,6 +183,9 @@ pub(crate) fn spawn(
     });
     tx
 }
+
+/// Late ticks mixed one by one; beyond this many (100 ms) the rest are skipped.
+const MAX_CATCH_UP: u64 = 5;
 
 fn set(set: &mut HashSet<String>, id: &str, on: bool) {
     if on {
