@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::browser::{Browser, enter_private_network, wait_for_reports};
-use common::{TestClient, TestServer};
+use common::{TestClient, TestServer, with_admin};
 use serde_json::{Value, json};
 
 fn listener_video(owner_report: &Value) -> (u64, u64) {
@@ -41,23 +41,9 @@ async fn a_mesh_listener_made_presenter_starts_sending_and_stops_when_removed() 
     ) {
         return;
     }
-    let server = TestServer::with(|c| {
-        c.auth.users.push(taoyao_signal::UserConfig {
-            username: "boss".into(),
-            password: "boss-password".into(),
-            admin: true,
-        });
-    })
-    .await;
+    let server = TestServer::with(with_admin).await;
     let mut harness = server.client("harness").await;
-    let mut admin = TestClient::connect(&server.url()).await;
-    let r = admin
-        .request(
-            "client::register",
-            json!({"clientId": "boss", "username": "boss", "password": "boss-password"}),
-        )
-        .await;
-    assert_eq!(r["code"], "0000", "{r}");
+    let mut admin = server.admin_client("boss").await;
     let base = format!("http://{}/", server.addr);
     let page = |id: &str| {
         Browser::open(&format!(

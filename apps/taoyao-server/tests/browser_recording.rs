@@ -16,9 +16,7 @@ async fn an_owner_page_records_itself_and_downloads_the_file() {
     if !enter_private_network("an_owner_page_records_itself_and_downloads_the_file") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let rec_dir = dir.path().to_owned();
-    let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
+    let (dir, server) = TestServer::recording().await;
     let (mut harness, mut pages) = open_pages(
         &server,
         "rec-web",
@@ -79,9 +77,7 @@ async fn a_mesh_page_records_locally_when_the_server_asks() {
     if !enter_private_network("a_mesh_page_records_locally_when_the_server_asks") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let rec_dir = dir.path().to_owned();
-    let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
+    let (dir, server) = TestServer::recording().await;
     let (mut harness, mut pages) = open_pages(
         &server,
         "rec-mesh-web",

@@ -6,13 +6,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestServer, eventually, heard, media, member, member_in, received_from};
+use common::{TestServer, code, eventually, heard, media, member, member_in, received_from};
 use serde_json::{Value, json};
 use taoyao_bench::member::Member;
-
-fn code(r: &Value) -> &str {
-    r["code"].as_str().unwrap_or("")
-}
 
 /// `room::enter` was refused because the room is full.
 fn full<E: std::fmt::Display>(r: Result<Value, E>) {

@@ -5,13 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, eventually, media, member, received_from};
+use common::{TestServer, code, eventually, media, member, received_from};
 use serde_json::{Value, json};
 use taoyao_bench::member::Member;
-
-fn code(r: &Value) -> &str {
-    r["code"].as_str().unwrap_or("")
-}
 
 async fn floor(m: &Member, action: &str) -> Value {
     m.request("room::floor", json!({"roomId": "ic", "action": action}))

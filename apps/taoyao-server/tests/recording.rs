@@ -7,7 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, eventually, http_get, media, member, member_at, member_in};
+use common::{
+    ADMIN, TestServer, eventually, http_get, media, member, member_at, member_in, with_admin,
+};
 use serde_json::{Value, json};
 use taoyao_bench::member::Member;
 use taoyao_bench::peer::PeerOptions;
@@ -88,12 +90,9 @@ fn ok(r: &Value) -> &Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ten_second_recording_is_one_playable_webm_and_only_owner_or_self_may_record() {
-    let dir = tempfile::tempdir().unwrap();
-    let rec_dir = dir.path().to_owned();
-    let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
+    let (dir, server) = TestServer::recording().await;
     let a = member_in(&server, "rec-a", "rec-sfu", "sfu").await;
-    let b = member(&server, "rec-b").await;
-    b.enter("rec-sfu", "all").await.unwrap();
+    let b = member_in(&server, "rec-b", "rec-sfu", "sfu").await;
     publish(&a, "rec-sfu").await;
 
     // b is neither the owner nor a: refused.
@@ -192,12 +191,9 @@ async fn a_ten_second_recording_is_one_playable_webm_and_only_owner_or_self_may_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mcu_publisher_that_vanishes_leaves_a_finalized_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let rec_dir = dir.path().to_owned();
-    let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
+    let (dir, server) = TestServer::recording().await;
     let owner = member_in(&server, "van-o", "rec-mcu", "mcu").await;
-    let p = member(&server, "van-p").await;
-    p.enter("rec-mcu", "all").await.unwrap();
+    let p = member_in(&server, "van-p", "rec-mcu", "mcu").await;
     publish(&p, "rec-mcu").await;
     // The room owner records the whole room: only p has media.
     let r = owner
@@ -230,8 +226,7 @@ async fn a_recording_dir_that_cannot_be_made_is_an_error_and_the_room_goes_on() 
     let rec_dir = blocker.join("recordings");
     let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
     let a = member_in(&server, "err-a", "rec-err", "sfu").await;
-    let b = member(&server, "err-b").await;
-    b.enter("rec-err", "all").await.unwrap();
+    let b = member_in(&server, "err-b", "rec-err", "sfu").await;
     publish(&a, "rec-err").await;
     let r = a
         .request(
@@ -364,17 +359,10 @@ async fn sigterm_mid_recording_finalizes_the_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recordings_download_by_signed_link_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let rec_dir = dir.path().to_owned();
-    let server = TestServer::with(|c| {
-        c.recording.dir = rec_dir;
+    let (dir, server) = TestServer::recording_with(|c| {
         // Short links, so the test can watch one expire.
         c.recording.link_ttl_ms = 3000;
-        c.auth.users.push(taoyao_signal::UserConfig {
-            username: "boss".into(),
-            password: "boss-password".into(),
-            admin: true,
-        });
+        with_admin(c);
     })
     .await;
     let a = member_in(&server, "dl-a", "rec-dl", "sfu").await;
@@ -497,7 +485,7 @@ async fn recordings_download_by_signed_link_only() {
     ok(&r);
     let boss = Member::connect(
         &server.url(),
-        json!({"clientId": "dl-boss", "username": "boss", "password": "boss-password"}),
+        json!({"clientId": "dl-boss", "username": ADMIN.0, "password": ADMIN.1}),
         PeerOptions::default(),
     )
     .await
@@ -540,16 +528,28 @@ fn mean_volume(path: &Path) -> f64 {
         .unwrap_or_else(|| panic!("no volumedetect output: {text}"))
 }
 
+/// A mix recording: one Opus stream lasting `expected` seconds, decoded cleanly, with the
+/// publishers' tones in it (silence would be about -91 dB).
+fn check_mix_file(path: &Path, expected: std::ops::RangeInclusive<f64>) {
+    let (codecs, duration) = probe(path);
+    assert_eq!(codecs, ["opus"], "{}", path.display());
+    assert!(
+        expected.contains(&duration),
+        "duration {duration:.3} s, expected {expected:.3?} s"
+    );
+    let errors = decode_errors(path);
+    assert!(errors.is_empty(), "{errors}");
+    let volume = mean_volume(path);
+    eprintln!("mix file: {duration:.3} s, mean volume {volume} dB");
+    assert!(volume > -40.0, "mean volume {volume} dB");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mcu_room_records_its_mix_as_one_opus_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let rec_dir = dir.path().to_owned();
-    let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
+    let (dir, server) = TestServer::recording().await;
     let owner = member_in(&server, "mix-o", "rec-mix", "mcu").await;
-    let p = member(&server, "mix-p").await;
-    p.enter("rec-mix", "all").await.unwrap();
-    let q = member(&server, "mix-q").await;
-    q.enter("rec-mix", "all").await.unwrap();
+    let p = member_in(&server, "mix-p", "rec-mix", "mcu").await;
+    let q = member_in(&server, "mix-q", "rec-mix", "mcu").await;
     publish(&p, "rec-mix").await;
     publish(&q, "rec-mix").await;
 
@@ -612,20 +612,8 @@ async fn an_mcu_room_records_its_mix_as_one_opus_file() {
         .expect("members are told the mix recording ended");
     assert_eq!(note["body"]["mix"], true, "{note}");
     assert_eq!(note["body"]["file"], file.as_str(), "{note}");
-    let path = dir.path().join(&file);
-    let (codecs, duration) = probe(&path);
-    assert_eq!(codecs, ["opus"], "{}", path.display());
-    assert!(
-        (duration - recorded.as_secs_f64()).abs() <= 0.5,
-        "duration {duration:.3} s, recorded {:.3} s",
-        recorded.as_secs_f64()
-    );
-    let errors = decode_errors(&path);
-    assert!(errors.is_empty(), "{errors}");
-    // The publishers' tones are in it (silence would be about -91 dB).
-    let volume = mean_volume(&path);
-    eprintln!("mix file: {duration:.3} s, mean volume {volume} dB");
-    assert!(volume > -40.0, "mean volume {volume} dB");
+    let r = recorded.as_secs_f64();
+    check_mix_file(&dir.path().join(&file), r - 0.5..=r + 0.5);
     let r = owner
         .request("record::stop", json!({"roomId": "rec-mix", "mix": true}))
         .await
@@ -651,12 +639,9 @@ async fn an_sfu_room_has_no_mix_to_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_the_room_finalizes_its_mix_recording() {
-    let dir = tempfile::tempdir().unwrap();
-    let rec_dir = dir.path().to_owned();
-    let server = TestServer::with(|c| c.recording.dir = rec_dir).await;
+    let (dir, server) = TestServer::recording().await;
     let owner = member_in(&server, "mixc-o", "rec-mixc", "mcu").await;
-    let p = member(&server, "mixc-p").await;
-    p.enter("rec-mixc", "all").await.unwrap();
+    let p = member_in(&server, "mixc-p", "rec-mixc", "mcu").await;
     publish(&p, "rec-mixc").await;
     let r = owner
         .request("record::start", json!({"roomId": "rec-mixc", "mix": true}))
@@ -671,44 +656,17 @@ async fn closing_the_room_finalizes_its_mix_recording() {
         .await
         .unwrap();
     ok(&r);
-    // The room task finalizes the file as it ends; the members are gone by then.
+    // The room task finalizes the file as it ends (ffprobe then finds its duration); the
+    // members are gone by then, so it may hold a little silence past the close, never less
+    // than what was recorded.
     let path = dir.path().join(&file);
     eventually(
         Duration::from_secs(10),
         "the mix file to be finalized (it has a duration)",
-        || {
-            std::process::Command::new("ffprobe")
-                .args([
-                    "-v",
-                    "error",
-                    "-show_entries",
-                    "format=duration",
-                    "-of",
-                    "csv=p=0",
-                ])
-                .arg(&path)
-                .output()
-                .is_ok_and(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .trim()
-                        .parse::<f64>()
-                        .is_ok()
-                })
-        },
+        || probe(&path).1 > 0.0,
     )
     .await;
-    let (codecs, duration) = probe(&path);
-    eprintln!("mix file {duration:.3} s, recorded {recorded:?}");
-    assert_eq!(codecs, ["opus"], "{}", path.display());
-    // Members leave when the room closes, before the mix file is: it may hold a little silence
-    // past the close, never less than what was recorded.
-    assert!(
-        duration >= recorded.as_secs_f64() - 0.5 && duration <= recorded.as_secs_f64() + 1.5,
-        "duration {duration:.3} s, recorded {:.3} s",
-        recorded.as_secs_f64()
-    );
-    let errors = decode_errors(&path);
-    assert!(errors.is_empty(), "{errors}");
-    assert!(mean_volume(&path) > -40.0);
+    let r = recorded.as_secs_f64();
+    check_mix_file(&path, r - 0.5..=r + 1.5);
     server.stop().await;
 }

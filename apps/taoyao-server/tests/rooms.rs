@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestServer;
+use common::{ADMIN, TestServer, with_admin};
 use serde_json::{Value, json};
 
 fn ids(v: &Value) -> Vec<String> {
@@ -182,14 +182,7 @@ async fn members_only_and_unknown_rooms() {
 
 #[tokio::test]
 async fn only_the_owner_or_an_admin_closes_expels_and_invites() {
-    let server = TestServer::with(|c| {
-        c.auth.users.push(taoyao_signal::UserConfig {
-            username: "root".into(),
-            password: "rootpw".into(),
-            admin: true,
-        });
-    })
-    .await;
+    let server = TestServer::with(with_admin).await;
     let mut owner = server.client("owner").await;
     let mut b = server.client("b").await;
     let mut c = server.client("c").await;
@@ -268,7 +261,7 @@ async fn only_the_owner_or_an_admin_closes_expels_and_invites() {
     let r = admin
         .request(
             "client::register",
-            json!({"clientId": "adm", "username": "root", "password": "rootpw"}),
+            json!({"clientId": "adm", "username": ADMIN.0, "password": ADMIN.1}),
         )
         .await;
     assert_eq!(r["body"]["grants"]["admin"], true);

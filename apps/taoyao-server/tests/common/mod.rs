@@ -16,6 +16,23 @@ use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// The admin login [`with_admin`] adds: (username, password).
+pub const ADMIN: (&str, &str) = ("boss", "boss-password");
+
+/// Adds the [`ADMIN`] login (an admin) to a test server's config.
+pub fn with_admin(c: &mut Config) {
+    c.auth.users.push(taoyao_signal::UserConfig {
+        username: ADMIN.0.into(),
+        password: ADMIN.1.into(),
+        admin: true,
+    });
+}
+
+/// A response's code ("" when it has none).
+pub fn code(r: &Value) -> &str {
+    r["code"].as_str().unwrap_or("")
+}
+
 /// How long a test waits for a message it expects.
 pub const WAIT: Duration = Duration::from_secs(5);
 
@@ -82,7 +99,39 @@ impl TestServer {
         c
     }
 
-    /// Triggers shutdown and waits for the server to stop.
+    /// A client registered with the [`ADMIN`] login (the server needs [`with_admin`]).
+    pub async fn admin_client(&self, id: &str) -> TestClient {
+        let mut c = self.connect().await;
+        let r = c
+            .request(
+                "client::register",
+                json!({"clientId": id, "username": ADMIN.0, "password": ADMIN.1}),
+            )
+            .await;
+        assert_eq!(r["code"], "0000", "register {id} as admin: {r}");
+        c.expect("client::config").await;
+        c
+    }
+
+    /// A server that records into a fresh temporary directory (removed with the `TempDir`).
+    pub async fn recording() -> (tempfile::TempDir, TestServer) {
+        Self::recording_with(|_| {}).await
+    }
+
+    /// [`TestServer::recording`] with more config.
+    pub async fn recording_with(
+        tweak: impl FnOnce(&mut Config),
+    ) -> (tempfile::TempDir, TestServer) {
+        let dir = tempfile::tempdir().unwrap();
+        let rec_dir = dir.path().to_owned();
+        let server = TestServer::with(|c| {
+            c.recording.dir = rec_dir;
+            tweak(c);
+        })
+        .await;
+        (dir, server)
+    }
+
     /// A room's media counters: (members, streams, subscriptions, peer connections).
     pub async fn media_counts(&self, room: &str) -> (usize, usize, usize, usize) {
         let s = self
@@ -94,6 +143,7 @@ impl TestServer {
         (s.members, s.streams, s.subscriptions, s.peer_connections)
     }
 
+    /// Triggers shutdown and waits for the server to stop.
     pub async fn stop(mut self) {
         self.shutdown.trigger();
         if let Some(r) = self.running.take() {
