@@ -269,16 +269,6 @@ fn video_tracks_flowing(p: &ClientPeer) -> usize {
         .count()
 }
 
-fn janus_report(scenario: &str, size: usize, size_of: &str) -> Report {
-    Report {
-        scenario: scenario.into(),
-        target: "janus".into(),
-        size,
-        size_of: size_of.into(),
-        ..Report::default()
-    }
-}
-
 async fn close(peers: &[Arc<ClientPeer>]) {
     for p in peers {
         p.close().await;
@@ -323,7 +313,7 @@ pub async fn sfu_fanout(
         .await?;
         measure_media(
             b,
-            janus_report("sfu-fanout", subscribers, "subscribers"),
+            Report::new("janus", "sfu-fanout", subscribers, "subscribers"),
             seconds,
             &receivers,
             &senders,
@@ -380,7 +370,7 @@ pub async fn meeting(b: &Bench, url: &str, members: usize, seconds: f64) -> anyh
         .await?;
         measure_media(
             b,
-            janus_report("meeting", members, "members"),
+            Report::new("janus", "meeting", members, "members"),
             seconds,
             &receivers,
             &senders,
@@ -438,13 +428,13 @@ pub async fn mcu(b: &Bench, url: &str, members: usize, seconds: f64) -> anyhow::
         .await?;
         let mut r = measure_media(
             b,
-            janus_report("mcu", members, "members"),
+            Report::new("janus", "mcu", members, "members"),
             seconds,
             &peers,
             &peers,
         )
         .await?;
-        r.cpu_per_participant_pct = r.server_cpu.map(|c| c * 100.0 / members as f64);
+        r.derive_per_participant();
         Ok(r)
     }
     .await;

@@ -73,6 +73,22 @@ pub struct Report {
 }
 
 impl Report {
+    /// An empty report of `scenario` against `target` (`taoyao` or `janus`) at `size` `size_of`.
+    pub fn new(target: &str, scenario: &str, size: usize, size_of: &str) -> Report {
+        Report {
+            scenario: scenario.into(),
+            target: target.into(),
+            size,
+            size_of: size_of.into(),
+            ..Report::default()
+        }
+    }
+
+    /// The mcu scenario's cost: server CPU per participant (`size` members).
+    pub fn derive_per_participant(&mut self) {
+        self.cpu_per_participant_pct = self.server_cpu.map(|c| c * 100.0 / self.size as f64);
+    }
+
     /// Fills the derived figures from the counted ones.
     pub fn derive(&mut self) {
         let expected = self.packets_received + self.lost;

@@ -219,16 +219,6 @@ pub async fn measure_media(
     Ok(report)
 }
 
-fn report(scenario: &str, size: usize, size_of: &str) -> Report {
-    Report {
-        scenario: scenario.into(),
-        target: "taoyao".into(),
-        size,
-        size_of: size_of.into(),
-        ..Report::default()
-    }
-}
-
 /// A group of like members in a scenario's room.
 struct Group<'a> {
     /// Members are named `{room}-{prefix}{i}`.
@@ -317,7 +307,7 @@ pub async fn sfu_fanout(
         let senders: Vec<_> = pubs.iter().filter_map(|m| m.publisher()).collect();
         measure_media(
             b,
-            report("sfu-fanout", subscribers, "subscribers"),
+            Report::new("taoyao", "sfu-fanout", subscribers, "subscribers"),
             seconds,
             &receivers,
             &senders,
@@ -354,7 +344,7 @@ pub async fn meeting(b: &Bench, members: usize, seconds: f64) -> anyhow::Result<
         let senders: Vec<_> = all.iter().filter_map(|m| m.publisher()).collect();
         measure_media(
             b,
-            report("meeting", members, "members"),
+            Report::new("taoyao", "meeting", members, "members"),
             seconds,
             &receivers,
             &senders,
@@ -393,13 +383,13 @@ pub async fn mcu(b: &Bench, members: usize, seconds: f64) -> anyhow::Result<Repo
         let senders: Vec<_> = all.iter().filter_map(|m| m.publisher()).collect();
         let mut r = measure_media(
             b,
-            report("mcu", members, "members"),
+            Report::new("taoyao", "mcu", members, "members"),
             seconds,
             &receivers,
             &senders,
         )
         .await?;
-        r.cpu_per_participant_pct = r.server_cpu.map(|c| c * 100.0 / members as f64);
+        r.derive_per_participant();
         Ok(r)
     }
     .await;
@@ -425,7 +415,7 @@ pub async fn join(b: &Bench, joins: usize) -> anyhow::Result<Report> {
     // Then: first subscribe offer received, last answer accepted.
     let mut phases: [Vec<u32>; 5] = Default::default();
     let mut offer_counts = Vec::new();
-    let mut r = report("join", joins, "joins");
+    let mut r = Report::new("taoyao", "join", joins, "joins");
     let bar = b.bar(joins as u64, "join");
     let e0 = Edges::now(b.pid)?;
     let mut received = (0u64, 0u64, 0u64);
@@ -631,7 +621,7 @@ pub async fn signal(
     let e1 = Edges::now(b.pid)?;
     let f1 = frames(&all);
     stop.store(true, Ordering::Relaxed);
-    let mut r = report("signal", clients, "clients");
+    let mut r = Report::new("taoyao", "signal", clients, "clients");
     e0.fill(&e1, &mut r);
     r.packets_received = broadcasts.load(Ordering::Relaxed);
     r.messages_per_s = Some((f1 - f0) as f64 / r.window_s);
