@@ -39,6 +39,16 @@ async function ensureLocalMedia() {
   return state.local;
 }
 
+/** Appends a small button to `parent` that runs `action` (a promise) and shows its error. */
+function smallButton(parent, label, action) {
+  const b = document.createElement('button');
+  b.className = 'small';
+  b.textContent = label;
+  b.onclick = () => action().catch(showError);
+  parent.append(b);
+  return b;
+}
+
 // ---- tiles ---------------------------------------------------------------------------------
 
 function tile(id, label, { muted = false } = {}) {
@@ -110,13 +120,7 @@ async function refreshClients() {
     ul.replaceChildren(...clients.map((c) => {
       const li = document.createElement('li');
       li.textContent = `${c.name} (${c.clientId}, ${c.clientType})`;
-      if (c.clientId !== state.signal.clientId) {
-        const b = document.createElement('button');
-        b.className = 'small';
-        b.textContent = 'call';
-        b.onclick = () => startCall(c.clientId).catch(showError);
-        li.append(b);
-      }
+      if (c.clientId !== state.signal.clientId) smallButton(li, 'call', () => startCall(c.clientId));
       return li;
     }));
   } catch (err) { showError(err); }
@@ -129,11 +133,7 @@ async function refreshRooms() {
     $('rooms').replaceChildren(...rooms.map((r) => {
       const li = document.createElement('li');
       li.textContent = `${r.name} (${r.architecture}, ${r.memberCount})${r.hasPassword ? ' 🔒' : ''}`;
-      const b = document.createElement('button');
-      b.className = 'small';
-      b.textContent = 'enter';
-      b.onclick = () => enterRoom({ roomId: r.roomId }).catch(showError);
-      li.append(b);
+      smallButton(li, 'enter', () => enterRoom({ roomId: r.roomId }));
       return li;
     }));
   } catch (err) { showError(err); }
@@ -375,13 +375,7 @@ function membersUi(room) {
       if (!live && stage.mode === 'broadcast' && stage.presenters.includes(id)) roles.push('presenter');
       if (stage.floor?.holder === id) roles.push('talking');
       li.textContent = `${name}${roles.length ? ` (${roles.join(', ')})` : ''} `;
-      const action = (label, fn) => {
-        const b = document.createElement('button');
-        b.className = 'small';
-        b.textContent = label;
-        b.onclick = () => fn().catch(showError).finally(render);
-        li.append(b);
-      };
+      const action = (label, fn) => smallButton(li, label, () => fn().finally(render));
       if (id === me) return li;
       if (owner && !live && stage.mode === 'broadcast') {
         if (stage.presenters.includes(id)) action('stop presenting', () => stage.presenter(id, 'remove'));
@@ -401,13 +395,8 @@ function membersUi(room) {
 function addCohostRequest(stage, clientId, render) {
   const li = document.createElement('li');
   li.textContent = `${clientId} asks to co-host `;
-  const answer = (action) => () => { li.remove(); stage.cohost(action, clientId).catch(showError).finally(render); };
-  for (const [label, action] of [['accept', 'accept'], ['decline', 'decline']]) {
-    const b = document.createElement('button');
-    b.className = 'small';
-    b.textContent = label;
-    b.onclick = answer(action);
-    li.append(b);
+  for (const action of ['accept', 'decline']) {
+    smallButton(li, action, () => { li.remove(); return stage.cohost(action, clientId).finally(render); });
   }
   $('cohost-requests').append(li);
   render();
