@@ -20,7 +20,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
-use taoyao_webrtc::rtcp::KeyframeRequestInterceptor;
+use taoyao_webrtc_sfu::rtcp::KeyframeRequestInterceptor;
 use tokio::sync::{Notify, watch};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};

@@ -67,7 +67,9 @@ impl Running {
 /// Builds every part and wires each signal group into the hub.
 pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
     let ids = Arc::new(IdGenerator::new());
-    let factory = Arc::new(taoyao_webrtc::peer::PeerFactory::new(cfg.webrtc.clone()));
+    let factory = Arc::new(taoyao_webrtc_sfu::peer::PeerFactory::new(
+        cfg.webrtc.clone(),
+    ));
     let sfu = Arc::new(Sfu::with_factory(
         factory.clone(),
         taoyao_webrtc::ArchitectureKind::Sfu,

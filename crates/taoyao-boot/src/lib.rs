@@ -6,19 +6,24 @@
 //! - [`code`]: taoyao's protocol code table and the [`code::ErrorCode`] trait every crate's error
 //!   enum implements, so that the signaling edge can turn any error into a code and a message.
 //! - [`ids`]: id generation (message ids, room and session ids), an instance, not a global.
-//! - [`log`]: tracing initialisation.
-//! - [`tls`]: loading PEM certificate and key into rustls, and making development certificates.
+//! - `log` (feature `logging`): tracing initialisation.
+//! - `tls` (feature `tls`): loading PEM certificate and key into rustls, and making development
+//!   certificates.
 //! - [`shutdown`]: one cancellation signal (SIGINT/SIGTERM or programmatic) every task can await,
 //!   and a tracker to wait for tasks to drain.
 //!
 //! This crate reads files and environment variables only inside [`config::load`] and
-//! [`log::init`]; it knows nothing of WebSockets, rooms or media.
+//! `log::init`; it knows nothing of WebSockets, rooms or media. The two features are the
+//! server's: a library crate that embeds the rules (taoyao-live, the mesh backend) compiles no
+//! TLS or subscriber code (`cargo test -p taoyao-boot --all-features` runs every test).
 
 pub mod code;
 pub mod config;
 pub mod ids;
+#[cfg(feature = "logging")]
 pub mod log;
 pub mod shutdown;
+#[cfg(feature = "tls")]
 pub mod tls;
 
 pub use code::{Code, ErrorCode};

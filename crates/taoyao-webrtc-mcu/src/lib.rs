@@ -10,9 +10,9 @@
 
 use std::sync::Arc;
 
-use taoyao_webrtc::peer::PeerFactory;
 use taoyao_webrtc::{ArchitectureKind, WebrtcConfig};
 use taoyao_webrtc_sfu::Sfu;
+use taoyao_webrtc_sfu::peer::PeerFactory;
 
 /// An mcu backend; share the peer-connection factory with the sfu backend where both run.
 pub fn mcu(factory: Arc<PeerFactory>) -> Sfu {

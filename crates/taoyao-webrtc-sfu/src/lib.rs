@@ -21,15 +21,15 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::forwarder::{Forwarder, Sink};
+use crate::peer::{OnState, OnTrack, Peer, PeerEvents, PeerFactory, codec_for};
+use crate::recorder::{Recording, Taps};
 use async_trait::async_trait;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
 use taoyao_media::record::Tracks;
-use taoyao_webrtc::forwarder::{Forwarder, Sink};
-use taoyao_webrtc::peer::{OnState, OnTrack, Peer, PeerEvents, PeerFactory, codec_for};
-use taoyao_webrtc::recorder::{Recording, Taps};
 use taoyao_webrtc::{
     ArchitectureKind, JoinOptions, MediaArchitecture, MediaError, MediaEvent, MediaEvents,
     MediaKind, MediaRoom, MediaRoomStats, Negotiation, RecordRequest, RecordingInfo, StreamAction,
@@ -40,8 +40,12 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::RTCPeerConnectionState;
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender};
 
+pub mod forwarder;
 mod mix_record;
 mod mixing;
+pub mod peer;
+pub mod recorder;
+pub mod rtcp;
 
 use mixing::{MixCmd, MixOutput};
 
@@ -327,7 +331,7 @@ impl Shared {
             && let Some(mixer) = self.mixer.clone()
         {
             // mcu: audio is mixed, not forwarded.
-            let count = taoyao_webrtc::forwarder::TaskCount::start(&self.tasks);
+            let count = crate::forwarder::TaskCount::start(&self.tasks);
             let id = owner.id.clone();
             // Each audio track is its own input to the mixer: a new one (published again, from
             // a new connection) has its own sequence space.
@@ -1103,7 +1107,7 @@ impl MediaRoom for SfuRoom {
         // Whatever ends it (stop, leave, close, a limit, a write error), the room is told.
         let shared = self.shared.clone();
         let finished = rec.recording.finished();
-        let count = taoyao_webrtc::forwarder::TaskCount::start(&self.shared.tasks);
+        let count = crate::forwarder::TaskCount::start(&self.shared.tasks);
         tokio::spawn(async move {
             let _count = count;
             let result = finished.await;

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::recorder::{RecordEnd, Recording};
 use taoyao_media::record::Tracks;
-use taoyao_webrtc::recorder::{RecordEnd, Recording};
 use taoyao_webrtc::{MediaError, MediaEvent, RecordRequest, RecordingInfo};
 
 use crate::mixing::MixCmd;
@@ -58,7 +58,7 @@ impl SfuRoom {
         );
         let shared = self.shared.clone();
         let finished = rec.finished();
-        let count = taoyao_webrtc::forwarder::TaskCount::start(&self.shared.tasks);
+        let count = crate::forwarder::TaskCount::start(&self.shared.tasks);
         tokio::spawn(async move {
             let _count = count;
             let result = finished.await;

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
+use crate::forwarder::TaskCount;
+use crate::recorder::Tap;
 use bytes::Bytes;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
@@ -14,8 +16,6 @@ use taoyao_media::clock::MixClock;
 use taoyao_media::levels::LevelWindow;
 use taoyao_media::mixer::{AudioMixer, MixerConfig};
 use taoyao_webrtc::MediaKind;
-use taoyao_webrtc::forwarder::TaskCount;
-use taoyao_webrtc::recorder::Tap;
 use taoyao_webrtc::{MediaEvent, MediaEvents};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;

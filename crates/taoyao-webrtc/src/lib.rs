@@ -5,12 +5,12 @@
 //! A backend knows rooms and members only as ids and never formats a signaling message or holds
 //! a WebSocket: it reports back through [`MediaEvents`], which the scenario layer (meeting, live)
 //! turns into signals.
+//!
+//! This crate is the seam only: it compiles without webrtc-rs, libopus or libwebm, so the mesh
+//! backend and the meeting rules build light. The server's WebRTC plumbing (peer connections,
+//! forwarding, recorder taps) lives in the sfu backend, which the mcu builds on.
 
 pub mod config;
-pub mod forwarder;
-pub mod peer;
-pub mod recorder;
-pub mod rtcp;
 pub mod sdp_check;
 pub mod seam;
 

@@ -272,6 +272,15 @@ pub enum MediaEvent {
     },
 }
 
+/// Where a recording stops on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimits {
+    /// Largest file; 0: no limit.
+    pub max_bytes: u64,
+    /// Longest recording; zero: no limit.
+    pub max_duration: std::time::Duration,
+}
+
 /// What to record and where (sfu, mcu).
 #[derive(Debug)]
 pub struct RecordRequest {
@@ -281,7 +290,7 @@ pub struct RecordRequest {
     pub path: std::path::PathBuf,
     /// The file name as members see it (`record::list`, the download path).
     pub file: String,
-    pub limits: taoyao_media::record::RecordLimits,
+    pub limits: RecordLimits,
     /// Packets queued for the writer before the tap drops.
     pub queue: usize,
     /// Held while the recording runs (the server's concurrent-recordings limit).

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use taoyao_media::record::RecordLimits;
 use taoyao_signal::fields::optional_str;
 use taoyao_signal::{Reply, Request, SignalError};
-use taoyao_webrtc::{ArchitectureKind, RecordRequest, RecordingInfo};
+use taoyao_webrtc::{ArchitectureKind, RecordLimits, RecordRequest, RecordingInfo};
 
 use super::{RoomTask, actor, now_ms};
 use crate::rooms::RoomsShared;

@@ -14,7 +14,7 @@ use rtc::rtp::packet::Packet;
 use taoyao_media::record::{RecordError, RecordSummary, Tracks, WebmRecorder};
 use tokio::sync::watch;
 
-use crate::{MediaKind, RecordRequest};
+use taoyao_webrtc::{MediaKind, RecordRequest};
 
 struct Queued {
     kind: MediaKind,
@@ -119,7 +119,11 @@ impl Recording {
         tracks: Tracks,
         want_keyframe: impl Fn() + Send + 'static,
     ) -> Result<Recording, RecordError> {
-        let mut rec = WebmRecorder::create(&request.path, tracks, request.limits)?;
+        let limits = taoyao_media::record::RecordLimits {
+            max_bytes: request.limits.max_bytes,
+            max_duration: request.limits.max_duration,
+        };
+        let mut rec = WebmRecorder::create(&request.path, tracks, limits)?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Queued>(request.queue.max(1));
         let (done_tx, done) = watch::channel(None);
         let stop = Arc::new(AtomicBool::new(false));

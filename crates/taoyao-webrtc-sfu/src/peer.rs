@@ -22,10 +22,9 @@ use webrtc::peer_connection::{
     register_default_interceptors,
 };
 
-use crate::config::WebrtcConfig;
 use crate::rtcp::KeyframeRequestInterceptor;
-use crate::sdp_check::{self, SdpIdentity};
-use crate::{Candidate, MediaError};
+use taoyao_webrtc::sdp_check::{self, SdpIdentity};
+use taoyao_webrtc::{Candidate, MediaError, MediaKind, WebrtcConfig};
 
 /// The codecs the server speaks, with their payload types.
 pub const VP8_PT: u8 = 96;
@@ -41,16 +40,16 @@ fn internal(e: impl std::fmt::Display) -> MediaError {
 }
 
 /// The codec a server-side track carries.
-pub fn codec_for(kind: crate::MediaKind) -> RTCRtpCodec {
+pub fn codec_for(kind: MediaKind) -> RTCRtpCodec {
     match kind {
-        crate::MediaKind::Video => RTCRtpCodec {
+        MediaKind::Video => RTCRtpCodec {
             mime_type: MIME_VP8.into(),
             clock_rate: 90000,
             channels: 0,
             sdp_fmtp_line: String::new(),
             rtcp_feedback: vec![],
         },
-        crate::MediaKind::Audio => RTCRtpCodec {
+        MediaKind::Audio => RTCRtpCodec {
             mime_type: MIME_OPUS.into(),
             clock_rate: 48000,
             channels: 2,
@@ -66,7 +65,7 @@ fn media_engine() -> Result<MediaEngine, MediaError> {
         parameter: p.into(),
     };
     let mut me = MediaEngine::default();
-    let mut vp8 = codec_for(crate::MediaKind::Video);
+    let mut vp8 = codec_for(MediaKind::Video);
     vp8.rtcp_feedback = vec![
         fb("goog-remb", ""),
         fb("ccm", "fir"),
@@ -97,7 +96,7 @@ fn media_engine() -> Result<MediaEngine, MediaError> {
     .map_err(internal)?;
     me.register_codec(
         RTCRtpCodecParameters {
-            rtp_codec: codec_for(crate::MediaKind::Audio),
+            rtp_codec: codec_for(MediaKind::Audio),
             payload_type: OPUS_PT,
         },
         RtpCodecKind::Audio,

@@ -21,8 +21,8 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use crate::MediaKind;
 use crate::recorder::{Tap, Taps};
+use taoyao_webrtc::MediaKind;
 
 /// Counts a task for as long as it runs (the backends expose these counts).
 pub struct TaskCount(Arc<AtomicUsize>);
