@@ -86,6 +86,12 @@ export class Peer extends EventTarget {
     }
   }
 
+  /** Sends `track` instead of the current track of its kind, without renegotiating. */
+  async replaceTrack(track) {
+    const t = this.pc.getTransceivers().find((x) => x.sender.track?.kind === track.kind);
+    if (t) await t.sender.replaceTrack(track);
+  }
+
   /** Handles an offer, answer or candidate from the remote side. */
   async receive(n, localStream) {
     const pc = this.pc;
@@ -109,24 +115,56 @@ export class Peer extends EventTarget {
 
   /** A compact summary of getStats() for this connection. */
   async stats() {
-    const out = { connectionState: this.pc.connectionState, video: {}, audio: {} };
-    const report = await this.pc.getStats();
-    report.forEach((s) => {
-      if (s.type === 'inbound-rtp') {
-        const o = s.kind === 'video' ? out.video : out.audio;
-        o.packetsReceived = (o.packetsReceived ?? 0) + (s.packetsReceived ?? 0);
-        if (s.kind === 'video') o.framesDecoded = (o.framesDecoded ?? 0) + (s.framesDecoded ?? 0);
-        if (s.kind === 'audio') {
-          o.totalSamplesReceived = (o.totalSamplesReceived ?? 0) + (s.totalSamplesReceived ?? 0);
-          o.audioLevel = s.audioLevel ?? 0;
-        }
-      }
-    });
-    return out;
+    const all = summarize(await this.pc.getStats(), () => this.pc.connectionState);
+    return all['*'] ?? { connectionState: this.pc.connectionState, video: {}, audio: {} };
   }
 
   close() {
     this.pc.close();
     this.#emit('state', { state: 'closed' });
   }
+}
+
+/**
+ * Sums a getStats() report's inbound streams per sender: `keyOf(stat)` names whose it is
+ * ('*' when the connection carries one member). Each summary: {connectionState, rttMs,
+ * video: {packetsReceived, packetsLost, bytesReceived, framesDecoded},
+ * audio: {packetsReceived, packetsLost, bytesReceived, totalSamplesReceived, totalAudioEnergy, audioLevel}}.
+ */
+export function summarize(report, connectionState, keyOf = () => '*') {
+  const out = {};
+  let rttMs;
+  report.forEach((s) => {
+    if (s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime !== undefined) rttMs = Math.round(s.currentRoundTripTime * 1000);
+  });
+  report.forEach((s) => {
+    if (s.type !== 'inbound-rtp') return;
+    const key = keyOf(s);
+    const p = (out[key] ??= { connectionState: connectionState(), rttMs, video: {}, audio: {} });
+    const o = s.kind === 'video' ? p.video : p.audio;
+    const add = (name) => { o[name] = (o[name] ?? 0) + (s[name] ?? 0); };
+    add('packetsReceived');
+    add('packetsLost');
+    add('bytesReceived');
+    if (s.kind === 'video') add('framesDecoded');
+    else {
+      add('totalSamplesReceived');
+      add('totalAudioEnergy');
+      o.audioLevel = Math.max(o.audioLevel ?? 0, s.audioLevel ?? 0);
+    }
+  });
+  return out;
+}
+
+/** Puts `track` into `stream` in place of the stream's track of the same kind (stopped). */
+export function swapTrack(stream, track) {
+  if (!stream) return;
+  for (const old of stream.getTracks()) {
+    if (old.kind === track.kind && old !== track) {
+      track.enabled = old.enabled;
+      stream.removeTrack(old);
+      old.stop();
+    }
+  }
+  if (!stream.getTracks().includes(track)) stream.addTrack(track);
 }

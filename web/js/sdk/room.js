@@ -3,10 +3,35 @@
 // Events: 'member-joined' {member}, 'member-left' {clientId, reason}, 'track' {clientId, stream},
 // 'peer-state' {clientId, state}, 'media-state' {clientId, kind, action}, 'closed' {reason}.
 
-import { Peer } from './peer.js';
+import { Peer, swapTrack } from './peer.js';
 import { SfuRoom } from './sfu-room.js';
 import { Stage } from './stage.js';
 import { Recording } from './recording.js';
+import { Chat } from './chat.js';
+
+/**
+ * What a room's architecture offers, so the page asks the room instead of its name:
+ * `serverMedia` (media goes through the server: publish / subscribe connections),
+ * `live` (may go on air), `mix` (the server mixes audio: one "mix" track, volume notifications,
+ * a mix recording), `serverRecording` (recordings are written by the server).
+ * @param {string} architecture
+ * @returns {{serverMedia: boolean, live: boolean, mix: boolean, serverRecording: boolean}}
+ */
+export function capabilitiesOf(architecture) {
+  const server = architecture === 'sfu' || architecture === 'mcu';
+  return { serverMedia: server, live: server, mix: architecture === 'mcu', serverRecording: server };
+}
+
+/** The parts every room has, whatever its architecture: who may speak, recording, messages. */
+function attachParts(room, signal, status, { password, architecture, mode }) {
+  room.password = password;
+  room.capabilities = capabilitiesOf(status.architecture);
+  // Kept so a re-enter after a server restart makes the room again the same way.
+  room.requested = { architecture: status.architecture ?? architecture, mode: status.mode ?? mode };
+  room.stage = new Stage(signal, status);
+  room.recording = new Recording(signal, status, () => room.localStream);
+  room.chat = new Chat(signal, status.roomId);
+}
 
 export class Room extends EventTarget {
   /**
@@ -45,21 +70,16 @@ export class Room extends EventTarget {
       stop();
     }
     // A listener in broadcast mode, or a live's viewer, sends nothing.
-    const stage = new Stage(signal, status);
-    if (!stage.mayPublish) localStream = null;
-    if (status.architecture !== 'mesh') {
+    if (status.mayPublish === false) localStream = null;
+    if (capabilitiesOf(status.architecture).serverMedia) {
       const room = new SfuRoom(signal, status, localStream);
-      room.password = password;
-      room.stage = stage;
-      room.recording = new Recording(signal, status, () => room.localStream);
+      attachParts(room, signal, status, { password, architecture, mode });
       room.replay(early);
       await room.publish();
       return room;
     }
     const room = new Room(signal, status, localStream);
-    room.password = password;
-    room.stage = stage;
-    room.recording = new Recording(signal, status, () => room.localStream);
+    attachParts(room, signal, status, { password, architecture, mode });
     room.#connectToAll();
     return room;
   }
@@ -93,9 +113,10 @@ export class Room extends EventTarget {
     const again = async () => {
       for (const id of [...this.peers.keys()]) this.#dropPeer(id);
       try {
-        const status = await this.signal.request('room::enter', { roomId: this.roomId, password: this.password });
+        const status = await this.signal.request('room::enter', { roomId: this.roomId, password: this.password, ...this.requested });
         this.members.clear();
         for (const m of status.members) if (m.clientId !== this.signal.clientId) this.members.set(m.clientId, m);
+        this.stage?.update(status);
         this.#connectToAll();
         this.#emit('reentered', { status });
       } catch (err) {
@@ -152,6 +173,13 @@ export class Room extends EventTarget {
     await Promise.all([...this.peers.values()].map((p) => p.setLocal(localStream)));
   }
 
+  /** Sends `track` instead of our current track of its kind (another camera or microphone)
+   * on every connection, without renegotiating. */
+  async replaceTrack(track) {
+    swapTrack(this.localStream, track);
+    await Promise.all([...this.peers.values()].map((p) => p.replaceTrack(track)));
+  }
+
   /** Stops sending to every member; what we receive goes on. */
   unpublishLocal() {
     this.localStream = null;
@@ -182,6 +210,7 @@ export class Room extends EventTarget {
     for (const u of this.unsubscribe) u();
     this.stage?.close();
     this.recording?.close();
+    this.chat?.close();
     this.#emit('closed', { reason });
   }
 }

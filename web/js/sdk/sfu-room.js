@@ -3,7 +3,11 @@
 // publish (we offer our camera and microphone) and subscribe (the server offers what we
 // receive; we answer). Same events as the mesh Room: 'member-joined', 'member-left',
 // 'track' {clientId, stream}, 'peer-state' {clientId, state}, 'media-state', 'closed'; and in
-// mcu rooms 'volume' {volumes: [{clientId, volume (dBov, 0 loudest .. -127)}], speaker}.
+// mcu rooms 'volume' {volumes: [{clientId, volume (dBov, 0 loudest .. -127)}], speaker};
+// 'reentered' {status} after the signaling connection came back and we entered and published
+// again (new connections: the server's side of the old ones is gone).
+
+import { summarize, swapTrack } from './peer.js';
 
 export class SfuRoom extends EventTarget {
   constructor(signal, status, localStream) {
@@ -46,6 +50,11 @@ export class SfuRoom extends EventTarget {
     // mcu rooms: the room's audio levels and active speaker, a few times a second.
     on('media::audio::volume', ({ volumes, speaker }) => this.#emit('volume', { volumes, speaker }));
     on('media::exchange', (b) => this.#onExchange(b).catch((err) => this.#emit('error', err)));
+    // After a reconnect the server has dropped our membership (or, restarted, the room):
+    // enter again and publish and subscribe on new connections.
+    const again = () => this.#reenter().catch((err) => this.#end(`could not re-enter: ${err.message}`));
+    this.signal.addEventListener('reconnected', again);
+    this.unsubscribe.push(() => this.signal.removeEventListener('reconnected', again));
     for (const action of ['publish', 'unpublish', 'pause', 'resume']) {
       on(`media::${action}`, ({ clientId, kind, streamId }) => {
         if (streamId) this.paused.set(streamId, action === 'pause');
@@ -53,6 +62,23 @@ export class SfuRoom extends EventTarget {
         this.#emit('peer-state', { clientId, state: this.#stateOf(clientId) });
       });
     }
+  }
+
+  async #reenter() {
+    this.pub?.close();
+    this.pub = null;
+    this.sub?.close();
+    this.sub = null;
+    this.streams.clear();
+    this.paused.clear();
+    // The server's subscribe offer may come before the answer: #onExchange makes the new
+    // connection for it.
+    const status = await this.signal.request('room::enter', { roomId: this.roomId, password: this.password, subscribe: 'all', ...this.requested });
+    this.members.clear();
+    for (const m of status.members) if (m.clientId !== this.signal.clientId) this.members.set(m.clientId, m);
+    this.stage?.update(status);
+    if (status.mayPublish !== false) await this.publish();
+    this.#emit('reentered', { status });
   }
 
   #stateOf(clientId) {
@@ -140,24 +166,17 @@ export class SfuRoom extends EventTarget {
 
   /** Per publisher, a summary of what we receive from it (same shape as the mesh Room's). */
   async stats() {
-    const out = {};
-    if (!this.sub) return out;
-    const report = await this.sub.getStats();
-    report.forEach((s) => {
-      if (s.type !== 'inbound-rtp') return;
-      // The server's track ids are stream ids, "clientId:videoN".
-      const clientId = String(s.trackIdentifier ?? '').split(':')[0] || 'unknown';
-      const p = (out[clientId] ??= { connectionState: this.sub.connectionState, video: {}, audio: {} });
-      const o = s.kind === 'video' ? p.video : p.audio;
-      o.packetsReceived = (o.packetsReceived ?? 0) + (s.packetsReceived ?? 0);
-      if (s.kind === 'video') o.framesDecoded = (o.framesDecoded ?? 0) + (s.framesDecoded ?? 0);
-      else {
-        o.totalSamplesReceived = (o.totalSamplesReceived ?? 0) + (s.totalSamplesReceived ?? 0);
-        o.totalAudioEnergy = (o.totalAudioEnergy ?? 0) + (s.totalAudioEnergy ?? 0);
-        o.audioLevel = s.audioLevel ?? 0;
-      }
-    });
-    return out;
+    const sub = this.sub;
+    if (!sub) return {};
+    // The server's track ids are stream ids, "clientId:videoN".
+    return summarize(await sub.getStats(), () => sub.connectionState, (s) => String(s.trackIdentifier ?? '').split(':')[0] || 'unknown');
+  }
+
+  /** Sends `track` instead of our current track of its kind, without renegotiating. */
+  async replaceTrack(track) {
+    swapTrack(this.localStream, track);
+    const sender = this.pub?.getSenders().find((x) => x.track?.kind === track.kind);
+    if (sender) await sender.replaceTrack(track);
   }
 
   /** Stops publishing (e.g. taken off stage): closes the publish connection. */
@@ -178,6 +197,7 @@ export class SfuRoom extends EventTarget {
     for (const u of this.unsubscribe) u();
     this.stage?.close();
     this.recording?.close();
+    this.chat?.close();
     this.#emit('closed', { reason });
   }
 }

@@ -51,6 +51,17 @@ export class Stage extends EventTarget {
     }
   }
 
+  /** Takes the state of a fresh room::enter answer (after re-entering). */
+  update(status) {
+    this.mode = status.mode ?? 'meeting';
+    this.presenters = status.presenters ?? [];
+    this.floor = status.floor ?? { holder: null, queue: [] };
+    this.live = status.live ?? null;
+    this.#emit('mode', { mode: this.mode, presenters: this.presenters, floor: this.floor });
+    this.#emit('live', this.live);
+    this.#recheck();
+  }
+
   holdsFloor() {
     return this.floor?.holder === this.signal.clientId;
   }
