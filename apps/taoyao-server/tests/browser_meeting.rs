@@ -25,7 +25,11 @@ impl Person {
     }
 
     async fn open_with(server: &TestServer, query: &str, flags: &[&str]) -> Person {
-        let browser = Browser::open_with(&format!("http://{}/{query}", server.addr), flags);
+        Self::open_url(&format!("http://{}/{query}", server.addr), flags).await
+    }
+
+    async fn open_url(url: &str, flags: &[&str]) -> Person {
+        let browser = Browser::open_with(url, flags);
         let page = browser.page().await;
         page.wait_for(
             "document.readyState === 'complete' && !!window.taoyaoReport",
@@ -576,6 +580,73 @@ async fn pre_join_shows_and_switches_devices_and_the_room_keeps_them() {
     )
     .await;
     sees(&bob, &[&a], Duration::from_secs(10)).await;
+    ann.close().await;
+    bob.close().await;
+    server.stop().await;
+}
+
+/// Invite and close: "Copy invite link" gives a link that brings a second person into the
+/// room through the pre-join screen; "Close room" asks first and then ends it for everyone.
+/// The language switch turns the page into Chinese.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_link_brings_people_in_and_close_room_ends_it_for_everyone() {
+    if !enter_private_network(
+        "an_invite_link_brings_people_in_and_close_room_ends_it_for_everyone",
+    ) {
+        return;
+    }
+    let server = TestServer::start().await;
+    let ann = Person::open(&server, "").await;
+    ann.join("Ann", "Launch plan", None).await;
+    ann.page.click("Copy invite link").await;
+    let toast = ann
+        .page
+        .wait_for(
+            "[...document.querySelectorAll('.toast')].map((t) => t.textContent).find((t) => t.includes('http://'))",
+            Duration::from_secs(5),
+        )
+        .await;
+    let link = toast
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    assert!(link.contains("?room="), "{link}");
+    let bob = Person::open_url(&link, &[]).await;
+    // Bob reads Chinese.
+    bob.page.choose("Language", "中文").await;
+    bob.page.wait_for_text("加入会议", Duration::from_secs(3)).await;
+    bob.page.fill("你的名字", "Bob").await;
+    bob.page.click("加入").await;
+    bob.in_room().await;
+    let a = ann.id().await;
+    sees(&bob, &[&a], Duration::from_secs(20)).await;
+    assert_eq!(
+        bob.page
+            .eval("document.getElementById('toggle-mic').getAttribute('aria-label')")
+            .await,
+        "关闭麦克风"
+    );
+
+    // Close room asks; Cancel keeps the meeting.
+    ann.page.click("Close room").await;
+    ann.page
+        .wait_for_text("End the meeting for everyone", Duration::from_secs(3))
+        .await;
+    ann.page.click("Cancel").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sees(&bob, &[&a], Duration::from_secs(5)).await;
+    ann.page.click("Close room").await;
+    ann.page.click("End for everyone").await;
+    bob.page
+        .wait_for("!document.getElementById('prejoin').hidden", Duration::from_secs(10))
+        .await;
+    bob.page.wait_for_text("会议已结束", Duration::from_secs(3)).await;
+    ann.page
+        .wait_for("!document.getElementById('prejoin').hidden", Duration::from_secs(10))
+        .await;
     ann.close().await;
     bob.close().await;
     server.stop().await;
