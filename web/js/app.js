@@ -319,8 +319,9 @@ function layoutTiles() {
   const perPage = phone ? 4 : 9;
   const ids = tiles.map((el) => el.dataset.id);
   let focus = null;
-  if (state.layout === 'speaker' || state.pinned) {
-    focus = [state.pinned, state.speaker, ...tiles.filter((el) => el.classList.contains('presenter')).map((el) => el.dataset.id), ids.find((i) => i !== 'local'), ids[0]]
+  const screen = ids.find((i) => i.startsWith('screen:'));
+  if (state.layout === 'speaker' || state.pinned || screen) {
+    focus = [state.pinned, screen, state.speaker, ...tiles.filter((el) => el.classList.contains('presenter')).map((el) => el.dataset.id), ids.find((i) => i !== 'local'), ids[0]]
       .find((i) => i && ids.includes(i));
   }
   $('tiles').classList.toggle('speaker-view', !!focus);
@@ -581,6 +582,7 @@ async function enterRoom({ roomId, password, architecture, mode, watch = false }
   room.addEventListener('member-left', ({ detail }) => {
     const name = tileEl(detail.clientId)?.dataset.name ?? detail.clientId;
     removeTile(detail.clientId);
+    removeTile(`screen:${detail.clientId}`);
     room.chat.forget(detail.clientId);
     state.quality.delete(detail.clientId);
     if (detail.reason === 'left') toast(t('memberLeft', { name }));
@@ -615,9 +617,35 @@ async function enterRoom({ roomId, password, architecture, mode, watch = false }
       a.play().catch(() => {});
       return;
     }
-    tile(detail.clientId, room.members.get(detail.clientId)?.name ?? detail.clientId);
+    const name = room.members.get(detail.clientId)?.name ?? detail.clientId;
+    if (detail.screen) {
+      // mesh: a shared screen comes in a stream of its own.
+      tile(`screen:${detail.clientId}`, t('screenOf', { name })).classList.add('screen');
+      attach(`screen:${detail.clientId}`, detail.stream);
+      return;
+    }
+    tile(detail.clientId, name);
     attach(detail.clientId, detail.stream);
+    screenFromStream(detail.clientId, detail.stream);
   };
+  // sfu/mcu: a member's shared screen is its second video track (the camera came first).
+  const screenFromStream = (clientId, stream) => {
+    const videos = stream.getVideoTracks().filter((tr) => tr.readyState === 'live').sort((x, y) => x.id.localeCompare(y.id, 'en', { numeric: true }));
+    const id = `screen:${clientId}`;
+    if (videos.length < 2 || !room.chat.screens.has(clientId)) return;
+    const track = videos.at(-1);
+    const el = tile(id, t('screenOf', { name: room.members.get(clientId)?.name ?? clientId }));
+    el.classList.add('screen');
+    if (el.dataset.track !== track.id) {
+      el.dataset.track = track.id;
+      attach(id, new MediaStream([track]));
+    }
+  };
+  room.chat.addEventListener('screen', ({ detail }) => {
+    if (detail.clientId === state.signal.clientId) return;
+    if (!detail.on) removeTile(`screen:${detail.clientId}`);
+    else if (room.streams?.get(detail.clientId)) screenFromStream(detail.clientId, room.streams.get(detail.clientId));
+  });
   room.addEventListener('track', ({ detail }) => onTrack(detail));
   // Tracks that arrived while we entered (the server's first offer comes with the answer).
   for (const [clientId, stream] of room.streams ?? []) onTrack({ clientId, stream });
@@ -642,6 +670,10 @@ async function enterRoom({ roomId, password, architecture, mode, watch = false }
   const watcher = setInterval(watchTiles, 1000);
   room.addEventListener('closed', ({ detail }) => {
     clearInterval(watcher);
+    if (state.screen) {
+      for (const tr of state.screen.getTracks()) tr.stop();
+      state.screen = null;
+    }
     $('stage-bar').hidden = true;
     $('cohost-requests').hidden = true;
     $('cohost-invite').hidden = true;
@@ -696,6 +728,38 @@ async function toggleMedia(kind) {
   await room.chat.tellState({ mic: !state.micOff, camera: !state.camOff }).catch(() => {});
 }
 
+/** Shares the screen (getDisplayMedia) as a second video with its own tile, or stops; the
+ * browser's own "Stop sharing" ends the track, which stops it here too. */
+async function toggleScreen() {
+  const room = state.room;
+  if (!room) return;
+  if (state.screen) {
+    await stopScreen();
+    return;
+  }
+  const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+  const track = stream.getVideoTracks()[0];
+  track.addEventListener('ended', () => { if (state.screen === stream) stopScreen().catch(showError); });
+  state.screen = stream;
+  setControl($('toggle-screen'), 'stopSharing', true);
+  tile('screen:local', t('yourScreen'), { muted: true }).classList.add('screen');
+  attach('screen:local', stream);
+  await room.shareScreen(stream);
+  await room.chat.tellScreen(true);
+}
+
+async function stopScreen() {
+  const stream = state.screen;
+  const room = state.room;
+  state.screen = null;
+  setControl($('toggle-screen'), 'shareScreen', false);
+  removeTile('screen:local');
+  for (const tr of stream?.getTracks() ?? []) tr.stop();
+  if (!room) return;
+  await room.stopScreen();
+  await room.chat.tellScreen(false);
+}
+
 function toggle(button, kind, target, keys) {
   const on = button.dataset.off === '1';
   button.dataset.off = on ? '0' : '1';
@@ -744,6 +808,7 @@ function chatUi(room) {
   });
   chat.addEventListener('member-state', ({ detail }) => setTileMedia(detail.clientId, detail));
   setControl($('toggle-hand'), 'raiseHand', false);
+  setControl($('toggle-screen'), 'shareScreen', false);
   openChat(false);
   badge();
 }
@@ -830,6 +895,7 @@ function stageUi(room) {
     $('mode-select').value = stage.mode;
     const intercom = stage.mode === 'intercom' && !stage.live;
     $('ptt').hidden = !intercom || !room.localStream;
+    $('toggle-screen').hidden = !stage.mayPublish || !navigator.mediaDevices?.getDisplayMedia;
     $('floor').hidden = !intercom;
     const f = stage.floor ?? {};
     $('floor').textContent = f.holder
@@ -1128,6 +1194,7 @@ $('page-next').onclick = () => { state.page += 1; layoutTiles(); };
 addEventListener('resize', () => layoutTiles());
 $('toggle-mic').onclick = () => toggleMedia('audio').catch(showError);
 $('toggle-cam').onclick = () => toggleMedia('video').catch(showError);
+$('toggle-screen').onclick = () => toggleScreen().catch(showError);
 $('toggle-hand').onclick = () => state.room?.chat.raiseHand(!state.room.chat.hands.has(state.signal.clientId)).catch(showError);
 $('toggle-chat').onclick = () => openChat(!state.chatOpen);
 $('toggle-people').onclick = () => $('sidebar').classList.toggle('open');

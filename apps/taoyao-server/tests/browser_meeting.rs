@@ -46,7 +46,9 @@ impl Person {
         p.fill("Your name", name).await;
         p.fill("Room", room).await;
         if let Some(a) = architecture {
-            p.click("Advanced").await;
+            if p.eval("document.getElementById('advanced').open").await != true {
+                p.click("Advanced").await;
+            }
             p.choose("Media path", a).await;
         }
         p.click("Join").await;
@@ -647,6 +649,73 @@ async fn an_invite_link_brings_people_in_and_close_room_ends_it_for_everyone() {
     ann.page
         .wait_for("!document.getElementById('prejoin').hidden", Duration::from_secs(10))
         .await;
+    ann.close().await;
+    bob.close().await;
+    server.stop().await;
+}
+
+
+/// Whether `who` shows `sharer`'s screen: its tile, focused, playing 800x600 frames (the
+/// headless screen; the fake camera is 320x240) that keep coming.
+async fn shows_screen(who: &Person, sharer: &str) {
+    let frames = format!(
+        "(() => {{ const t = document.querySelector('.tile[data-id=\"screen:{sharer}\"]'); const v = t?.querySelector('video');
+             return v && v.videoWidth === 800 && t.classList.contains('focus') ? v.getVideoPlaybackQuality().totalVideoFrames : 0; }})()"
+    );
+    let first = who.page.wait_for(&frames, Duration::from_secs(15)).await;
+    who.page
+        .wait_for(&format!("{frames} > {first}"), Duration::from_secs(5))
+        .await;
+}
+
+/// Screen sharing in each architecture: the sharer's screen is a second video with a tile of
+/// its own, focused on the others' pages while it lasts, and the camera keeps moving; Stop
+/// sharing (and, in mesh, the browser ending the capture) takes the tile away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_screen_is_seen_by_the_others_in_every_architecture() {
+    if !enter_private_network("a_shared_screen_is_seen_by_the_others_in_every_architecture") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let ann = Person::open(&server, "").await;
+    let bob = Person::open(&server, "").await;
+    let no_screen = |id: &str| format!("!document.querySelector('.tile[data-id=\"screen:{id}\"]')");
+    for arch in ["mesh", "sfu", "mcu"] {
+        let room = format!("show-{arch}");
+        ann.join("Ann", &room, Some(arch)).await;
+        bob.join("Bob", &room, None).await;
+        let (a, b) = (ann.id().await, bob.id().await);
+        sees(&bob, &[&a], Duration::from_secs(20)).await;
+        ann.page.click("Share screen").await;
+        shows_screen(&bob, &a).await;
+        sees(&bob, &[&a], Duration::from_secs(5)).await;
+        if arch == "sfu" {
+            ann.page.save_screenshot("screen-share-sharer").await;
+            bob.page.save_screenshot("screen-share").await;
+        }
+        ann.page.click("Stop sharing").await;
+        bob.page
+            .wait_for(&no_screen(&a), Duration::from_secs(10))
+            .await;
+        sees(&bob, &[&a], Duration::from_secs(10)).await;
+        if arch == "mesh" {
+            // The browser's own "Stop sharing" ends the capture track.
+            bob.page.click("Share screen").await;
+            shows_screen(&ann, &b).await;
+            bob.page
+                .eval("document.querySelector('.tile[data-id=\"screen:local\"] video').srcObject.getVideoTracks()[0].dispatchEvent(new Event('ended'))")
+                .await;
+            ann.page
+                .wait_for(&no_screen(&b), Duration::from_secs(10))
+                .await;
+        }
+        for who in [&bob, &ann] {
+            who.page.click("Leave").await;
+            who.page
+                .wait_for("!document.getElementById('prejoin').hidden", Duration::from_secs(10))
+                .await;
+        }
+    }
     ann.close().await;
     bob.close().await;
     server.stop().await;

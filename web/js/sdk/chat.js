@@ -3,7 +3,7 @@
 // microphone / camera state. The payloads are a client convention documented in
 // docs/protocol.md ("Room messages between web clients"); the server does not read them.
 // Events: 'message' {from, name, text, at, mine}, 'hand' {clientId, raised},
-// 'member-state' {clientId, mic, camera}.
+// 'member-state' {clientId, mic, camera}, 'screen' {clientId, on}.
 
 export class Chat extends EventTarget {
   /**
@@ -20,6 +20,8 @@ export class Chat extends EventTarget {
     this.hands = new Set();
     /** clientId -> {mic, camera} as last told */
     this.states = new Map();
+    /** clientIds sharing their screen (ours too) */
+    this.screens = new Set();
     this.unsubscribe = [signal.on('room::broadcast', (b) => b.roomId === roomId && this.#onBroadcast(b))];
   }
 
@@ -36,10 +38,13 @@ export class Chat extends EventTarget {
       this.#emit('message', m);
     } else if (b.kind === 'hand') {
       this.#setHand(from, !!b.raised);
+    } else if (b.kind === 'screen') {
+      this.#setScreen(from, !!b.on);
     } else if (b.kind === 'state') {
       this.states.set(from, { mic: b.mic !== false, camera: b.camera !== false });
       this.#emit('member-state', { clientId: from, mic: b.mic !== false, camera: b.camera !== false });
       if (b.hand !== undefined) this.#setHand(from, !!b.hand);
+      if (b.screen !== undefined) this.#setScreen(from, !!b.screen);
     }
   }
 
@@ -47,6 +52,18 @@ export class Chat extends EventTarget {
     if (raised === this.hands.has(clientId)) return;
     if (raised) this.hands.add(clientId); else this.hands.delete(clientId);
     this.#emit('hand', { clientId, raised });
+  }
+
+  #setScreen(clientId, on) {
+    if (on === this.screens.has(clientId)) return;
+    if (on) this.screens.add(clientId); else this.screens.delete(clientId);
+    this.#emit('screen', { clientId, on });
+  }
+
+  /** Tells the room we started (or stopped) sharing our screen. */
+  async tellScreen(on) {
+    this.#setScreen(this.signal.clientId, on);
+    await this.#send({ kind: 'screen', on });
   }
 
   #send(body) {
@@ -71,13 +88,15 @@ export class Chat extends EventTarget {
   /** Tells the room our microphone and camera state (and hand): after a change, and to a
    * newcomer, who cannot learn it otherwise in a mesh room. */
   tellState({ mic, camera }) {
-    return this.#send({ kind: 'state', mic, camera, hand: this.hands.has(this.signal.clientId) });
+    const me = this.signal.clientId;
+    return this.#send({ kind: 'state', mic, camera, hand: this.hands.has(me), screen: this.screens.has(me) });
   }
 
   /** A member left: forget its hand and state. */
   forget(clientId) {
     this.states.delete(clientId);
     this.#setHand(clientId, false);
+    this.#setScreen(clientId, false);
   }
 
   close() {

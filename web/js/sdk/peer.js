@@ -21,9 +21,19 @@ export class Peer extends EventTarget {
     this.pc.onicecandidate = ({ candidate }) => {
       if (candidate) this.send({ type: 'candidate', candidate: candidate.toJSON() }).catch(() => {});
     };
-    this.pc.ontrack = ({ track }) => {
-      this.stream.addTrack(track);
-      this.#emit('track', { track, stream: this.stream });
+    // The remote's camera and microphone share one stream (`this.stream`); a track of another
+    // stream (a shared screen) comes in a stream of its own.
+    this.extra = new Map();
+    this.pc.ontrack = ({ track, streams }) => {
+      const id = streams[0]?.id;
+      this.mainId ??= id;
+      let stream = this.stream;
+      if (id && id !== this.mainId) {
+        if (!this.extra.has(id)) this.extra.set(id, new MediaStream());
+        stream = this.extra.get(id);
+      }
+      stream.addTrack(track);
+      this.#emit('track', { track, stream, extra: stream !== this.stream });
     };
     this.pc.onconnectionstatechange = () => this.#emit('state', { state: this.pc.connectionState });
     this.pc.onnegotiationneeded = async () => {
@@ -86,9 +96,22 @@ export class Peer extends EventTarget {
     }
   }
 
+  /** Sends a second video (a shared screen) in a stream of its own; renegotiates. */
+  addExtra(track, stream) {
+    if (this.extraSender) return;
+    this.extraSender = this.pc.addTrack(track, stream);
+  }
+
+  /** Stops sending the second video; renegotiates. */
+  removeExtra() {
+    if (!this.extraSender) return;
+    try { this.pc.removeTrack(this.extraSender); } catch (_) { /* closed */ }
+    this.extraSender = null;
+  }
+
   /** Sends `track` instead of the current track of its kind, without renegotiating. */
   async replaceTrack(track) {
-    const t = this.pc.getTransceivers().find((x) => x.sender.track?.kind === track.kind);
+    const t = this.pc.getTransceivers().find((x) => x.sender.track?.kind === track.kind && x.sender !== this.extraSender);
     if (t) await t.sender.replaceTrack(track);
   }
 

@@ -138,7 +138,7 @@ export class Room extends EventTarget {
       rtcConfig,
       send: (n) => this.signal.request('media::exchange', { roomId: this.roomId, to: remoteId, ...n }),
     });
-    peer.addEventListener('track', (e) => this.#emit('track', { clientId: remoteId, stream: e.detail.stream }));
+    peer.addEventListener('track', (e) => this.#emit('track', { clientId: remoteId, stream: e.detail.stream, screen: e.detail.extra }));
     peer.addEventListener('state', (e) => this.#emit('peer-state', { clientId: remoteId, state: e.detail.state }));
     peer.addEventListener('error', (e) => this.#emit('error', e.detail));
     this.peers.set(remoteId, peer);
@@ -147,16 +147,35 @@ export class Room extends EventTarget {
 
   /** The newcomer offers to every member already in the room. */
   #connectToAll() {
-    for (const id of this.members.keys()) this.#peer(id).start(this.localStream, { offerer: true });
+    for (const id of this.members.keys()) {
+      const p = this.#peer(id);
+      p.start(this.localStream, { offerer: true });
+      if (this.screen) p.addExtra(this.screen.getVideoTracks()[0], this.screen);
+    }
   }
 
   async #onExchange({ from, ...n }) {
     if (!from) return;
     try {
-      await this.#peer(from).receive(n, this.localStream);
+      const p = this.#peer(from);
+      await p.receive(n, this.localStream);
+      // A newcomer also gets our shared screen, once its first offer is answered.
+      if (this.screen && n.type === 'offer') p.addExtra(this.screen.getVideoTracks()[0], this.screen);
     } catch (err) {
       this.#emit('error', err);
     }
+  }
+
+  /** Shares `stream` (getDisplayMedia) as a second video on every member's connection. */
+  async shareScreen(stream) {
+    this.screen = stream;
+    for (const p of this.peers.values()) p.addExtra(stream.getVideoTracks()[0], stream);
+  }
+
+  /** Stops sharing the screen (the tracks are the caller's to stop). */
+  async stopScreen() {
+    this.screen = null;
+    for (const p of this.peers.values()) p.removeExtra();
   }
 
   #dropPeer(id) {

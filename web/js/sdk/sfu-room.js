@@ -172,10 +172,56 @@ export class SfuRoom extends EventTarget {
     return summarize(await sub.getStats(), () => sub.connectionState, (s) => String(s.trackIdentifier ?? '').split(':')[0] || 'unknown');
   }
 
+  /** Offers the publish connection again (a track added or stopped) and applies the answer. */
+  async #renegotiate() {
+    const pc = this.pub;
+    await pc.setLocalDescription(await pc.createOffer());
+    const answer = await this.signal.request('media::publish', { roomId: this.roomId, sdp: pc.localDescription.sdp });
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+  }
+
+  /**
+   * Shares `stream` (getDisplayMedia) as a second video on the publish connection: the server
+   * makes it a stream of ours like the camera (`clientId:videoN`, a later N), which the others
+   * receive in our stream, after our camera.
+   */
+  async shareScreen(stream) {
+    if (!this.pub) throw new Error('not publishing');
+    const before = await this.#myVideoStreams();
+    this.screenTransceiver = this.pub.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly', streams: [this.localStream ?? stream] });
+    await this.#renegotiate();
+    // Which of our streams is the screen: the one the server adds now.
+    for (let i = 0; i < 25 && !this.screenStreamId; i++) {
+      this.screenStreamId = (await this.#myVideoStreams()).find((id) => !before.includes(id));
+      if (!this.screenStreamId) await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async #myVideoStreams() {
+    const status = await this.signal.request('room::status', { roomId: this.roomId });
+    return (status.streams ?? []).filter((st) => st.clientId === this.signal.clientId && st.kind === 'video').map((st) => st.streamId);
+  }
+
+  /** Stops sharing: ends the screen's stream on the server (media::unpublish) and makes its
+   * section inactive, so sharing again adds a new one. */
+  async stopScreen() {
+    const t = this.screenTransceiver;
+    if (!t) return;
+    this.screenTransceiver = null;
+    const streamId = this.screenStreamId;
+    this.screenStreamId = null;
+    await t.sender.replaceTrack(null);
+    if (streamId) await this.signal.request('media::unpublish', { roomId: this.roomId, streamId }).catch(() => {});
+    if (this.pub) {
+      t.direction = 'inactive';
+      await this.#renegotiate().catch((err) => this.#emit('error', err));
+    }
+  }
+
   /** Sends `track` instead of our current track of its kind, without renegotiating. */
   async replaceTrack(track) {
     swapTrack(this.localStream, track);
-    const sender = this.pub?.getSenders().find((x) => x.track?.kind === track.kind);
+    const sender = this.pub?.getSenders().find((x) => x.track?.kind === track.kind && x !== this.screenTransceiver?.sender);
     if (sender) await sender.replaceTrack(track);
   }
 

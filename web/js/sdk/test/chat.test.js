@@ -42,7 +42,7 @@ test('hands and media state are tracked per member and forgotten when it leaves'
   await chat.raiseHand(true);
   assert.ok(chat.hands.has('ann'));
   await chat.tellState({ mic: true, camera: false });
-  assert.deepEqual(signal.requests.at(-1).body, { roomId: 'r1', kind: 'state', mic: true, camera: false, hand: true });
+  assert.deepEqual(signal.requests.at(-1).body, { roomId: 'r1', kind: 'state', mic: true, camera: false, hand: true, screen: false });
   chat.forget('bob');
   assert.ok(!chat.hands.has('bob'));
   chat.close();
