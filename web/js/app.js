@@ -315,8 +315,13 @@ function showLocal() {
  * a presenter, big; the others in a strip). */
 function layoutTiles() {
   const tiles = [...document.querySelectorAll('.tile')];
-  const phone = matchMedia('(max-width: 700px)').matches;
-  const perPage = phone ? 4 : 9;
+  // As many 4:3 tiles (at least 16rem wide) as fit on one screen below the bars.
+  const box = $('tiles').getBoundingClientRect();
+  const rem = parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+  const cols = Math.max(1, Math.floor((box.width + 0.8 * rem) / (16.8 * rem)));
+  const tileHeight = ((box.width - (cols - 1) * 0.8 * rem) / cols) * 0.75 + 0.8 * rem;
+  const rows = Math.max(1, Math.floor((innerHeight - Math.max(0, box.top + scrollY) - 4.5 * rem) / tileHeight));
+  const perPage = Math.max(2, cols * rows);
   const ids = tiles.map((el) => el.dataset.id);
   let focus = null;
   const screen = ids.find((i) => i.startsWith('screen:'));

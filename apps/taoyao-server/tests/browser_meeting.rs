@@ -720,3 +720,105 @@ async fn a_shared_screen_is_seen_by_the_others_in_every_architecture() {
     bob.close().await;
     server.stop().await;
 }
+
+/// Tiles and layouts with three members in a mesh room: on a phone the grid pages past one
+/// screen; on a desktop each tile says how the connection is in words and rings while its
+/// member speaks (from getStats); speaker view focuses one tile, a pin holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_in_a_mesh_room_page_pin_and_show_who_speaks() {
+    if !enter_private_network("three_in_a_mesh_room_page_pin_and_show_who_speaks") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let ann = Person::open(&server, "").await;
+    ann.page.phone().await;
+    ann.join("Ann", "grid", Some("mesh")).await;
+    let bob = Person::open(&server, "").await;
+    bob.page.window(1280, 800).await;
+    bob.join("Bob", "grid", None).await;
+    let cy = Person::open(&server, "").await;
+    cy.join("Cy", "grid", None).await;
+    let (a, b, c) = (ann.id().await, bob.id().await, cy.id().await);
+    sees(&ann, &[&b, &c], Duration::from_secs(25)).await;
+    sees(&bob, &[&a, &c], Duration::from_secs(15)).await;
+    sees(&cy, &[&a, &b], Duration::from_secs(15)).await;
+
+    // The phone shows fewer tiles than there are: pages.
+    let shown = "[...document.querySelectorAll('.tile')].filter((t) => !t.hidden).map((t) => t.dataset.id).join(',')";
+    ann.page
+        .wait_for("!document.getElementById('pager').hidden", Duration::from_secs(5))
+        .await;
+    let page1 = ann.page.eval(shown).await;
+    ann.page.click("Next page").await;
+    ann.page.wait_for_text("2 / ", Duration::from_secs(3)).await;
+    let page2 = ann.page.eval(shown).await;
+    assert_ne!(page1, page2, "another page of tiles");
+    ann.page.save_screenshot("phone-room-three").await;
+
+    // In words, and a ring while someone speaks (the fake microphones beep).
+    for id in [&a, &c] {
+        bob.page
+            .wait_for(
+                &format!("document.querySelector('.tile[data-id=\"{id}\"] .state').textContent === 'good connection'"),
+                Duration::from_secs(10),
+            )
+            .await;
+    }
+    bob.page
+        .wait_for(
+            "!!document.querySelector('.tile.speaking:not([data-id=local])')",
+            Duration::from_secs(10),
+        )
+        .await;
+
+    let focused = "document.querySelector('.tile.focus')?.dataset.id ?? null";
+    bob.page.click("Speaker view").await;
+    bob.page.wait_for(focused, Duration::from_secs(3)).await;
+    bob.page.click("📌 Cy").await;
+    assert_eq!(bob.page.eval(focused).await, Value::from(c.clone()));
+    bob.page.click("Grid view").await;
+    assert_eq!(
+        bob.page.eval(focused).await,
+        Value::from(c.clone()),
+        "the pin holds"
+    );
+    bob.page.click("📌 Cy").await;
+    assert_eq!(bob.page.eval(focused).await, Value::Null, "unpinned: grid");
+    sees(&bob, &[&a, &c], Duration::from_secs(10)).await;
+    for who in [ann, bob, cy] {
+        who.close().await;
+    }
+    server.stop().await;
+}
+
+/// Three members in an mcu room, joined through the page: each decodes the others' video and
+/// hears the mix, and the speaker's tile rings from media::audio::volume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_in_an_mcu_room_see_each_other_and_the_speaker() {
+    if !enter_private_network("three_in_an_mcu_room_see_each_other_and_the_speaker") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let ann = Person::open(&server, "").await;
+    ann.join("Ann", "mixer", Some("mcu")).await;
+    let bob = Person::open(&server, "").await;
+    bob.join("Bob", "mixer", None).await;
+    let cy = Person::open(&server, "").await;
+    cy.join("Cy", "mixer", None).await;
+    let (a, b, c) = (ann.id().await, bob.id().await, cy.id().await);
+    sees(&ann, &[&b, &c], Duration::from_secs(25)).await;
+    sees(&bob, &[&a, &c], Duration::from_secs(15)).await;
+    sees(&cy, &[&a, &b], Duration::from_secs(15)).await;
+    hears(&ann, "mix", Duration::from_secs(10)).await;
+    ann.page
+        .wait_for(
+            "!!document.querySelector('.tile.speaking:not([data-id=local])')",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(server.media_counts("mixer").await.0, 3);
+    for who in [ann, bob, cy] {
+        who.close().await;
+    }
+    server.stop().await;
+}

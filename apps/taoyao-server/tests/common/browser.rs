@@ -47,6 +47,10 @@ pub fn enter_private_network(test_name: &str) -> bool {
         eprintln!("note: cannot make a private network namespace (not root?); running here");
         return true;
     }
+    // Browser tests of one binary take turns: each runs three Chromiums and a server, and two
+    // at once on two cores make their timings meaningless.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let exe = std::env::current_exe().expect("test binary path");
     let status = std::process::Command::new("unshare")
         .args([
