@@ -822,3 +822,54 @@ async fn three_in_an_mcu_room_see_each_other_and_the_speaker() {
     }
     server.stop().await;
 }
+
+/// Bug 1: a member whose sending stopped (broadcast mode, a live) sends again when it may:
+/// made presenter, back in meeting mode, accepted as co-host, after the live. Each time the
+/// others' pages decode its video moving again (it used to stay frozen on its last frame).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sending_stops_and_starts_again_through_broadcast_and_a_live() {
+    if !enter_private_network("sending_stops_and_starts_again_through_broadcast_and_a_live") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let ann = Person::open(&server, "").await;
+    ann.page.window(1280, 800).await;
+    ann.join("Ann", "onstage", Some("sfu")).await;
+    let bob = Person::open(&server, "").await;
+    bob.join("Bob", "onstage", None).await;
+    let (a, b) = (ann.id().await, bob.id().await);
+    sees(&ann, &[&b], Duration::from_secs(20)).await;
+    sees(&bob, &[&a], Duration::from_secs(10)).await;
+    let sends = |who: &Person, on: bool| {
+        let expr = if on {
+            "window.taoyaoReport().then((r) => r.local.length === 2)"
+        } else {
+            "window.taoyaoReport().then((r) => r.local.length === 0)"
+        };
+        async move { who.page.wait_for(expr, Duration::from_secs(10)).await }
+    };
+
+    ann.page.choose("Room mode", "broadcast").await;
+    sends(&bob, false).await;
+    ann.page.click("People").await;
+    ann.page.click("make presenter: Bob").await;
+    sends(&bob, true).await;
+    sees(&ann, &[&b], Duration::from_secs(15)).await;
+    ann.page.choose("Room mode", "meeting").await;
+    sees(&ann, &[&b], Duration::from_secs(10)).await;
+    sees(&bob, &[&a], Duration::from_secs(10)).await;
+
+    ann.page.click("Go live").await;
+    sends(&bob, false).await;
+    bob.page.click("Ask to co-host").await;
+    ann.page.click("accept").await;
+    sends(&bob, true).await;
+    sees(&ann, &[&b], Duration::from_secs(15)).await;
+    ann.page.click("Stop live").await;
+    sees(&ann, &[&b], Duration::from_secs(15)).await;
+    sees(&bob, &[&a], Duration::from_secs(10)).await;
+    for who in [ann, bob] {
+        who.close().await;
+    }
+    server.stop().await;
+}

@@ -1,6 +1,6 @@
 // The taoyao web SDK: import what you need; none of it touches the page.
 export { SignalClient, SignalError, PROTOCOL_VERSION } from './signal.js';
-export { Peer } from './peer.js';
+export { Peer, summarize } from './peer.js';
 export { Room, capabilitiesOf } from './room.js';
 export { SfuRoom } from './sfu-room.js';
 export { Call } from './call.js';

@@ -225,10 +225,17 @@ export class SfuRoom extends EventTarget {
     if (sender) await sender.replaceTrack(track);
   }
 
-  /** Stops publishing (e.g. taken off stage): closes the publish connection. */
-  unpublishLocal() {
-    this.pub?.close();
+  /** Stops publishing (e.g. taken off stage): says so (media::unpublish: the server ends our
+   * streams; it may have done so already) and closes the publish connection. Publishing again
+   * offers on a new connection (docs/protocol.md, "SFU rooms"). */
+  async unpublishLocal() {
+    const pc = this.pub;
     this.pub = null;
+    this.screenTransceiver = null;
+    this.screenStreamId = null;
+    if (!pc) return;
+    await this.signal.request('media::unpublish', { roomId: this.roomId }).catch(() => {});
+    pc.close();
   }
 
   async leave() {
