@@ -840,15 +840,6 @@ async fn sending_stops_and_starts_again_through_broadcast_and_a_live() {
     let (a, b) = (ann.id().await, bob.id().await);
     sees(&ann, &[&b], Duration::from_secs(20)).await;
     sees(&bob, &[&a], Duration::from_secs(10)).await;
-    let sends = |who: &Person, on: bool| {
-        let expr = if on {
-            "window.taoyaoReport().then((r) => r.local.length === 2)"
-        } else {
-            "window.taoyaoReport().then((r) => r.local.length === 0)"
-        };
-        async move { who.page.wait_for(expr, Duration::from_secs(10)).await }
-    };
-
     ann.page.choose("Room mode", "broadcast").await;
     sends(&bob, false).await;
     ann.page.click("People").await;
@@ -872,4 +863,15 @@ async fn sending_stops_and_starts_again_through_broadcast_and_a_live() {
         who.close().await;
     }
     server.stop().await;
+}
+
+/// Waits until `who` sends its camera and microphone (`on`) or nothing.
+async fn sends(who: &Person, on: bool) {
+    let want = if on { 2 } else { 0 };
+    who.page
+        .wait_for(
+            &format!("window.taoyaoReport().then((r) => r.local.length === {want})"),
+            Duration::from_secs(10),
+        )
+        .await;
 }

@@ -231,6 +231,7 @@ export class SfuRoom extends EventTarget {
   async unpublishLocal() {
     const pc = this.pub;
     this.pub = null;
+    this.localStream = null;
     this.screenTransceiver = null;
     this.screenStreamId = null;
     if (!pc) return;
