@@ -425,6 +425,33 @@ async fn wait_tile(who: &Person, id: &str, field: &str, want: Value) {
     }
 }
 
+/// Ann (with `ann_window`, e.g. a phone), Bob and Cy join `room` (made as `architecture`) through
+/// the pre-join screen, and each sees the two others moving. Returns them and their ids.
+async fn three_join(
+    server: &TestServer,
+    room: &str,
+    architecture: &str,
+    ann_window: Option<(u32, u32)>,
+) -> ([Person; 3], [String; 3]) {
+    let ann = Person::open(server, "").await;
+    match ann_window {
+        Some((390, 844)) => ann.page.phone().await,
+        Some((w, h)) => ann.page.window(w, h).await,
+        None => {}
+    }
+    ann.join("Ann", room, Some(architecture)).await;
+    let bob = Person::open(server, "").await;
+    bob.page.window(1280, 800).await;
+    bob.join("Bob", room, None).await;
+    let cy = Person::open(server, "").await;
+    cy.join("Cy", room, None).await;
+    let (a, b, c) = (ann.id().await, bob.id().await, cy.id().await);
+    sees(&ann, &[&b, &c], Duration::from_secs(25)).await;
+    sees(&bob, &[&a, &c], Duration::from_secs(15)).await;
+    sees(&cy, &[&a, &b], Duration::from_secs(15)).await;
+    ([ann, bob, cy], [a, b, c])
+}
+
 /// Three members in an sfu room: camera off and microphone off show on the others' tiles (the
 /// name instead of a frozen frame) and media moves again after; chat arrives with the sender's
 /// name and an unread badge; a raised hand shows to all.
@@ -434,16 +461,7 @@ async fn three_in_an_sfu_room_see_mute_chat_and_raised_hands() {
         return;
     }
     let server = TestServer::start().await;
-    let ann = Person::open(&server, "").await;
-    ann.join("Ann", "trio", Some("sfu")).await;
-    let bob = Person::open(&server, "").await;
-    bob.join("Bob", "trio", None).await;
-    let cy = Person::open(&server, "").await;
-    cy.join("Cy", "trio", None).await;
-    let (a, b, c) = (ann.id().await, bob.id().await, cy.id().await);
-    sees(&ann, &[&b, &c], Duration::from_secs(25)).await;
-    sees(&bob, &[&a, &c], Duration::from_secs(15)).await;
-    sees(&cy, &[&a, &b], Duration::from_secs(15)).await;
+    let ([ann, bob, cy], [a, b, c]) = three_join(&server, "trio", "sfu", None).await;
     ann.page.save_screenshot("room-three").await;
 
     ann.page.click("Stop camera").await;
@@ -730,18 +748,7 @@ async fn three_in_a_mesh_room_page_pin_and_show_who_speaks() {
         return;
     }
     let server = TestServer::start().await;
-    let ann = Person::open(&server, "").await;
-    ann.page.phone().await;
-    ann.join("Ann", "grid", Some("mesh")).await;
-    let bob = Person::open(&server, "").await;
-    bob.page.window(1280, 800).await;
-    bob.join("Bob", "grid", None).await;
-    let cy = Person::open(&server, "").await;
-    cy.join("Cy", "grid", None).await;
-    let (a, b, c) = (ann.id().await, bob.id().await, cy.id().await);
-    sees(&ann, &[&b, &c], Duration::from_secs(25)).await;
-    sees(&bob, &[&a, &c], Duration::from_secs(15)).await;
-    sees(&cy, &[&a, &b], Duration::from_secs(15)).await;
+    let ([ann, bob, cy], [a, _, c]) = three_join(&server, "grid", "mesh", Some((390, 844))).await;
 
     // The phone shows fewer tiles than there are: pages.
     let shown = "[...document.querySelectorAll('.tile')].filter((t) => !t.hidden).map((t) => t.dataset.id).join(',')";
@@ -799,16 +806,7 @@ async fn three_in_an_mcu_room_see_each_other_and_the_speaker() {
         return;
     }
     let server = TestServer::start().await;
-    let ann = Person::open(&server, "").await;
-    ann.join("Ann", "mixer", Some("mcu")).await;
-    let bob = Person::open(&server, "").await;
-    bob.join("Bob", "mixer", None).await;
-    let cy = Person::open(&server, "").await;
-    cy.join("Cy", "mixer", None).await;
-    let (a, b, c) = (ann.id().await, bob.id().await, cy.id().await);
-    sees(&ann, &[&b, &c], Duration::from_secs(25)).await;
-    sees(&bob, &[&a, &c], Duration::from_secs(15)).await;
-    sees(&cy, &[&a, &b], Duration::from_secs(15)).await;
+    let ([ann, bob, cy], _) = three_join(&server, "mixer", "mcu", None).await;
     hears(&ann, "mix", Duration::from_secs(10)).await;
     ann.page
         .wait_for(

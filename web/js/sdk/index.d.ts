@@ -130,26 +130,10 @@ export interface AnyRoom extends EventTarget {
   leave(): Promise<void>;
 }
 
-export class Room extends EventTarget implements AnyRoom {
+/** A mesh room; `Room.enter` returns it or an SfuRoom. */
+export interface Room extends AnyRoom {}
+export class Room extends EventTarget {
   static enter(signal: SignalClient, options: EnterOptions, localStream: MediaStream | null): Promise<AnyRoom>;
-  roomId: string;
-  name: string;
-  architecture: string;
-  owner: string;
-  capabilities: Capabilities;
-  members: Map<string, Member>;
-  localStream: MediaStream | null;
-  stage: Stage;
-  recording: Recording;
-  chat: Chat;
-  publish(localStream?: MediaStream | null): Promise<void>;
-  unpublishLocal(): void;
-  replaceTrack(track: MediaStreamTrack): Promise<void>;
-  setEnabled(kind: 'audio' | 'video', enabled: boolean): Promise<void>;
-  shareScreen(stream: MediaStream): Promise<void>;
-  stopScreen(): Promise<void>;
-  stats(): Promise<Record<string, PeerStats>>;
-  leave(): Promise<void>;
 }
 
 export class SfuRoom extends Room {
