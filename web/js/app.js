@@ -229,6 +229,15 @@ function showPreview() {
 
 // ---- tiles ---------------------------------------------------------------------------------
 
+/** Small icons (inline SVG: no icon font, no emoji font needed). */
+const SLASH = '<path d="M3 3l18 18" stroke="currentColor" stroke-width="2.2"/>';
+const ICONS = {
+  micOff: `<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.9V21h2v-3.1A7 7 0 0 0 19 11h-2z"/>${SLASH}</svg>`,
+  cameraOff: `<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M17 10.5V7a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-3.5l4 4v-11l-4 4z"/>${SLASH}</svg>`,
+  hand: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M12 2a1.5 1.5 0 0 1 1.5 1.5V11h1V4.5a1.5 1.5 0 0 1 3 0V11h1V7.5a1.5 1.5 0 0 1 3 0V15a7 7 0 0 1-7 7h-1a7 7 0 0 1-6.3-4L3 13.5a1.5 1.5 0 0 1 2.6-1.5L8 14.5V4.5a1.5 1.5 0 0 1 3 0V11h0V3.5A1.5 1.5 0 0 1 12 2z"/></svg>',
+  pin: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M16 3l5 5-1.5 1.5-1.5-.5-3.5 3.5.5 4-1.5 1.5-4-4L5 20l-1-1 5-4.5-4-4L6.5 9l4 .5L14 6l-.5-1.5L16 3z"/></svg>',
+};
+
 const tileEl = (id) => document.querySelector(`.tile[data-id="${CSS.escape(id)}"]`);
 
 function tile(id, label, { muted = false } = {}) {
@@ -240,9 +249,9 @@ function tile(id, label, { muted = false } = {}) {
     el.innerHTML = `<video autoplay playsinline></video>
       <div class="placeholder"><span class="initial"></span></div>
       <div class="label"><span class="name"></span>
-        <span class="icons"><span class="icon-mic" role="img" hidden>🔇</span><span class="icon-cam" role="img" hidden>🚫</span><span class="icon-hand" role="img" hidden>✋</span></span>
+        <span class="icons"><span class="icon-mic" role="img" hidden>${ICONS.micOff}</span><span class="icon-cam" role="img" hidden>${ICONS.cameraOff}</span><span class="icon-hand" role="img" hidden>${ICONS.hand}</span></span>
         <span class="state"></span>
-        <button class="small pin">📌</button><button class="small rec" hidden></button></div>`;
+        <button class="small pin">${ICONS.pin}</button><button class="small rec" hidden></button></div>`;
     el.querySelector('video').muted = muted;
     el.querySelector('.pin').onclick = () => { state.pinned = state.pinned === id ? null : id; layoutTiles(); };
     $('tiles').append(el);
@@ -253,7 +262,8 @@ function tile(id, label, { muted = false } = {}) {
   el.querySelector('.icon-mic').setAttribute('aria-label', t('micOff'));
   el.querySelector('.icon-cam').setAttribute('aria-label', t('cameraOff'));
   el.querySelector('.icon-hand').setAttribute('aria-label', t('handUp'));
-  el.querySelector('.pin').setAttribute('aria-label', `📌 ${label}`);
+  el.querySelector('.pin').setAttribute('aria-label', t('pin', { name: label }));
+  el.querySelector('.pin').title = t('pin', { name: label });
   layoutTiles();
   return el;
 }
@@ -449,7 +459,7 @@ async function refreshClients() {
       const span = document.createElement('span');
       span.textContent = c.clientId === state.signal.clientId ? t('youName', { name: c.name }) : c.name;
       li.append(span);
-      if (c.clientId !== state.signal.clientId) smallButton(li, '📞', () => startCall(c.clientId), t('call', { name: c.name }));
+      if (c.clientId !== state.signal.clientId) smallButton(li, t('callShort'), () => startCall(c.clientId), t('call', { name: c.name }));
       return li;
     }));
   } catch (err) { console.warn('taoyao: client list', err?.message); }
@@ -463,7 +473,7 @@ async function refreshRooms() {
     $('rooms').replaceChildren(...rooms.map((r) => {
       const li = document.createElement('li');
       const span = document.createElement('span');
-      span.textContent = `${t('roomLine', { name: r.name, members: r.memberCount })}${r.hasPassword ? ' 🔒' : ''}`;
+      span.textContent = `${t('roomLine', { name: r.name, members: r.memberCount })}${r.hasPassword ? ` (${t('locked')})` : ''}`;
       li.append(span);
       smallButton(li, t('join'), () => enterWithPassword({ roomId: r.roomId, name: r.name, hasPassword: r.hasPassword && r.owner !== state.signal.clientId }), t('enterRoom', { room: r.name }));
       return li;
@@ -992,7 +1002,7 @@ function membersUi(room) {
       if ((live?.cohosts ?? []).includes(id)) roles.push(t('cohost'));
       if (!live && stage.mode === 'broadcast' && stage.presenters.includes(id)) roles.push(t('presenter'));
       if (stage.floor?.holder === id) roles.push(t('talking'));
-      if (room.chat?.hands.has(id)) roles.push(`✋ ${t('handUp')}`);
+      if (room.chat?.hands.has(id)) roles.push(t('handUp'));
       const span = document.createElement('span');
       span.textContent = `${name}${roles.length ? ` (${roles.join(', ')})` : ''} `;
       li.append(span);
@@ -1038,7 +1048,7 @@ function recordingUi(room) {
     const active = [...rec.active.keys()];
     const shown = rec.mix ? [...active.map(nameOf), t('theMix')] : active.map(nameOf);
     $('rec-badge').hidden = !shown.length;
-    $('rec-badge').textContent = `● REC ${shown.join(', ')}`;
+    $('rec-badge').textContent = t('recBadge', { names: shown.join(', ') });
     $('record-mix').textContent = t(rec.mix ? 'stopRecordMix' : 'recordMix');
     $('record-me').textContent = t(rec.isRecording(me) ? 'stopRecordMe' : 'recordMe');
     $('record-room').textContent = t(active.length ? 'stopRecording' : 'recordRoom');
@@ -1087,7 +1097,7 @@ async function refreshRecordings() {
     a.href = href;
     a.download = download;
     a.textContent = label;
-    li.append(a, ` ${(bytes / 1024).toFixed(0)} KiB`);
+    li.append(a, ` ${t('kib', { n: (bytes / 1024).toFixed(0) })}`);
     return li;
   };
   $('recordings').replaceChildren(

@@ -461,7 +461,8 @@ async fn three_in_an_sfu_room_see_mute_chat_and_raised_hands() {
         return;
     }
     let server = TestServer::start().await;
-    let ([ann, bob, cy], [a, b, c]) = three_join(&server, "trio", "sfu", None).await;
+    let ([ann, bob, cy], [a, b, c]) =
+        three_join(&server, "trio", "sfu", Some((1280, 800))).await;
     ann.page.save_screenshot("room-three").await;
 
     ann.page.click("Stop camera").await;
@@ -539,6 +540,7 @@ async fn pre_join_shows_and_switches_devices_and_the_room_keeps_them() {
     let cameras = ["--use-fake-device-for-media-stream=device-count=3"];
     let ann = Person::open_with(&server, "?room=devices", &cameras).await;
     let p = &ann.page;
+    p.window(1280, 800).await;
     p.wait_for(
         "document.getElementById('preview').videoWidth > 0",
         Duration::from_secs(10),
@@ -575,6 +577,7 @@ async fn pre_join_shows_and_switches_devices_and_the_room_keeps_them() {
         Value::from(second.clone()),
         "remembered"
     );
+    p.eval("scrollTo(0, 0)").await;
     p.save_screenshot("prejoin").await;
     p.fill("Your name", "Ann").await;
     p.click("Advanced").await;
@@ -697,6 +700,7 @@ async fn a_shared_screen_is_seen_by_the_others_in_every_architecture() {
     let server = TestServer::start().await;
     let ann = Person::open(&server, "").await;
     let bob = Person::open(&server, "").await;
+    bob.page.window(1280, 800).await;
     let no_screen = |id: &str| format!("!document.querySelector('.tile[data-id=\"screen:{id}\"]')");
     for arch in ["mesh", "sfu", "mcu"] {
         let room = format!("show-{arch}");
@@ -781,7 +785,7 @@ async fn three_in_a_mesh_room_page_pin_and_show_who_speaks() {
     let focused = "document.querySelector('.tile.focus')?.dataset.id ?? null";
     bob.page.click("Speaker view").await;
     bob.page.wait_for(focused, Duration::from_secs(3)).await;
-    bob.page.click("📌 Cy").await;
+    bob.page.click("Pin Cy").await;
     assert_eq!(bob.page.eval(focused).await, Value::from(c.clone()));
     bob.page.click("Grid view").await;
     assert_eq!(
@@ -789,7 +793,7 @@ async fn three_in_a_mesh_room_page_pin_and_show_who_speaks() {
         Value::from(c.clone()),
         "the pin holds"
     );
-    bob.page.click("📌 Cy").await;
+    bob.page.click("Pin Cy").await;
     assert_eq!(bob.page.eval(focused).await, Value::Null, "unpinned: grid");
     sees(&bob, &[&a, &c], Duration::from_secs(10)).await;
     for who in [ann, bob, cy] {
