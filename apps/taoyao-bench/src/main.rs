@@ -317,7 +317,7 @@ fn mix_cost(participants: usize, talking: usize, ticks: usize) -> anyhow::Result
     let mut encodes = 0usize;
     for t in 0..ticks {
         for (i, p) in packets.iter().enumerate() {
-            mixer.push(&i, t as u16, p[t].clone());
+            mixer.push(&i, 0, t as u16, p[t].clone())?;
         }
         let start = Instant::now();
         let out = mixer.tick()?;

@@ -21,8 +21,9 @@ pub struct Member {
     answered: Arc<Mutex<Vec<(Instant, Instant)>>>,
     notes: Arc<Mutex<Vec<Value>>>,
     notes_changed: Arc<Notify>,
-    /// Receives everything the server forwards to this member.
-    pub sub: Arc<ClientPeer>,
+    /// Receives everything the server forwards to this member (replaced by
+    /// [`Member::restart_subscribe`]).
+    sub: Arc<Mutex<Arc<ClientPeer>>>,
     publisher: Mutex<Option<Arc<ClientPeer>>>,
     opts: PeerOptions,
     driver: JoinHandle<()>,
@@ -40,7 +41,7 @@ impl Member {
         let link = signal.link.clone();
         let notes = Arc::new(Mutex::new(Vec::new()));
         let notes_changed = Arc::new(Notify::new());
-        let sub = Arc::new(ClientPeer::new(&opts).await?);
+        let sub = Arc::new(Mutex::new(Arc::new(ClientPeer::new(&opts).await?)));
         let answered = Arc::new(Mutex::new(Vec::new()));
         let (l, n, nc, s, a) = (
             link.clone(),
@@ -56,7 +57,9 @@ impl Member {
                     && m["body"]["type"] == "offer"
                 {
                     // Offers come one at a time (the server waits for each answer).
-                    let (l2, s2, n2, nc2) = (l.clone(), s.clone(), n.clone(), nc.clone());
+                    // The current subscribe connection answers (a restart replaces it).
+                    let s2 = s.lock().expect("sub lock").clone();
+                    let (l2, n2, nc2) = (l.clone(), n.clone(), nc.clone());
                     let a2 = a.clone();
                     let offered = Instant::now();
                     let room = m["body"]["roomId"].clone();
@@ -140,13 +143,19 @@ impl Member {
         video: bool,
         audio: bool,
     ) -> anyhow::Result<Arc<ClientPeer>> {
-        let room = self
-            .room
-            .lock()
-            .expect("room lock")
-            .clone()
-            .context("enter a room first")?;
-        let peer = Arc::new(ClientPeer::new(&self.opts).await?);
+        self.publish_with(&self.opts, media, video, audio).await
+    }
+
+    /// [`Member::publish`] from a connection made with `opts`.
+    pub async fn publish_with(
+        &self,
+        opts: &PeerOptions,
+        media: Arc<TestMedia>,
+        video: bool,
+        audio: bool,
+    ) -> anyhow::Result<Arc<ClientPeer>> {
+        let room = self.room()?;
+        let peer = Arc::new(ClientPeer::new(opts).await?);
         peer.add_media(video, audio).await?;
         let offer = peer.offer().await?;
         let r = self
@@ -164,6 +173,48 @@ impl Member {
         peer.start_sending(media).await?;
         *self.publisher.lock().expect("publisher lock") = Some(peer.clone());
         Ok(peer)
+    }
+
+    /// The connection that receives what the server forwards to this member.
+    pub fn sub(&self) -> Arc<ClientPeer> {
+        self.sub.lock().expect("sub lock").clone()
+    }
+
+    /// Replaces the subscribe connection as a client that restarts it would: closes it,
+    /// makes a new one and asks the server for a new subscribe connection (`media::restart`),
+    /// whose offer the new one answers.
+    pub async fn restart_subscribe(&self) -> anyhow::Result<Arc<ClientPeer>> {
+        let room = self.room()?;
+        let new = Arc::new(ClientPeer::new(&self.opts).await?);
+        let old = std::mem::replace(&mut *self.sub.lock().expect("sub lock"), new.clone());
+        old.close().await;
+        let r = self
+            .request(
+                "media::restart",
+                json!({"roomId": room, "transport": "subscribe"}),
+            )
+            .await?;
+        if r["code"] != "0000" {
+            bail!("restart failed: {r}");
+        }
+        Ok(new)
+    }
+
+    /// Closes the publish connection without a word to the server (as a page that stops
+    /// sending may), so the next [`Member::publish`] comes from a new connection.
+    pub async fn drop_publisher(&self) {
+        let p = self.publisher.lock().expect("publisher lock").take();
+        if let Some(p) = p {
+            p.close().await;
+        }
+    }
+
+    fn room(&self) -> anyhow::Result<String> {
+        self.room
+            .lock()
+            .expect("room lock")
+            .clone()
+            .context("enter a room first")
     }
 
     pub fn publisher(&self) -> Option<Arc<ClientPeer>> {
@@ -209,7 +260,7 @@ impl Member {
     }
 
     pub async fn close_peers(&self) {
-        self.sub.close().await;
+        self.sub().close().await;
         let p = self.publisher();
         if let Some(p) = p {
             p.close().await;

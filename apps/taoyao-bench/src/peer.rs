@@ -48,6 +48,9 @@ pub struct PeerOptions {
     /// A joiner's first checks usually reach the server before its answer does and are
     /// dropped there, so this pacing decides how soon a new connection is up.
     pub ice_check_interval: Duration,
+    /// The first RTP sequence number of the audio this peer sends (random when `None`, as a
+    /// browser's): tests of a new track's sequence space choose it.
+    pub audio_first_seq: Option<u16>,
 }
 
 impl Default for PeerOptions {
@@ -57,6 +60,7 @@ impl Default for PeerOptions {
             drop_incoming_pct: 0,
             send_log: None,
             ice_check_interval: Duration::from_millis(50),
+            audio_first_seq: None,
         }
     }
 }
@@ -470,6 +474,7 @@ pub struct ClientPeer {
     /// RTP packets and payload bytes sent (retransmissions included).
     pub sent_packets: Arc<AtomicU64>,
     pub sent_bytes: Arc<AtomicU64>,
+    audio_first_seq: Option<u16>,
 }
 
 fn sample_track(kind: RtpCodecKind, ssrc: u32) -> anyhow::Result<Arc<TrackLocalStaticSample>> {
@@ -582,6 +587,7 @@ impl ClientPeer {
             keyframe_requests: Arc::new(AtomicU64::new(0)),
             sent_packets,
             sent_bytes,
+            audio_first_seq: opts.audio_first_seq,
         })
     }
 
@@ -741,27 +747,45 @@ impl ClientPeer {
             } else {
                 (Duration::from_millis(20), media.audio.len())
             };
+            // Opus is one frame per packet: audio goes out as RTP written here, so its
+            // sequence numbers can start where a test wants them.
+            let mut audio_seq = self.audio_first_seq.unwrap_or_else(rand::random);
+            let mut audio_ts = rand::random::<u32>();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 let mut i = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     tick.tick().await;
-                    let data = if video {
-                        if keyframe_wanted.swap(false, Ordering::Relaxed)
-                            && !media.video[i].keyframe
-                        {
-                            // As an encoder would: the next frame sent is a keyframe.
-                            i = (i..count)
-                                .chain(0..i)
-                                .find(|&j| media.video[j].keyframe)
-                                .unwrap_or(0);
+                    if !video {
+                        let packet = rtc::rtp::packet::Packet {
+                            header: rtc::rtp::header::Header {
+                                version: 2,
+                                payload_type: pt,
+                                sequence_number: audio_seq,
+                                timestamp: audio_ts,
+                                ssrc,
+                                ..Default::default()
+                            },
+                            payload: media.audio[i].clone(),
+                        };
+                        if track.write_rtp(packet).await.is_err() {
+                            break;
                         }
-                        media.video[i].data.clone()
-                    } else {
-                        media.audio[i].clone()
-                    };
+                        audio_seq = audio_seq.wrapping_add(1);
+                        audio_ts = audio_ts.wrapping_add(960);
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        i = (i + 1) % count;
+                        continue;
+                    }
+                    if keyframe_wanted.swap(false, Ordering::Relaxed) && !media.video[i].keyframe {
+                        // As an encoder would: the next frame sent is a keyframe.
+                        i = (i..count)
+                            .chain(0..i)
+                            .find(|&j| media.video[j].keyframe)
+                            .unwrap_or(0);
+                    }
                     let sample = Sample {
-                        data,
+                        data: media.video[i].data.clone(),
                         duration: every,
                         ..Sample::new(Instant::now())
                     };

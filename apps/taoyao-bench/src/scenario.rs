@@ -265,7 +265,7 @@ async fn close(members: &[Arc<Member>]) {
 
 fn receives_video_of(m: &Member, from: &[Arc<Member>]) -> bool {
     from.iter().filter(|p| p.id != m.id).all(|p| {
-        m.sub
+        m.sub()
             .received
             .find(&p.id, true)
             .is_some_and(|t| t.packets() > 0)
@@ -303,7 +303,7 @@ pub async fn sfu_fanout(
             subs.iter().all(|s| receives_video_of(s, &pubs))
         })
         .await?;
-        let receivers: Vec<_> = subs.iter().map(|m| m.sub.clone()).collect();
+        let receivers: Vec<_> = subs.iter().map(|m| m.sub()).collect();
         let senders: Vec<_> = pubs.iter().filter_map(|m| m.publisher()).collect();
         measure_media(
             b,
@@ -340,7 +340,7 @@ pub async fn meeting(b: &Bench, members: usize, seconds: f64) -> anyhow::Result<
             || all.iter().all(|m| receives_video_of(m, &all)),
         )
         .await?;
-        let receivers: Vec<_> = all.iter().map(|m| m.sub.clone()).collect();
+        let receivers: Vec<_> = all.iter().map(|m| m.sub()).collect();
         let senders: Vec<_> = all.iter().filter_map(|m| m.publisher()).collect();
         measure_media(
             b,
@@ -372,14 +372,14 @@ pub async fn mcu(b: &Bench, members: usize, seconds: f64) -> anyhow::Result<Repo
     let result = async {
         wait_until(b.ready_timeout, "every member to receive the mix", || {
             all.iter().all(|m| {
-                m.sub
+                m.sub()
                     .received
                     .find("mix", false)
                     .is_some_and(|t| t.packets() > 0)
             })
         })
         .await?;
-        let receivers: Vec<_> = all.iter().map(|m| m.sub.clone()).collect();
+        let receivers: Vec<_> = all.iter().map(|m| m.sub()).collect();
         let senders: Vec<_> = all.iter().filter_map(|m| m.publisher()).collect();
         let mut r = measure_media(
             b,
@@ -428,14 +428,14 @@ pub async fn join(b: &Bench, joins: usize) -> anyhow::Result<Report> {
             m.enter_with(json!({"roomId": room, "architecture": "sfu", "subscribe": "all"}))
                 .await?;
             phases[1].push(since(Instant::now()));
-            if m.sub.connected(Duration::from_secs(10)).await.is_ok() {
+            if m.sub().connected(Duration::from_secs(10)).await.is_ok() {
                 phases[2].push(since(Instant::now()));
             }
             let got = wait_until(
                 Duration::from_secs(10),
                 "the joiner's first keyframe",
                 || {
-                    m.sub
+                    m.sub()
                         .received
                         .find(&publisher.id, true)
                         .is_some_and(|t| t.keyframes() > 0)
@@ -450,7 +450,7 @@ pub async fn join(b: &Bench, joins: usize) -> anyhow::Result<Report> {
                 phases[4].push(since(*accepted));
             }
             offer_counts.push(offers.len());
-            if let Some(t) = m.sub.received.find(&publisher.id, true) {
+            if let Some(t) = m.sub().received.find(&publisher.id, true) {
                 let log = t.log();
                 if let Some(p) = log.first() {
                     first_packet.push(p.at.duration_since(start).as_micros() as u32);

@@ -82,7 +82,7 @@ async fn hostile_inputs_get_exact_codes_and_a_call_elsewhere_keeps_flowing() {
     a.publish(media, true, true).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while b
-        .sub
+        .sub()
         .received
         .find("a", true)
         .is_none_or(|t| t.packets() == 0)
@@ -93,7 +93,7 @@ async fn hostile_inputs_get_exact_codes_and_a_call_elsewhere_keeps_flowing() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let video = b.sub.received.find("a", true).unwrap();
+    let video = b.sub().received.find("a", true).unwrap();
     let stream_id = b
         .note(Duration::from_secs(5), |n| {
             n["header"]["signal"] == "media::publish" && n["body"]["kind"] == "video"

@@ -63,7 +63,7 @@ async fn one_anchor_to_twenty_viewers_then_live_stop_tells_every_viewer() {
         )
         .await;
         // A viewer joining late starts on a keyframe.
-        let video = v.sub.received.find("anchor", true).unwrap();
+        let video = v.sub().received.find("anchor", true).unwrap();
         assert!(video.log()[0].keyframe, "{} started mid-frame", v.id);
     }
     // The live client list shows the live with its viewers.

@@ -53,7 +53,7 @@ async fn each_member_hears_the_others_tones_and_not_its_own() {
             Duration::from_secs(15),
             &format!("{} to receive 2 s of the mix", m.id),
             || {
-                m.sub
+                m.sub()
                     .received
                     .find("mix", false)
                     .is_some_and(|t| t.packets() > 150)
@@ -81,7 +81,13 @@ async fn each_member_hears_the_others_tones_and_not_its_own() {
             );
         }
         // Exactly one audio track: the mix, whatever the room's size.
-        let audio_tracks = m.sub.received.tracks().iter().filter(|t| !t.video).count();
+        let audio_tracks = m
+            .sub()
+            .received
+            .tracks()
+            .iter()
+            .filter(|t| !t.video)
+            .count();
         assert_eq!(audio_tracks, 1);
     }
 

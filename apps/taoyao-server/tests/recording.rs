@@ -218,6 +218,43 @@ async fn an_mcu_publisher_that_vanishes_leaves_a_finalized_file() {
     server.stop().await;
 }
 
+/// A recording cut by `recording.max_duration_ms` is finalized and `record::stop` says how long
+/// the file is (not 0) with the limit's error beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_cut_by_its_limit_reports_the_files_duration_and_why() {
+    let (dir, server) = TestServer::recording_with(|c| c.recording.max_duration_ms = 3_000).await;
+    let a = member_in(&server, "cut-a", "rec-cut", "sfu").await;
+    publish(&a, "rec-cut").await;
+    let r = a
+        .request(
+            "record::start",
+            json!({"roomId": "rec-cut", "clientId": "cut-a"}),
+        )
+        .await
+        .unwrap();
+    let file = ok(&r)["recordings"][0]["file"].as_str().unwrap().to_owned();
+    let note = a
+        .note(Duration::from_secs(10), |n| {
+            n["header"]["signal"] == "record::stop"
+        })
+        .await
+        .expect("the limit ends the recording");
+    let body = &note["body"];
+    assert_eq!(body["file"], file.as_str(), "{body}");
+    let error = body["error"].as_str().expect("the limit's error");
+    assert!(error.contains("limit"), "{body}");
+    let reported = body["durationMs"].as_u64().unwrap();
+    let path = dir.path().join(&file);
+    let (_, on_file) = probe(&path);
+    assert!(
+        (reported as f64 / 1000.0 - on_file).abs() <= 0.5,
+        "record::stop says {reported} ms, the file lasts {on_file:.3} s"
+    );
+    assert!(reported >= 2_500, "{body}");
+    check_file(&path, Duration::from_secs_f64(on_file));
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_dir_that_cannot_be_made_is_an_error_and_the_room_goes_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -242,14 +279,14 @@ async fn a_recording_dir_that_cannot_be_made_is_an_error_and_the_room_goes_on() 
     );
     // b still gets a's media.
     let before = b
-        .sub
+        .sub()
         .received
         .tracks()
         .iter()
         .map(|t| t.packets())
         .sum::<u64>();
     eventually(Duration::from_secs(10), "b to keep receiving", || {
-        b.sub
+        b.sub()
             .received
             .tracks()
             .iter()

@@ -41,7 +41,7 @@ async fn enter(m: &Member, room: &str, subscribe: &str) -> Value {
 }
 
 fn receives(m: &Member, from: &str, video: bool) -> bool {
-    m.sub
+    m.sub()
         .received
         .find(from, video)
         .is_some_and(|t| t.packets() > 0)
@@ -82,7 +82,7 @@ async fn three_members_each_receive_the_other_twos_audio_and_video() {
                 || receives(m, other, true) && receives(m, other, false),
             )
             .await;
-            let video = m.sub.received.find(other, true).unwrap();
+            let video = m.sub().received.find(other, true).unwrap();
             assert!(
                 video.log()[0].keyframe,
                 "{} got {other}'s video starting mid-frame",
@@ -110,7 +110,7 @@ async fn pause_stops_forwarding_and_resume_restarts_on_a_keyframe() {
         receives(&b, "a", true)
     })
     .await;
-    let track = b.sub.received.find("a", true).unwrap();
+    let track = b.sub().received.find("a", true).unwrap();
 
     for (who, by_publisher) in [(&b, false), (&a, true)] {
         // Pause: nothing arrives 300 ms after the answer.
@@ -163,7 +163,7 @@ async fn pause_stops_forwarding_and_resume_restarts_on_a_keyframe() {
         );
     }
     // Audio kept flowing throughout: only the video stream was paused.
-    assert!(b.sub.received.find("a", false).unwrap().packets() > 100);
+    assert!(b.sub().received.find("a", false).unwrap().packets() > 100);
     a.close_peers().await;
     b.close_peers().await;
     server.stop().await;
@@ -198,7 +198,7 @@ async fn unpublish_ends_the_stream_at_subscribers() {
     assert!(n.is_some(), "subscribers are told");
     let at = Instant::now();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let track = b.sub.received.find("a", true).unwrap();
+    let track = b.sub().received.find("a", true).unwrap();
     assert!(
         track
             .log()
@@ -223,7 +223,7 @@ async fn unpublish_ends_the_stream_at_subscribers() {
     let stats = server.parts().rooms.media_stats("sfu-unpub").await.unwrap();
     assert_eq!((stats.streams, stats.subscriptions), (1, 1));
     assert!(
-        b.sub.received.find("a", false).unwrap().packets() > 0,
+        b.sub().received.find("a", false).unwrap().packets() > 0,
         "audio still flows"
     );
     a.close_peers().await;
@@ -279,9 +279,9 @@ async fn a_vanished_member_leaves_nothing_behind() {
     .await;
     assert_eq!(server.media_counts("sfu-vanish").await, (2, 4, 4, 4));
     // The others still receive each other.
-    let before = members[0].sub.received.find("b", true).unwrap().packets();
+    let before = members[0].sub().received.find("b", true).unwrap().packets();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(members[0].sub.received.find("b", true).unwrap().packets() > before);
+    assert!(members[0].sub().received.find("b", true).unwrap().packets() > before);
     for m in &members {
         m.close_peers().await;
     }
@@ -310,9 +310,9 @@ async fn nack_repairs_five_percent_loss_at_a_subscriber() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let track = b.sub.received.find("a", true).unwrap();
+    let track = b.sub().received.find("a", true).unwrap();
     let (distinct, missing) = track.sequence_stats();
-    let dropped = b.sub.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    let dropped = b.sub().dropped.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
         "video packets {distinct}, dropped by the network {dropped}, still missing {missing}"
     );
@@ -431,7 +431,7 @@ async fn wrong_input_gets_a_clear_code_and_disturbs_nothing() {
         assert!(!r["message"].as_str().unwrap_or("").is_empty());
     }
     // The room's media is undisturbed.
-    let track = b.sub.received.find("a", true).unwrap();
+    let track = b.sub().received.find("a", true).unwrap();
     let before = track.packets();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(track.packets() > before + 5, "video still flows");

@@ -1,6 +1,7 @@
 //! The MCU's audio path for one room, with no sockets and no clock of its own: Opus packets in
-//! per member (through a jitter buffer), one Opus packet out per member per 20 ms tick, holding
-//! everyone but that member. The caller drives [`AudioMixer::tick`] from a [`crate::clock::MixClock`].
+//! per member and track (each track through its own jitter buffer and decoder: a member who
+//! publishes again sends a new track in a new sequence space), one Opus packet out per member
+//! per 20 ms tick, holding everyone but that member. The caller drives [`AudioMixer::tick`] from a [`crate::clock::MixClock`].
 //!
 //! Per tick: each member's next frame is decoded (or concealed by the decoder when it was lost,
 //! or silence when none is due), its level measured, the loudest speakers mixed once
@@ -48,12 +49,21 @@ impl Default for MixerConfig {
 #[error("opus: {0}")]
 pub struct MixerError(#[from] opus::Error);
 
-struct Member {
+/// One of a member's audio tracks: its own sequence space, so its own buffer and decoder.
+struct Track {
     jitter: JitterBuffer<Bytes>,
     decoder: Decoder,
+}
+
+struct Member {
+    /// By track id (the caller's: one per published track, never reused while it runs).
+    tracks: BTreeMap<u32, Track>,
     encoder: Encoder,
     muted: bool,
+    /// This tick's audio: the sum of the member's tracks.
     pcm: Vec<i16>,
+    /// One track's decoded frame.
+    frame: Vec<i16>,
     level: u8,
 }
 
@@ -98,11 +108,11 @@ impl<Id: Ord + Clone> AudioMixer<Id> {
 
     pub fn add(&mut self, id: Id) -> Result<(), MixerError> {
         let m = Member {
-            jitter: JitterBuffer::new(self.cfg.jitter_target, self.cfg.jitter_max),
-            decoder: Decoder::new(48_000, Channels::Mono)?,
+            tracks: BTreeMap::new(),
             encoder: encoder(self.cfg.bitrate)?,
             muted: false,
             pcm: vec![0; FRAME],
+            frame: vec![0; FRAME],
             level: 127,
         };
         self.members.insert(id, m);
@@ -120,15 +130,46 @@ impl<Id: Ord + Clone> AudioMixer<Id> {
         }
     }
 
-    /// An Opus packet from a member's RTP stream.
-    pub fn push(&mut self, id: &Id, seq: u16, payload: Bytes) {
+    /// An Opus packet of one of a member's tracks (`track`: the caller's id for that RTP
+    /// stream). A track's first packet gives it its buffer and decoder.
+    pub fn push(
+        &mut self,
+        id: &Id,
+        track: u32,
+        seq: u16,
+        payload: Bytes,
+    ) -> Result<(), MixerError> {
+        let Some(m) = self.members.get_mut(id) else {
+            return Ok(());
+        };
+        let t = match m.tracks.entry(track) {
+            std::collections::btree_map::Entry::Occupied(t) => t.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => v.insert(Track {
+                jitter: JitterBuffer::new(self.cfg.jitter_target, self.cfg.jitter_max),
+                decoder: Decoder::new(48_000, Channels::Mono)?,
+            }),
+        };
+        t.jitter.push(seq, payload);
+        Ok(())
+    }
+
+    /// The track ended (unpublished, its connection closed): its buffer goes.
+    pub fn end_track(&mut self, id: &Id, track: u32) {
         if let Some(m) = self.members.get_mut(id) {
-            m.jitter.push(seq, payload);
+            m.tracks.remove(&track);
         }
     }
 
-    pub fn jitter_stats(&self, id: &Id) -> Option<JitterStats> {
-        self.members.get(id).map(|m| m.jitter.stats())
+    /// The tracks a member has in the mix.
+    pub fn tracks(&self, id: &Id) -> usize {
+        self.members.get(id).map_or(0, |m| m.tracks.len())
+    }
+
+    pub fn jitter_stats(&self, id: &Id, track: u32) -> Option<JitterStats> {
+        self.members
+            .get(id)
+            .and_then(|m| m.tracks.get(&track))
+            .map(|t| t.jitter.stats())
     }
 
     pub fn len(&self) -> usize {
@@ -142,14 +183,19 @@ impl<Id: Ord + Clone> AudioMixer<Id> {
     /// Mixes one 20 ms tick.
     pub fn tick(&mut self) -> Result<TickOutput<Id>, MixerError> {
         for m in self.members.values_mut() {
-            let decoded = match m.jitter.pop() {
-                Next::Packet(p) => m.decoder.decode(&p, &mut m.pcm, false).ok(),
-                // Concealment: the decoder extrapolates the lost frame.
-                Next::Lost => m.decoder.decode(&[], &mut m.pcm, false).ok(),
-                Next::Empty => None,
-            };
-            if decoded.is_none() || m.muted {
-                m.pcm.iter_mut().for_each(|s| *s = 0);
+            m.pcm.iter_mut().for_each(|s| *s = 0);
+            for t in m.tracks.values_mut() {
+                let decoded = match t.jitter.pop() {
+                    Next::Packet(p) => t.decoder.decode(&p, &mut m.frame, false).ok(),
+                    // Concealment: the decoder extrapolates the lost frame.
+                    Next::Lost => t.decoder.decode(&[], &mut m.frame, false).ok(),
+                    Next::Empty => None,
+                };
+                if decoded.is_some() && !m.muted {
+                    for (sum, s) in m.pcm.iter_mut().zip(&m.frame) {
+                        *sum = sum.saturating_add(*s);
+                    }
+                }
             }
             m.level = level_dbov(&m.pcm);
         }
@@ -256,7 +302,7 @@ mod tests {
         for frame in from..to {
             for (id, c) in clients.iter_mut() {
                 let (seq, p) = c.send(frame);
-                mixer.push(id, seq, p);
+                mixer.push(id, 0, seq, p).unwrap();
             }
             let out = mixer.tick().unwrap();
             for (id, p) in out.packets {
@@ -332,14 +378,14 @@ mod tests {
             for (id, c) in clients.iter_mut() {
                 let (seq, p) = c.send(frame);
                 if !(*id == "b" && frame % 10 == 5) {
-                    mixer.push(id, seq, p);
+                    mixer.push(id, 0, seq, p).unwrap();
                 }
             }
             for (id, p) in mixer.tick().unwrap().packets {
                 clients.get_mut(id).unwrap().hear(&p);
             }
         }
-        let stats = mixer.jitter_stats(&"b").unwrap();
+        let stats = mixer.jitter_stats(&"b", 0).unwrap();
         assert!(stats.lost >= 8, "{stats:?}");
         let a = &clients["a"].heard;
         assert!(
@@ -364,7 +410,7 @@ mod tests {
         let mut talker = Client::new(440.0);
         for frame in 0..20 {
             let (seq, p) = talker.send(frame);
-            mixer.push(&"a", seq, p);
+            mixer.push(&"a", 0, seq, p).unwrap();
             let out = mixer.tick().unwrap();
             if frame > 5 {
                 assert_eq!(
@@ -379,6 +425,59 @@ mod tests {
                     .collect();
                 assert!(shared.windows(2).all(|w| w[0] == w[1]));
             }
+        }
+    }
+
+    /// A member publishing again sends a new track in a new sequence space: heard whether its
+    /// numbers start below or above the old track's (one buffer per member dropped the new
+    /// packets as late when they started below). The old track's end removes its buffer.
+    #[test]
+    fn a_new_track_is_heard_whatever_its_sequence_numbers() {
+        for (old_start, new_start) in [(40_000u16, 100u16), (100, 40_000), (65_500, 65_000)] {
+            let mut mixer = AudioMixer::new(MixerConfig::default()).unwrap();
+            mixer.add("a").unwrap();
+            mixer.add("b").unwrap();
+            let mut first = Client::new(440.0);
+            first.seq = old_start;
+            let mut b = Client::new(0.0);
+            for frame in 0..50 {
+                let (seq, p) = first.send(frame);
+                mixer.push(&"a", 1, seq, p).unwrap();
+                for (id, p) in mixer.tick().unwrap().packets {
+                    if id == "b" {
+                        b.hear(&p);
+                    }
+                }
+            }
+            mixer.end_track(&"a", 1);
+            assert_eq!(mixer.tracks(&"a"), 0, "the ended track's buffer is gone");
+            let mut second = Client::new(660.0);
+            second.seq = new_start;
+            let before = b.heard.len();
+            for frame in 50..100 {
+                let (seq, p) = second.send(frame);
+                mixer.push(&"a", 2, seq, p).unwrap();
+                for (id, p) in mixer.tick().unwrap().packets {
+                    if id == "b" {
+                        b.hear(&p);
+                    }
+                }
+            }
+            let after = &b.heard[before..];
+            let last = &after[after.len() - 24_000..];
+            assert!(
+                tone_energy(last, 660.0) > 1e5,
+                "{old_start} -> {new_start}: the new track is heard ({:.0})",
+                tone_energy(last, 660.0)
+            );
+            // Only leakage of the new tone is left at 440 Hz (the heard test above uses the
+            // same 100x margin between a tone and what is not there).
+            assert!(
+                tone_energy(last, 440.0) * 100.0 < tone_energy(last, 660.0),
+                "the old track is gone ({:.0} vs {:.0})",
+                tone_energy(last, 440.0),
+                tone_energy(last, 660.0)
+            );
         }
     }
 }

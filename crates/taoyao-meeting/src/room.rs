@@ -638,6 +638,17 @@ impl RoomTask {
                 self.negotiate(&req.client, to, transport, negotiation)
                     .await
             }
+            signals::MEDIA_RESTART => {
+                self.rules.require_member(who).map_err(err)?;
+                let transport = transport(body)?.ok_or_else(|| {
+                    SignalError::bad_request("transport (publish or subscribe) is required")
+                })?;
+                self.media
+                    .restart(req.client.id(), transport)
+                    .await
+                    .map_err(|e| SignalError::from_coded(&e))?;
+                Ok(Reply::empty())
+            }
             signals::MEDIA_PUBLISH if body.get("sdp").is_some() => {
                 // sfu / mcu: publishing is the offer on the member's publish connection.
                 self.rules.require_member(who).map_err(err)?;

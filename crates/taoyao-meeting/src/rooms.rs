@@ -338,6 +338,7 @@ impl SignalHandler for Rooms {
             signals::MEDIA_RESUME,
             signals::MEDIA_SUBSCRIBE,
             signals::MEDIA_UNSUBSCRIBE,
+            signals::MEDIA_RESTART,
             signals::RECORD_START,
             signals::RECORD_STOP,
             signals::RECORD_LIST,

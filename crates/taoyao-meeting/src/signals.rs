@@ -31,6 +31,8 @@ pub const MEDIA_PAUSE: &str = "media::pause";
 pub const MEDIA_RESUME: &str = "media::resume";
 pub const MEDIA_SUBSCRIBE: &str = "media::subscribe";
 pub const MEDIA_UNSUBSCRIBE: &str = "media::unsubscribe";
+/// sfu / mcu: replace one of the member's server connections (`transport`).
+pub const MEDIA_RESTART: &str = "media::restart";
 /// Server -> members of an mcu room: audio levels and the active speaker.
 pub const MEDIA_AUDIO_VOLUME: &str = "media::audio::volume";
 

@@ -329,6 +329,9 @@ impl Shared {
             // mcu: audio is mixed, not forwarded.
             let count = taoyao_webrtc::forwarder::TaskCount::start(&self.tasks);
             let id = owner.id.clone();
+            // Each audio track is its own input to the mixer: a new one (published again, from
+            // a new connection) has its own sequence space.
+            let track_no = owner.next_stream.fetch_add(1, Ordering::Relaxed);
             if !owner.audio_published.swap(true, Ordering::AcqRel) {
                 // A recording started without audio has no audio track to put it in.
                 self.recording_outgrown(&owner.id, kind);
@@ -346,6 +349,7 @@ impl Shared {
                             if mixer
                                 .send(MixCmd::Packet(
                                     id.clone(),
+                                    track_no,
                                     p.header.sequence_number,
                                     p.payload.clone(),
                                 ))
@@ -357,6 +361,7 @@ impl Shared {
                         _ => {}
                     }
                 }
+                let _ = mixer.send(MixCmd::EndTrack(id, track_no));
             });
             return;
         }
@@ -419,9 +424,7 @@ impl Shared {
             return Ok(());
         }
         let peer = self.subscribe_peer(&mut side).await?;
-        let (track, sender) =
-            add_send_track(&peer, "mix", &format!("mix:{}", m.id), MediaKind::Audio).await?;
-        side.mix = Some((track, sender, false));
+        side.mix = Some(add_mix_track(&peer, &m.id).await?);
         self.renegotiate(m, &mut side).await
     }
 
@@ -526,6 +529,14 @@ impl Shared {
                 "no subscribe offer is waiting for an answer".into(),
             ));
         }
+        if peer.is_replaced_by(&sdp) {
+            return Err(MediaError::BadRequest(
+                "this answer comes from another connection than the one that answered before \
+                 (or the subscribe connection failed): ask for a new subscribe connection with \
+                 media::restart {transport: \"subscribe\"} and answer its offer"
+                    .into(),
+            ));
+        }
         peer.accept_answer(sdp).await?;
         side.awaiting_answer = false;
         self.negotiations.fetch_add(1, Ordering::Relaxed);
@@ -604,6 +615,61 @@ impl Shared {
             }
         });
         Ok(())
+    }
+
+    /// Closes a member's publish connection and ends every stream it carried (announced as
+    /// unpublished; subscribers' copies removed). mcu audio leaves the mix as its track ends.
+    async fn end_publish_connection(&self, m: &Arc<Member>, peer: Arc<Peer>) {
+        peer.close().await;
+        let own = self
+            .select_streams(&StreamRequest::default(), None, Some(&m.id))
+            .unwrap_or_default();
+        for s in own {
+            self.remove_stream(s).await;
+        }
+    }
+
+    /// Replaces a member's subscribe connection with a new one carrying the same
+    /// subscriptions (and mix), and offers it: the member answers from a new connection.
+    async fn restart_subscribe(&self, m: &Arc<Member>) -> Result<(), MediaError> {
+        let mut side = m.subscribe.lock().await;
+        let Some(old) = side.peer.take() else {
+            return Err(MediaError::BadRequest(
+                "there is no subscribe connection to restart".into(),
+            ));
+        };
+        side.connected = None;
+        side.awaiting_answer = false;
+        side.dirty = false;
+        for sub in side.subs.values_mut() {
+            if let Some(sink) = sub.sink.take() {
+                sub.stream.forwarder.remove_sink(&sink);
+            }
+            sub.attached = false;
+        }
+        old.close().await;
+        tracing::info!(
+            room = self.room,
+            member = m.id,
+            "subscribe connection restarted"
+        );
+        let peer = self.subscribe_peer(&mut side).await?;
+        let ids: Vec<String> = side.subs.keys().cloned().collect();
+        for id in ids {
+            let Some(stream) = side.subs.get(&id).map(|s| s.stream.clone()) else {
+                continue;
+            };
+            let (track, sender) =
+                add_send_track(&peer, &stream.owner, &stream.id, stream.kind).await?;
+            if let Some(sub) = side.subs.get_mut(&id) {
+                sub.track = track;
+                sub.sender = sender;
+            }
+        }
+        if side.mix.is_some() {
+            side.mix = Some(add_mix_track(&peer, &m.id).await?);
+        }
+        self.renegotiate(m, &mut side).await
     }
 
     /// Ends a stream: forwarding stops, every subscriber's copy is removed, the room is told.
@@ -734,6 +800,17 @@ impl MediaRoom for SfuRoom {
         match (transport, negotiation) {
             (Transport::Publish, Negotiation::Offer { sdp }) => {
                 let mut publish = m.publish.lock().await;
+                if let Some(old) = publish.take_if(|p| p.is_replaced_by(&sdp)) {
+                    // Not a renegotiation of the current connection: the member publishes
+                    // from a new one (or its old one failed). The old one goes, with its
+                    // streams, as an unpublish would end them.
+                    tracing::info!(
+                        room = self.shared.room,
+                        member = from,
+                        "publish connection replaced by a new one"
+                    );
+                    self.shared.end_publish_connection(&m, old).await;
+                }
                 let peer = match &*publish {
                     Some(p) => p.clone(),
                     None => {
@@ -876,6 +953,25 @@ impl MediaRoom for SfuRoom {
                         }
                     }
                 }
+                Ok(())
+            }
+        }
+    }
+
+    async fn restart(&self, member: &str, transport: Transport) -> Result<(), MediaError> {
+        let m = self.shared.member(member)?;
+        match transport {
+            Transport::Subscribe => self.shared.restart_subscribe(&m).await,
+            Transport::Publish => {
+                let old = m.publish.lock().await.take().ok_or_else(|| {
+                    MediaError::BadRequest("there is no publish connection to restart".into())
+                })?;
+                tracing::info!(
+                    room = self.shared.room,
+                    member,
+                    "publish connection closed on request"
+                );
+                self.shared.end_publish_connection(&m, old).await;
                 Ok(())
             }
         }
@@ -1130,6 +1226,16 @@ async fn add_send_track(
         .map_err(internal)?
         .ok_or_else(|| internal("transceiver without a sender"))?;
     Ok((track, sender))
+}
+
+/// mcu: the member's mixed-audio track on its subscribe connection, not yet given to the mixer.
+async fn add_mix_track(
+    peer: &Peer,
+    member: &str,
+) -> Result<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, bool), MediaError> {
+    let (track, sender) =
+        add_send_track(peer, "mix", &format!("mix:{member}"), MediaKind::Audio).await?;
+    Ok((track, sender, false))
 }
 
 impl SfuRoom {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use taoyao_media::record::Tracks;
-use taoyao_webrtc::recorder::{RecordResult, Recording};
+use taoyao_webrtc::recorder::{RecordEnd, Recording};
 use taoyao_webrtc::{MediaError, MediaEvent, RecordRequest, RecordingInfo};
 
 use crate::mixing::MixCmd;
@@ -113,15 +113,14 @@ pub(crate) fn tell_end(
     shared: &Shared,
     member: &str,
     rec: &Recording,
-    result: &RecordResult,
+    result: &RecordEnd,
     note: Option<String>,
 ) {
     let req = &rec.request;
-    let (duration_ms, error) = match result {
-        Ok(s) => (s.duration.as_millis() as u64, note),
-        Err(e) => (0, Some(e.to_string())),
-    };
-    match result {
+    // The file's real duration whatever ended it; the error beside it when one did.
+    let duration_ms = result.duration().as_millis() as u64;
+    let error = result.error().map(|e| e.to_string()).or(note);
+    match &result.file {
         Ok(s) => tracing::info!(
             room = shared.room,
             member,
@@ -129,6 +128,7 @@ pub(crate) fn tell_end(
             duration_ms,
             bytes = s.bytes,
             dropped = rec.tap.dropped(),
+            cut = error.as_deref(),
             "recording finalized"
         ),
         Err(e) => tracing::warn!(

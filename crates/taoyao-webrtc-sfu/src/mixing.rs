@@ -35,7 +35,10 @@ pub(crate) enum MixCmd {
     Mute(String, bool),
     /// The room's rules close (or open) the member's audio; independent of its own pause.
     Gate(String, bool),
-    Packet(String, u16, Bytes),
+    /// An Opus packet: member, track (its id among the member's tracks), sequence number.
+    Packet(String, u32, u16, Bytes),
+    /// One of the member's audio tracks ended: its buffer leaves the mix.
+    EndTrack(String, u32),
     Output(String, MixOutput),
     /// Record the shared mix into this tap (the room's mix recording), or stop.
     Tap(Arc<Tap>),
@@ -114,7 +117,12 @@ pub(crate) fn spawn(
                         set(&mut gated, &id, closed);
                         mixer.set_muted(&id, closed || paused.contains(&id));
                     }
-                    Some(MixCmd::Packet(id, seq, payload)) => mixer.push(&id, seq, payload),
+                    Some(MixCmd::Packet(id, track, seq, payload)) => {
+                        if let Err(e) = mixer.push(&id, track, seq, payload) {
+                            tracing::warn!(room, member = id, "mixer: {e}");
+                        }
+                    }
+                    Some(MixCmd::EndTrack(id, track)) => mixer.end_track(&id, track),
                     Some(MixCmd::Output(id, out)) => {
                         outputs.insert(id, Sending { out, seq: rand::random(), timestamp: rand::random() });
                     }

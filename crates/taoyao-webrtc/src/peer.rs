@@ -24,6 +24,7 @@ use webrtc::peer_connection::{
 
 use crate::config::WebrtcConfig;
 use crate::rtcp::KeyframeRequestInterceptor;
+use crate::sdp_check::{self, SdpIdentity};
 use crate::{Candidate, MediaError};
 
 /// The codecs the server speaks, with their payload types.
@@ -119,6 +120,7 @@ pub struct PeerEvents {
 
 struct Handler {
     gathered: watch::Sender<bool>,
+    state: watch::Sender<RTCPeerConnectionState>,
     events: PeerEvents,
 }
 
@@ -131,6 +133,7 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.state.send(state);
         if let Some(f) = &self.events.on_state {
             f(state);
         }
@@ -202,8 +205,10 @@ impl PeerFactory {
 
     pub async fn create(&self, events: PeerEvents) -> Result<Arc<Peer>, MediaError> {
         let (gathered_tx, gathered) = watch::channel(false);
+        let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let handler = Arc::new(Handler {
             gathered: gathered_tx,
+            state: state_tx,
             events,
         });
         let ice_servers: Vec<RTCIceServer> = self
@@ -248,6 +253,8 @@ impl PeerFactory {
                     return Ok(Arc::new(Peer {
                         pc: Arc::new(pc),
                         gathered,
+                        state: state.clone(),
+                        remote: std::sync::Mutex::new(None),
                         bind_ip: self.cfg.bind_ip,
                         announced_ip: self.cfg.announced_ip,
                         gather_timeout: Duration::from_millis(self.cfg.gather_timeout_ms),
@@ -269,6 +276,9 @@ impl PeerFactory {
 pub struct Peer {
     pub pc: Arc<dyn PeerConnection>,
     gathered: watch::Receiver<bool>,
+    state: watch::Receiver<RTCPeerConnectionState>,
+    /// Which client connection the applied remote description came from.
+    remote: std::sync::Mutex<Option<SdpIdentity>>,
     bind_ip: IpAddr,
     announced_ip: Option<IpAddr>,
     gather_timeout: Duration,
@@ -279,12 +289,14 @@ pub struct Peer {
 impl Peer {
     /// Applies a remote offer and returns the answer SDP (with the server's candidates).
     pub async fn answer(&self, offer_sdp: String) -> Result<String, MediaError> {
+        let offer_sdp_identity = sdp_check::identity(&offer_sdp).ok();
         let offer = RTCSessionDescription::offer(offer_sdp)
             .map_err(|e| MediaError::BadRequest(format!("bad offer: {e}")))?;
         self.pc
             .set_remote_description(offer)
             .await
             .map_err(|e| MediaError::BadRequest(format!("offer not accepted: {e}")))?;
+        self.remember_remote(&offer_sdp_identity);
         let answer = self.pc.create_answer(None).await.map_err(internal)?;
         self.pc
             .set_local_description(answer)
@@ -305,12 +317,42 @@ impl Peer {
 
     /// Applies the remote answer to our offer.
     pub async fn accept_answer(&self, sdp: String) -> Result<(), MediaError> {
+        let identity = sdp_check::identity(&sdp).ok();
         let answer = RTCSessionDescription::answer(sdp)
             .map_err(|e| MediaError::BadRequest(format!("bad answer: {e}")))?;
         self.pc
             .set_remote_description(answer)
             .await
-            .map_err(|e| MediaError::BadRequest(format!("answer not accepted: {e}")))
+            .map_err(|e| MediaError::BadRequest(format!("answer not accepted: {e}")))?;
+        self.remember_remote(&identity);
+        Ok(())
+    }
+
+    fn remember_remote(&self, identity: &Option<SdpIdentity>) {
+        *self.remote.lock().expect("remote lock") = identity.clone();
+    }
+
+    /// True when `sdp` does not continue this connection's session: the connection failed or
+    /// closed, or `sdp` carries other ICE credentials or another DTLS fingerprint than the
+    /// remote description applied before (a new client connection, or an ICE restart, which
+    /// the server answers with a new connection too).
+    pub fn is_replaced_by(&self, sdp: &str) -> bool {
+        if self.is_down() {
+            return true;
+        }
+        let Some(before) = self.remote.lock().expect("remote lock").clone() else {
+            return false;
+        };
+        sdp_check::identity(sdp).is_ok_and(|now| now != before)
+    }
+
+    /// The connection failed or was closed (by either side).
+    pub fn is_down(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+            || matches!(
+                *self.state.borrow(),
+                RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+            )
     }
 
     pub async fn add_candidate(&self, c: Candidate) -> Result<(), MediaError> {

@@ -80,7 +80,26 @@ impl Taps {
 }
 
 /// How a recording ended.
-pub type RecordResult = Result<RecordSummary, RecordError>;
+#[derive(Debug, Clone)]
+pub struct RecordEnd {
+    /// The finalized file (a recording cut short by a limit or a write error is finalized with
+    /// what it had), or why there is none.
+    pub file: Result<RecordSummary, RecordError>,
+    /// What ended it before it was asked to stop (a limit, a write error), if anything.
+    pub cut: Option<RecordError>,
+}
+
+impl RecordEnd {
+    /// The finalized file's duration (zero when there is no file).
+    pub fn duration(&self) -> Duration {
+        self.file.as_ref().map_or(Duration::ZERO, |s| s.duration)
+    }
+
+    /// Why it ended early or has no file, if so.
+    pub fn error(&self) -> Option<&RecordError> {
+        self.cut.as_ref().or(self.file.as_ref().err())
+    }
+}
 
 /// A running recording: stop it with [`Recording::stop`], which waits for the file to be
 /// finalized.
@@ -89,7 +108,7 @@ pub struct Recording {
     pub request: RecordRequest,
     pub started_at: std::time::SystemTime,
     stop: Arc<AtomicBool>,
-    done: watch::Receiver<Option<RecordResult>>,
+    done: watch::Receiver<Option<RecordEnd>>,
 }
 
 impl Recording {
@@ -145,12 +164,10 @@ impl Recording {
                         }
                     }
                 }
-                let finished = rec.finish();
-                let result = match (failed, finished) {
-                    (Some(e), _) => Err(e),
-                    (None, r) => r,
-                };
-                let _ = done_tx.send(Some(result));
+                let _ = done_tx.send(Some(RecordEnd {
+                    file: rec.finish(),
+                    cut: failed,
+                }));
             })
             .map_err(|e| RecordError::Mux(format!("cannot start the writer thread: {e}")))?;
         Ok(Recording {
@@ -171,13 +188,20 @@ impl Recording {
     }
 
     /// Waits for the writer to end, on its own (an error, a limit) or after a stop.
-    pub fn finished(&self) -> impl std::future::Future<Output = RecordResult> + Send + 'static {
+    pub fn finished(&self) -> impl std::future::Future<Output = RecordEnd> + Send + 'static {
         let mut done = self.done.clone();
         async move {
-            match done.wait_for(Option::is_some).await {
-                Ok(r) => r.clone().unwrap_or(Err(RecordError::Empty)),
-                Err(_) => Err(RecordError::Mux("the writer thread ended".into())),
-            }
+            let end = match done.wait_for(Option::is_some).await {
+                Ok(r) => r.clone(),
+                Err(_) => None,
+            };
+            end.unwrap_or_else(|| {
+                let gone = RecordError::Mux("the writer thread ended".into());
+                RecordEnd {
+                    file: Err(gone.clone()),
+                    cut: Some(gone),
+                }
+            })
         }
     }
 }

@@ -1,6 +1,7 @@
 //! What an SDP offer or answer asks for, read with the `sdp` crate: which media sections send
 //! and which receive. Used to hold a member to its grants (publish / subscribe) and to the
-//! published-tracks limit, and to refuse SDP that does not parse.
+//! published-tracks limit, and to refuse SDP that does not parse. Also which connection an SDP
+//! comes from ([`SdpIdentity`]): its ICE credentials and DTLS fingerprint.
 
 use std::io::Cursor;
 
@@ -40,6 +41,40 @@ pub fn media_sections(sdp: &str) -> Result<Vec<SdpMedia>, MediaError> {
             }
         })
         .collect())
+}
+
+/// Which peer connection wrote an SDP: its ICE credentials and DTLS fingerprint. A browser
+/// keeps all three for the life of an `RTCPeerConnection` (until an ICE restart changes the
+/// credentials), so an offer whose identity differs from the one applied before comes from
+/// another connection (or restarts ICE on it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdpIdentity {
+    pub ice_ufrag: Option<String>,
+    pub ice_pwd: Option<String>,
+    /// `a=fingerprint` (hash function and value), lower-cased.
+    pub fingerprint: Option<String>,
+}
+
+/// Reads an SDP's [`SdpIdentity`]: the first value of each attribute, at session level or in
+/// the first media section that has it (BUNDLE: every section carries the same).
+pub fn identity(sdp: &str) -> Result<SdpIdentity, MediaError> {
+    let desc = sdp::SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
+        .map_err(|e| MediaError::BadRequest(format!("SDP does not parse: {e}")))?;
+    let find = |key: &str| {
+        desc.attribute(key)
+            .map(String::as_str)
+            .or_else(|| {
+                desc.media_descriptions
+                    .iter()
+                    .find_map(|m| m.attribute(key).flatten())
+            })
+            .map(|v| v.trim().to_owned())
+    };
+    Ok(SdpIdentity {
+        ice_ufrag: find("ice-ufrag"),
+        ice_pwd: find("ice-pwd"),
+        fingerprint: find("fingerprint").map(|f| f.to_ascii_lowercase()),
+    })
 }
 
 #[cfg(test)]
@@ -88,5 +123,32 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn identity_reads_session_or_media_level() {
+        let session = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+            a=fingerprint:sha-256 AB:CD\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n\
+            a=ice-ufrag:u1\r\na=ice-pwd:p1\r\na=sendonly\r\n";
+        let id = identity(session).unwrap();
+        assert_eq!(id.ice_ufrag.as_deref(), Some("u1"));
+        assert_eq!(id.ice_pwd.as_deref(), Some("p1"));
+        assert_eq!(id.fingerprint.as_deref(), Some("sha-256 ab:cd"));
+        let other = session.replace("u1", "u2");
+        assert_ne!(
+            identity(&other).unwrap(),
+            id,
+            "new credentials, new identity"
+        );
+        assert_eq!(
+            identity(&sdp(&[("audio", "sendrecv", 9)])).unwrap(),
+            SdpIdentity {
+                ice_ufrag: None,
+                ice_pwd: None,
+                fingerprint: None
+            }
+        );
+        assert!(identity("garbage").is_err());
     }
 }

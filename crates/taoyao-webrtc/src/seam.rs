@@ -428,6 +428,16 @@ pub trait MediaRoom: Send + Sync {
 
     async fn stats(&self) -> MediaRoomStats;
 
+    /// Replaces `member`'s server connection on `transport` (sfu, mcu): `subscribe` closes the
+    /// server's side and offers a new connection with the same subscriptions; `publish` closes
+    /// it and ends its streams (the member publishes again with a new offer).
+    async fn restart(&self, member: &str, transport: Transport) -> Result<(), MediaError> {
+        let _ = (member, transport);
+        Err(MediaError::BadRequest(
+            "this room's media has no server connections to restart".into(),
+        ))
+    }
+
     /// Opens or closes `member`'s media of `kind` (both kinds when `None`) for everyone, by the
     /// room's rules (meeting modes, live): a closed stream is not forwarded (nor mixed) however
     /// its publisher pauses or resumes it, and streams the member publishes later start closed.

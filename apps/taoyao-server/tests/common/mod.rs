@@ -453,7 +453,10 @@ pub async fn member_at(url: &str, id: &str) -> std::sync::Arc<taoyao_bench::memb
 
 /// Packets `m` received so far from `from`'s track of that kind (0 if none).
 pub fn received_from(m: &taoyao_bench::member::Member, from: &str, video: bool) -> u64 {
-    m.sub.received.find(from, video).map_or(0, |t| t.packets())
+    m.sub()
+        .received
+        .find(from, video)
+        .map_or(0, |t| t.packets())
 }
 
 /// A raw HTTP/1.1 GET: (status, lower-cased head, body bytes).
@@ -483,7 +486,7 @@ pub async fn http_get(
 /// Decodes the last `packets` Opus packets `m` received on its mixed track.
 pub fn heard(m: &taoyao_bench::member::Member, packets: usize) -> Vec<i16> {
     let track = m
-        .sub
+        .sub()
         .received
         .find("mix", false)
         .expect("a mixed audio track");
