@@ -961,6 +961,12 @@ function stageUi(room) {
     } catch (err) { showError(err); }
     render();
   });
+  stage.addEventListener('republish', async () => {
+    try {
+      await room.unpublishLocal();
+      await room.publish(await ensureLocalMedia());
+    } catch (err) { showError(err); }
+  });
   $('mode-select').onchange = (e) => stage.setMode(e.target.value).catch(showError);
   const talk = async (on) => {
     $('ptt').classList.toggle('talking', on);
@@ -1141,6 +1147,8 @@ async function report(to) {
   if (state.room) body.room = { roomId: state.room.roomId, peers: await state.room.stats() };
   if (state.call) body.call = { sessionId: state.call.sessionId, remoteId: state.call.remoteId, stats: await state.call.stats() };
   body.local = state.room && !state.room.localStream ? [] : state.local ? state.local.getTracks().map((tr) => tr.kind) : [];
+  // sfu/mcu: the publish and subscribe connections' states (diagnostics).
+  if (state.room?.capabilities?.serverMedia) body.connections = { publish: state.room.pub?.connectionState ?? null, subscribe: state.room.sub?.connectionState ?? null };
   body.localEnabled = (state.room?.localStream ?? state.local)?.getTracks().filter((tr) => tr.enabled).map((tr) => tr.kind) ?? [];
   if (state.room?.recording) {
     const rec = state.room.recording;
