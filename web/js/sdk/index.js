@@ -7,6 +7,7 @@ export { Call } from './call.js';
 export { Stage } from './stage.js';
 export { Recording } from './recording.js';
 export { Chat } from './chat.js';
+export { Connection, connections } from './connection.js';
 
 /** The signaling URL of the server that served this page. */
 export function defaultServerUrl(loc = globalThis.location) {

@@ -1,6 +1,8 @@
 // One RTCPeerConnection to one remote peer, with "perfect negotiation": either side may
 // renegotiate, and when both offer at once the polite peer yields.
 
+import { Connection } from './connection.js';
+
 export class Peer extends EventTarget {
   /**
    * @param {object} o
@@ -17,10 +19,10 @@ export class Peer extends EventTarget {
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.stream = new MediaStream();
-    this.pc = new RTCPeerConnection(rtcConfig);
-    this.pc.onicecandidate = ({ candidate }) => {
-      if (candidate) this.send({ type: 'candidate', candidate: candidate.toJSON() }).catch(() => {});
-    };
+    this.conn = new Connection(rtcConfig, {
+      sendCandidate: (candidate) => { this.send({ type: 'candidate', candidate }).catch(() => {}); },
+    });
+    this.pc = this.conn.pc;
     // The remote's camera and microphone share one stream (`this.stream`); a track of another
     // stream (a shared screen) comes in a stream of its own.
     this.extra = new Map();
@@ -119,13 +121,13 @@ export class Peer extends EventTarget {
   async receive(n, localStream) {
     const pc = this.pc;
     if (n.type === 'candidate') {
-      try { await pc.addIceCandidate(n.candidate); } catch (err) { if (!this.ignoreOffer) throw err; }
+      try { await this.conn.addCandidate(n.candidate); } catch (err) { if (!this.ignoreOffer) throw err; }
       return;
     }
     const collision = n.type === 'offer' && (this.makingOffer || pc.signalingState !== 'stable');
     this.ignoreOffer = !this.polite && collision;
     if (this.ignoreOffer) return;
-    await pc.setRemoteDescription({ type: n.type, sdp: n.sdp });
+    await this.conn.setRemote({ type: n.type, sdp: n.sdp });
     if (n.type === 'offer') {
       // Our tracks go in after the offer is applied, so they ride on its transceivers.
       this.addLocal(localStream);
@@ -143,7 +145,7 @@ export class Peer extends EventTarget {
   }
 
   close() {
-    this.pc.close();
+    this.conn.close();
     this.#emit('state', { state: 'closed' });
   }
 }

@@ -8,6 +8,7 @@
 // again (new connections: the server's side of the old ones is gone).
 
 import { summarize, swapTrack } from './peer.js';
+import { Connection } from './connection.js';
 
 export class SfuRoom extends EventTarget {
   constructor(signal, status, localStream) {
@@ -96,36 +97,29 @@ export class SfuRoom extends EventTarget {
   async publish(localStream = this.localStream) {
     this.localStream = localStream;
     if (!this.localStream || this.pub) return;
-    const pc = new RTCPeerConnection(this.#rtcConfig());
+    // Our candidates wait for the server's answer: the server's publish connection for this
+    // offer exists only then.
+    const conn = new Connection(this.#rtcConfig(), { sendCandidate: (c) => this.#sendCandidate('publish', c), hold: true });
+    const pc = conn.pc;
     this.pub = pc;
-    const early = [];
-    let answered = false;
-    pc.onicecandidate = ({ candidate }) => {
-      if (!candidate) return;
-      const send = () => this.signal.request('media::exchange', {
-        roomId: this.roomId, transport: 'publish', type: 'candidate', candidate: candidate.toJSON(),
-      }).catch(() => {});
-      if (answered) send(); else early.push(send);
-    };
+    this.pubConn = conn;
     for (const track of this.localStream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [this.localStream] });
     await pc.setLocalDescription(await pc.createOffer());
     const answer = await this.signal.request('media::publish', { roomId: this.roomId, sdp: pc.localDescription.sdp });
-    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
-    answered = true;
-    for (const send of early.splice(0)) send();
+    await conn.setRemote({ type: 'answer', sdp: answer.sdp });
+    conn.release();
+  }
+
+  #sendCandidate(transport, candidate) {
+    this.signal.request('media::exchange', { roomId: this.roomId, transport, type: 'candidate', candidate }).catch(() => {});
   }
 
   #subscribePc() {
     if (this.sub) return this.sub;
-    const pc = new RTCPeerConnection(this.#rtcConfig());
+    const conn = new Connection(this.#rtcConfig(), { sendCandidate: (c) => this.#sendCandidate('subscribe', c) });
+    const pc = conn.pc;
     this.sub = pc;
-    pc.onicecandidate = ({ candidate }) => {
-      if (candidate) {
-        this.signal.request('media::exchange', {
-          roomId: this.roomId, transport: 'subscribe', type: 'candidate', candidate: candidate.toJSON(),
-        }).catch(() => {});
-      }
-    };
+    this.subConn = conn;
     pc.ontrack = ({ track, streams }) => {
       // The server labels each forwarded track with its publisher's client id.
       const clientId = streams[0]?.id ?? 'unknown';
@@ -147,14 +141,15 @@ export class SfuRoom extends EventTarget {
   async #onExchange({ transport, type, sdp, candidate }) {
     if (transport !== 'subscribe') return;
     const pc = this.#subscribePc();
+    const conn = this.subConn;
     if (type === 'offer') {
-      await pc.setRemoteDescription({ type: 'offer', sdp });
+      await conn.setRemote({ type: 'offer', sdp });
       await pc.setLocalDescription(await pc.createAnswer());
       await this.signal.request('media::exchange', {
         roomId: this.roomId, transport: 'subscribe', type: 'answer', sdp: pc.localDescription.sdp,
       });
     } else if (type === 'candidate') {
-      await pc.addIceCandidate(candidate);
+      await conn.addCandidate(candidate);
     }
   }
 
@@ -177,7 +172,7 @@ export class SfuRoom extends EventTarget {
     const pc = this.pub;
     await pc.setLocalDescription(await pc.createOffer());
     const answer = await this.signal.request('media::publish', { roomId: this.roomId, sdp: pc.localDescription.sdp });
-    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    await this.pubConn.setRemote({ type: 'answer', sdp: answer.sdp });
   }
 
   /**

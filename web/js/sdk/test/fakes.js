@@ -94,3 +94,77 @@ export function next(target, type, timeoutMs = 2000) {
     target.addEventListener(type, (e) => { clearTimeout(timer); resolve(e.detail); }, { once: true });
   });
 }
+
+/** A MediaStream / track double (enough for the SDK's bookkeeping). */
+let nextTrack = 0;
+export class FakeTrack {
+  constructor(kind) {
+    this.kind = kind;
+    this.id = `${kind}-${nextTrack++}`;
+    this.enabled = true;
+    this.readyState = 'live';
+  }
+
+  stop() { this.readyState = 'ended'; }
+}
+
+export class FakeMediaStream {
+  constructor(tracks = []) {
+    this.id = `stream-${nextTrack++}`;
+    this.tracks = [...tracks];
+  }
+
+  getTracks() { return [...this.tracks]; }
+  getAudioTracks() { return this.tracks.filter((t) => t.kind === 'audio'); }
+  getVideoTracks() { return this.tracks.filter((t) => t.kind === 'video'); }
+  addTrack(t) { if (!this.tracks.includes(t)) this.tracks.push(t); }
+  removeTrack(t) { this.tracks = this.tracks.filter((x) => x !== t); }
+}
+globalThis.MediaStream ??= FakeMediaStream;
+
+/** The fake connection factory's connections, newest last. */
+export const fakePcs = [];
+
+/** An RTCPeerConnection double: records what the SDK does with it; `addIceCandidate` before
+ * a remote description throws, as a browser does. */
+export class FakePeerConnection {
+  constructor(config) {
+    this.config = config;
+    this.transceivers = [];
+    this.candidates = [];
+    this.remoteDescription = null;
+    this.localDescription = null;
+    this.connectionState = 'new';
+    this.signalingState = 'stable';
+    this.closed = false;
+    fakePcs.push(this);
+  }
+
+  addTransceiver(trackOrKind, o = {}) {
+    const track = typeof trackOrKind === 'string' ? null : trackOrKind;
+    const t = { direction: o.direction, sender: { track, replaceTrack: async (x) => { t.sender.track = x; } }, receiver: { track: { kind: track?.kind ?? trackOrKind } } };
+    this.transceivers.push(t);
+    return t;
+  }
+
+  getTransceivers() { return this.transceivers; }
+  getSenders() { return this.transceivers.map((t) => t.sender); }
+  async createOffer() { return { type: 'offer', sdp: `offer ${this.transceivers.length}` }; }
+  async createAnswer() { return { type: 'answer', sdp: 'answer' }; }
+  async setLocalDescription(d) {
+    // No argument: the implicit offer or answer, as a browser makes it.
+    this.localDescription = d ?? (this.remoteDescription?.type === 'offer' ? await this.createAnswer() : await this.createOffer());
+  }
+  async setRemoteDescription(d) { this.remoteDescription = d; }
+
+  async addIceCandidate(c) {
+    if (!this.remoteDescription) throw new Error('InvalidStateError: no remote description');
+    this.candidates.push(c);
+  }
+
+  async getStats() { return new Map(); }
+  close() { this.closed = true; this.connectionState = 'closed'; }
+
+  /** Test side: the browser found a local candidate. */
+  gather(candidate) { this.onicecandidate?.({ candidate }); }
+}
