@@ -100,8 +100,8 @@ export interface EnterOptions {
 }
 
 /**
- * A room, whatever its architecture (Room.enter returns a mesh Room or an SfuRoom with the
- * same members). Events: 'member-joined' {member}, 'member-left' {clientId, reason},
+ * A room, whatever its architecture: one room model (room-core.js) with two media strategies,
+ * the mesh Room and the server's SfuRoom (Room.enter returns the one the room needs). Events: 'member-joined' {member}, 'member-left' {clientId, reason},
  * 'track' {clientId, stream, screen?}, 'peer-state' {clientId, state},
  * 'media-state' {clientId, kind, action, streamId?}, 'volume' {volumes, speaker} (mix rooms),
  * 'reentered' {status}, 'error', 'closed' {reason}.
@@ -136,9 +136,11 @@ export class Room extends EventTarget {
   static enter(signal: SignalClient, options: EnterOptions, localStream: MediaStream | null): Promise<AnyRoom>;
 }
 
-export class SfuRoom extends Room {
+/** An sfu or mcu room (publish and subscribe connections with the server). */
+export interface SfuRoom extends AnyRoom {
   streams: Map<string, MediaStream>;
 }
+export class SfuRoom extends EventTarget {}
 
 /** Modes, presenters, floor and live. Events: 'mode', 'floor', 'live', 'cohost', 'may-publish'
  * {mayPublish}, 'live-stopped', 'live-paused'. */

@@ -1,13 +1,15 @@
-// A room as a client sees it. In a mesh room this client holds one Peer per other member and
-// relays negotiation through the server (media::exchange); the server never touches media.
-// Events: 'member-joined' {member}, 'member-left' {clientId, reason}, 'track' {clientId, stream},
-// 'peer-state' {clientId, state}, 'media-state' {clientId, kind, action}, 'closed' {reason}.
+// A room as a client sees it: `Room.enter` and the mesh media strategy. One room model
+// (RoomCore, room-core.js: members, events, re-entering) with two media strategies: this mesh
+// Room (one Peer per other member, negotiation relayed through the server) and SfuRoom
+// (sfu-room.js: publish and subscribe connections with the server, for sfu and mcu rooms).
+// Events: see room-core.js.
 
 import { Peer, swapTrack } from './peer.js';
 import { SfuRoom } from './sfu-room.js';
 import { Stage } from './stage.js';
 import { Recording } from './recording.js';
 import { Chat } from './chat.js';
+import { RoomCore } from './room-core.js';
 
 /**
  * What a room's architecture offers, so the page asks the room instead of its name:
@@ -33,25 +35,17 @@ function attachParts(room, signal, status, { password, architecture, mode }) {
   room.chat = new Chat(signal, status.roomId);
 }
 
-export class Room extends EventTarget {
+/** A mesh room: one Peer per other member, negotiation relayed by the server
+ * (media::exchange); the server never touches media. */
+export class Room extends RoomCore {
   /**
    * @param {import('./signal.js').SignalClient} signal
    * @param {object} status  the room::enter answer
    * @param {MediaStream|null} localStream
    */
   constructor(signal, status, localStream) {
-    super();
-    this.signal = signal;
-    this.roomId = status.roomId;
-    this.name = status.name;
-    this.architecture = status.architecture;
-    this.owner = status.owner;
-    this.localStream = localStream;
-    this.members = new Map();
+    super(signal, status, localStream);
     this.peers = new Map();
-    this.unsubscribe = [];
-    for (const m of status.members) if (m.clientId !== signal.clientId) this.members.set(m.clientId, m);
-    this.#listen();
   }
 
   /**
@@ -80,54 +74,11 @@ export class Room extends EventTarget {
     }
     const room = new Room(signal, status, localStream);
     attachParts(room, signal, status, { password, architecture, mode });
-    room.#connectToAll();
+    room.connectToAll();
     return room;
   }
 
-  #emit(type, detail) {
-    this.dispatchEvent(new CustomEvent(type, { detail }));
-  }
-
-  #mine(body) {
-    return body.roomId === this.roomId;
-  }
-
-  #listen() {
-    const on = (signal, fn) => this.unsubscribe.push(this.signal.on(signal, (b) => this.#mine(b) && fn(b)));
-    on('room::enter', ({ client }) => {
-      this.members.set(client.clientId, client);
-      this.#emit('member-joined', { member: client });
-    });
-    on('room::leave', ({ clientId, reason }) => {
-      this.members.delete(clientId);
-      this.#dropPeer(clientId);
-      this.#emit('member-left', { clientId, reason });
-    });
-    on('room::close', ({ reason }) => this.#end(reason));
-    on('room::expel', ({ reason }) => this.#end(reason));
-    on('media::exchange', (b) => this.#onExchange(b));
-    for (const action of ['publish', 'unpublish', 'pause', 'resume']) {
-      on(`media::${action}`, ({ clientId, kind }) => this.#emit('media-state', { clientId, kind, action }));
-    }
-    // After a reconnect the server has dropped our membership: enter again and reconnect.
-    const again = async () => {
-      for (const id of [...this.peers.keys()]) this.#dropPeer(id);
-      try {
-        const status = await this.signal.request('room::enter', { roomId: this.roomId, password: this.password, ...this.requested });
-        this.members.clear();
-        for (const m of status.members) if (m.clientId !== this.signal.clientId) this.members.set(m.clientId, m);
-        this.stage?.update(status);
-        this.#connectToAll();
-        this.#emit('reentered', { status });
-      } catch (err) {
-        this.#end(`could not re-enter: ${err.message}`);
-      }
-    };
-    this.signal.addEventListener('reconnected', again);
-    this.unsubscribe.push(() => this.signal.removeEventListener('reconnected', again));
-  }
-
-  #peer(remoteId) {
+  peerFor(remoteId) {
     let peer = this.peers.get(remoteId);
     if (peer) return peer;
     const rtcConfig = { iceServers: this.signal.config?.iceServers ?? [], bundlePolicy: 'max-bundle' };
@@ -138,32 +89,28 @@ export class Room extends EventTarget {
       rtcConfig,
       send: (n) => this.signal.request('media::exchange', { roomId: this.roomId, to: remoteId, ...n }),
     });
-    peer.addEventListener('track', (e) => this.#emit('track', { clientId: remoteId, stream: e.detail.stream, screen: e.detail.extra }));
-    peer.addEventListener('state', (e) => this.#emit('peer-state', { clientId: remoteId, state: e.detail.state }));
-    peer.addEventListener('error', (e) => this.#emit('error', e.detail));
+    peer.addEventListener('track', (e) => this.emit('track', { clientId: remoteId, stream: e.detail.stream, screen: e.detail.extra }));
+    peer.addEventListener('state', (e) => this.emit('peer-state', { clientId: remoteId, state: e.detail.state }));
+    peer.addEventListener('error', (e) => this.emit('error', e.detail));
     this.peers.set(remoteId, peer);
     return peer;
   }
 
   /** The newcomer offers to every member already in the room. */
-  #connectToAll() {
+  connectToAll() {
     for (const id of this.members.keys()) {
-      const p = this.#peer(id);
+      const p = this.peerFor(id);
       p.start(this.localStream, { offerer: true });
       if (this.screen) p.addExtra(this.screen.getVideoTracks()[0], this.screen);
     }
   }
 
-  async #onExchange({ from, ...n }) {
+  async onExchange({ from, ...n }) {
     if (!from) return;
-    try {
-      const p = this.#peer(from);
-      await p.receive(n, this.localStream);
-      // A newcomer also gets our shared screen, once its first offer is answered.
-      if (this.screen && n.type === 'offer') p.addExtra(this.screen.getVideoTracks()[0], this.screen);
-    } catch (err) {
-      this.#emit('error', err);
-    }
+    const p = this.peerFor(from);
+    await p.receive(n, this.localStream);
+    // A newcomer also gets our shared screen, once its first offer is answered.
+    if (this.screen && n.type === 'offer') p.addExtra(this.screen.getVideoTracks()[0], this.screen);
   }
 
   /** Shares `stream` (getDisplayMedia) as a second video on every member's connection. */
@@ -178,7 +125,7 @@ export class Room extends EventTarget {
     for (const p of this.peers.values()) p.removeExtra();
   }
 
-  #dropPeer(id) {
+  dropPeer(id) {
     const p = this.peers.get(id);
     if (p) {
       p.close();
@@ -202,13 +149,19 @@ export class Room extends EventTarget {
   /** Stops sending to every member; what we receive goes on. */
   unpublishLocal() {
     this.localStream = null;
-    for (const p of this.peers.values()) p.setLocal(null).catch((err) => this.#emit('error', err));
+    for (const p of this.peers.values()) p.setLocal(null).catch((err) => this.emit('error', err));
   }
 
-  /** Mutes or unmutes our own audio or video, and tells the room. */
-  async setEnabled(kind, enabled) {
-    for (const t of this.localStream?.getTracks() ?? []) if (t.kind === kind) t.enabled = enabled;
-    await this.signal.request(enabled ? 'media::resume' : 'media::pause', { roomId: this.roomId, kind });
+  onMemberLeft(clientId) {
+    this.dropPeer(clientId);
+  }
+
+  dropMedia() {
+    for (const id of [...this.peers.keys()]) this.dropPeer(id);
+  }
+
+  async restartMedia() {
+    this.connectToAll();
   }
 
   /** Per remote member, a summary of its connection's getStats(). */
@@ -216,20 +169,5 @@ export class Room extends EventTarget {
     const out = {};
     for (const [id, p] of this.peers) out[id] = await p.stats();
     return out;
-  }
-
-  async leave() {
-    try { await this.signal.request('room::leave', { roomId: this.roomId }); } finally { this.#end('left'); }
-  }
-
-  #end(reason) {
-    if (this.ended) return;
-    this.ended = true;
-    for (const id of [...this.peers.keys()]) this.#dropPeer(id);
-    for (const u of this.unsubscribe) u();
-    this.stage?.close();
-    this.recording?.close();
-    this.chat?.close();
-    this.#emit('closed', { reason });
   }
 }

@@ -9,77 +9,41 @@
 
 import { summarize, swapTrack } from './peer.js';
 import { Connection } from './connection.js';
+import { RoomCore } from './room-core.js';
 
-export class SfuRoom extends EventTarget {
+export class SfuRoom extends RoomCore {
   constructor(signal, status, localStream) {
-    super();
-    this.signal = signal;
-    this.roomId = status.roomId;
-    this.name = status.name;
-    this.architecture = status.architecture;
-    this.owner = status.owner;
-    this.localStream = localStream;
-    this.members = new Map();
+    super(signal, status, localStream);
     this.streams = new Map(); // clientId -> MediaStream of what we receive from them
     this.paused = new Map(); // streamId -> paused
-    this.unsubscribe = [];
-    for (const m of status.members) if (m.clientId !== signal.clientId) this.members.set(m.clientId, m);
-    this.#listen();
-  }
-
-  #emit(type, detail) {
-    this.dispatchEvent(new CustomEvent(type, { detail }));
+    // mcu rooms: the room's audio levels and active speaker, a few times a second.
+    this.listen('media::audio::volume', ({ volumes, speaker }) => this.emit('volume', { volumes, speaker }));
   }
 
   #rtcConfig() {
     return { iceServers: this.signal.config?.iceServers ?? [], bundlePolicy: 'max-bundle' };
   }
 
-  #listen() {
-    const on = (s, fn) => this.unsubscribe.push(this.signal.on(s, (b) => b.roomId === this.roomId && fn(b)));
-    on('room::enter', ({ client }) => {
-      this.members.set(client.clientId, client);
-      this.#emit('member-joined', { member: client });
-    });
-    on('room::leave', ({ clientId, reason }) => {
-      this.members.delete(clientId);
-      this.streams.delete(clientId);
-      this.#emit('member-left', { clientId, reason });
-    });
-    on('room::close', ({ reason }) => this.#end(reason));
-    on('room::expel', ({ reason }) => this.#end(reason));
-    // mcu rooms: the room's audio levels and active speaker, a few times a second.
-    on('media::audio::volume', ({ volumes, speaker }) => this.#emit('volume', { volumes, speaker }));
-    on('media::exchange', (b) => this.#onExchange(b).catch((err) => this.#emit('error', err)));
-    // After a reconnect the server has dropped our membership (or, restarted, the room):
-    // enter again and publish and subscribe on new connections.
-    const again = () => this.#reenter().catch((err) => this.#end(`could not re-enter: ${err.message}`));
-    this.signal.addEventListener('reconnected', again);
-    this.unsubscribe.push(() => this.signal.removeEventListener('reconnected', again));
-    for (const action of ['publish', 'unpublish', 'pause', 'resume']) {
-      on(`media::${action}`, ({ clientId, kind, streamId }) => {
-        if (streamId) this.paused.set(streamId, action === 'pause');
-        this.#emit('media-state', { clientId, kind, action, streamId });
-        this.#emit('peer-state', { clientId, state: this.#stateOf(clientId) });
-      });
-    }
+  onMediaState({ clientId, streamId }, action) {
+    if (streamId) this.paused.set(streamId, action === 'pause');
+    queueMicrotask(() => this.emit('peer-state', { clientId, state: this.#stateOf(clientId) }));
   }
 
-  async #reenter() {
+  onMemberLeft(clientId) {
+    this.streams.delete(clientId);
+  }
+
+  dropMedia() {
     this.pub?.close();
     this.pub = null;
     this.sub?.close();
     this.sub = null;
     this.streams.clear();
     this.paused.clear();
-    // The server's subscribe offer may come before the answer: #onExchange makes the new
-    // connection for it.
-    const status = await this.signal.request('room::enter', { roomId: this.roomId, password: this.password, subscribe: 'all', ...this.requested });
-    this.members.clear();
-    for (const m of status.members) if (m.clientId !== this.signal.clientId) this.members.set(m.clientId, m);
-    this.stage?.update(status);
+  }
+
+  async restartMedia(status) {
     if (status.mayPublish !== false) await this.publish();
-    this.#emit('reentered', { status });
   }
 
   #stateOf(clientId) {
@@ -90,7 +54,7 @@ export class SfuRoom extends EventTarget {
 
   /** Handles negotiation messages that arrived before the room object existed. */
   replay(messages) {
-    for (const b of messages) this.#onExchange(b).catch((err) => this.#emit('error', err));
+    for (const b of messages) this.onExchange(b).catch((err) => this.emit('error', err));
   }
 
   /** Publishes our camera and microphone on the publish connection (again after unpublish). */
@@ -130,15 +94,15 @@ export class SfuRoom extends EventTarget {
       }
       stream.addTrack(track);
       track.onended = () => stream.removeTrack(track);
-      this.#emit('track', { clientId, stream });
+      this.emit('track', { clientId, stream });
     };
     pc.onconnectionstatechange = () => {
-      for (const id of this.members.keys()) this.#emit('peer-state', { clientId: id, state: this.#stateOf(id) });
+      for (const id of this.members.keys()) this.emit('peer-state', { clientId: id, state: this.#stateOf(id) });
     };
     return pc;
   }
 
-  async #onExchange({ transport, type, sdp, candidate }) {
+  async onExchange({ transport, type, sdp, candidate }) {
     if (transport !== 'subscribe') return;
     const pc = this.#subscribePc();
     const conn = this.subConn;
@@ -151,12 +115,6 @@ export class SfuRoom extends EventTarget {
     } else if (type === 'candidate') {
       await conn.addCandidate(candidate);
     }
-  }
-
-  /** Mutes or unmutes our own audio or video: the server stops forwarding it to everyone. */
-  async setEnabled(kind, enabled) {
-    for (const t of this.localStream?.getTracks() ?? []) if (t.kind === kind) t.enabled = enabled;
-    await this.signal.request(enabled ? 'media::resume' : 'media::pause', { roomId: this.roomId, kind });
   }
 
   /** Per publisher, a summary of what we receive from it (same shape as the mesh Room's). */
@@ -209,7 +167,7 @@ export class SfuRoom extends EventTarget {
     if (streamId) await this.signal.request('media::unpublish', { roomId: this.roomId, streamId }).catch(() => {});
     if (this.pub) {
       t.direction = 'inactive';
-      await this.#renegotiate().catch((err) => this.#emit('error', err));
+      await this.#renegotiate().catch((err) => this.emit('error', err));
     }
   }
 
@@ -232,21 +190,5 @@ export class SfuRoom extends EventTarget {
     if (!pc) return;
     await this.signal.request('media::unpublish', { roomId: this.roomId }).catch(() => {});
     pc.close();
-  }
-
-  async leave() {
-    try { await this.signal.request('room::leave', { roomId: this.roomId }); } finally { this.#end('left'); }
-  }
-
-  #end(reason) {
-    if (this.ended) return;
-    this.ended = true;
-    this.pub?.close();
-    this.sub?.close();
-    for (const u of this.unsubscribe) u();
-    this.stage?.close();
-    this.recording?.close();
-    this.chat?.close();
-    this.#emit('closed', { reason });
   }
 }
