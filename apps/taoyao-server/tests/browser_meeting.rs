@@ -202,8 +202,7 @@ async fn a_wrong_password_then_the_right_one_stays_connected() {
 /// then see each other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_are_shared_by_name_and_from_the_list_with_their_password() {
-    if !enter_private_network("rooms_are_shared_by_name_and_from_the_list_with_their_password")
-    {
+    if !enter_private_network("rooms_are_shared_by_name_and_from_the_list_with_their_password") {
         return;
     }
     let server = TestServer::with(common::with_admin).await;
@@ -280,7 +279,10 @@ async fn after_intercom_the_meeting_hears_everyone_again() {
         .await;
     ann.page.choose("Room mode", "meeting").await;
     bob.page
-        .wait_for("document.getElementById('floor').hidden", Duration::from_secs(10))
+        .wait_for(
+            "document.getElementById('floor').hidden",
+            Duration::from_secs(10),
+        )
         .await;
     hears(&bob, &ann_id, Duration::from_secs(10)).await;
     hears(&ann, &bob_id, Duration::from_secs(10)).await;
@@ -331,7 +333,11 @@ async fn on_a_phone_the_page_fits_the_screen() {
         )
     };
     for label in ["Mute microphone", "Stop camera", "Chat", "People", "Leave"] {
-        assert_eq!(p.eval(&on_screen(label)).await, true, "{label} is on screen");
+        assert_eq!(
+            p.eval(&on_screen(label)).await,
+            true,
+            "{label} is on screen"
+        );
     }
     // One column: the tiles are as wide as the screen allows.
     let widths = p
@@ -341,8 +347,7 @@ async fn on_a_phone_the_page_fits_the_screen() {
         assert!(w.as_f64().unwrap() > 340.0, "full-width tiles: {widths}");
     }
     // The side panel is a drawer: closed until People is pressed.
-    let drawer_open =
-        "(() => { const r = document.getElementById('sidebar').getBoundingClientRect(); return r.left < innerWidth - 10; })()";
+    let drawer_open = "(() => { const r = document.getElementById('sidebar').getBoundingClientRect(); return r.left < innerWidth - 10; })()";
     assert_eq!(p.eval(drawer_open).await, false);
     p.save_screenshot("phone-room").await;
     p.click("People").await;
@@ -389,7 +394,10 @@ async fn an_sfu_room_comes_back_after_a_server_restart() {
     eprintln!("media moving again {took:?} after the server came back");
     for who in [&ann, &bob] {
         who.page
-            .wait_for("document.getElementById('banner').hidden", Duration::from_secs(3))
+            .wait_for(
+                "document.getElementById('banner').hidden",
+                Duration::from_secs(3),
+            )
             .await;
     }
     assert_eq!(server.media_counts("phoenix").await.0, 2);
@@ -461,8 +469,7 @@ async fn three_in_an_sfu_room_see_mute_chat_and_raised_hands() {
         return;
     }
     let server = TestServer::start().await;
-    let ([ann, bob, cy], [a, b, c]) =
-        three_join(&server, "trio", "sfu", Some((1280, 800))).await;
+    let ([ann, bob, cy], [a, b, c]) = three_join(&server, "trio", "sfu", Some((1280, 800))).await;
     ann.page.save_screenshot("room-three").await;
 
     ann.page.click("Stop camera").await;
@@ -499,7 +506,9 @@ async fn three_in_an_sfu_room_see_mute_chat_and_raised_hands() {
         )
         .await;
     assert_eq!(
-        ann.page.eval("document.getElementById('unread').hidden").await,
+        ann.page
+            .eval("document.getElementById('unread').hidden")
+            .await,
         true,
         "read now"
     );
@@ -613,9 +622,8 @@ async fn pre_join_shows_and_switches_devices_and_the_room_keeps_them() {
 /// The language switch turns the page into Chinese.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invite_link_brings_people_in_and_close_room_ends_it_for_everyone() {
-    if !enter_private_network(
-        "an_invite_link_brings_people_in_and_close_room_ends_it_for_everyone",
-    ) {
+    if !enter_private_network("an_invite_link_brings_people_in_and_close_room_ends_it_for_everyone")
+    {
         return;
     }
     let server = TestServer::start().await;
@@ -640,7 +648,9 @@ async fn an_invite_link_brings_people_in_and_close_room_ends_it_for_everyone() {
     let bob = Person::open_url(&link, &[]).await;
     // Bob reads Chinese.
     bob.page.choose("Language", "中文").await;
-    bob.page.wait_for_text("加入会议", Duration::from_secs(3)).await;
+    bob.page
+        .wait_for_text("加入会议", Duration::from_secs(3))
+        .await;
     bob.page.fill("你的名字", "Bob").await;
     bob.page.click("加入").await;
     bob.in_room().await;
@@ -664,17 +674,24 @@ async fn an_invite_link_brings_people_in_and_close_room_ends_it_for_everyone() {
     ann.page.click("Close room").await;
     ann.page.click("End for everyone").await;
     bob.page
-        .wait_for("!document.getElementById('prejoin').hidden", Duration::from_secs(10))
+        .wait_for(
+            "!document.getElementById('prejoin').hidden",
+            Duration::from_secs(10),
+        )
         .await;
-    bob.page.wait_for_text("会议已结束", Duration::from_secs(3)).await;
+    bob.page
+        .wait_for_text("会议已结束", Duration::from_secs(3))
+        .await;
     ann.page
-        .wait_for("!document.getElementById('prejoin').hidden", Duration::from_secs(10))
+        .wait_for(
+            "!document.getElementById('prejoin').hidden",
+            Duration::from_secs(10),
+        )
         .await;
     ann.close().await;
     bob.close().await;
     server.stop().await;
 }
-
 
 /// Whether `who` shows `sharer`'s screen: its tile, focused, playing 800x600 frames (the
 /// headless screen; the fake camera is 320x240) that keep coming.
@@ -734,7 +751,10 @@ async fn a_shared_screen_is_seen_by_the_others_in_every_architecture() {
         for who in [&bob, &ann] {
             who.page.click("Leave").await;
             who.page
-                .wait_for("!document.getElementById('prejoin').hidden", Duration::from_secs(10))
+                .wait_for(
+                    "!document.getElementById('prejoin').hidden",
+                    Duration::from_secs(10),
+                )
                 .await;
         }
     }
@@ -757,7 +777,10 @@ async fn three_in_a_mesh_room_page_pin_and_show_who_speaks() {
     // The phone shows fewer tiles than there are: pages.
     let shown = "[...document.querySelectorAll('.tile')].filter((t) => !t.hidden).map((t) => t.dataset.id).join(',')";
     ann.page
-        .wait_for("!document.getElementById('pager').hidden", Duration::from_secs(5))
+        .wait_for(
+            "!document.getElementById('pager').hidden",
+            Duration::from_secs(5),
+        )
         .await;
     let page1 = ann.page.eval(shown).await;
     ann.page.click("Next page").await;

@@ -568,7 +568,10 @@ impl Page {
     /// A PNG of what the page shows now.
     pub async fn screenshot(&self) -> Vec<u8> {
         let r = self
-            .call("Page.captureScreenshot", serde_json::json!({"format": "png"}))
+            .call(
+                "Page.captureScreenshot",
+                serde_json::json!({"format": "png"}),
+            )
             .await;
         base64_decode(r["data"].as_str().expect("screenshot data"))
     }
