@@ -377,7 +377,7 @@ async function watchTiles() {
     el.dataset.quality = word.replace('quality_', '');
     setTileState(id, t(word));
     // mcu rooms mix the audio (no per-member level here): media::audio::volume tells the speaker.
-    if (room.architecture !== 'mcu') el.classList.toggle('speaking', (s.audio?.audioLevel ?? 0) > 0.02);
+    if (!room.capabilities.mix) el.classList.toggle('speaking', (s.audio?.audioLevel ?? 0) > 0.02);
   }
 }
 

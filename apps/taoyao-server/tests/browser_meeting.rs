@@ -406,6 +406,59 @@ async fn an_sfu_room_comes_back_after_a_server_restart() {
     server.stop().await;
 }
 
+/// Reconnection that fails for good: the server comes back refusing the login, the page says so
+/// and offers Rejoin; once the login works again, Rejoin brings the person back into the room
+/// (an sfu room: new connections) and media moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_reconnecting_fails_for_good_rejoin_brings_you_back() {
+    if !enter_private_network("when_reconnecting_fails_for_good_rejoin_brings_you_back") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let ann = Person::open(&server, "").await;
+    ann.join("Ann", "comeback", Some("sfu")).await;
+    let bob = Person::open(&server, "").await;
+    bob.join("Bob", "comeback", None).await;
+    let (a, b) = (ann.id().await, bob.id().await);
+    sees(&ann, &[&b], Duration::from_secs(20)).await;
+
+    server.stop().await;
+    // Back, but the development login is gone: reconnecting cannot succeed.
+    let refusing = TestServer::with(|c| {
+        c.server.listen = addr;
+        common::with_admin(c);
+        c.auth.users.retain(|u| u.username != "taoyao");
+    })
+    .await;
+    for who in [&ann, &bob] {
+        who.page
+            .wait_for_text("Could not reconnect", Duration::from_secs(15))
+            .await;
+        who.page
+            .wait_for(
+                "!document.getElementById('rejoin').hidden",
+                Duration::from_secs(2),
+            )
+            .await;
+    }
+    refusing.stop().await;
+    let server = TestServer::with(|c| c.server.listen = addr).await;
+    ann.page.click("Rejoin").await;
+    bob.page.click("Rejoin").await;
+    sees(&ann, &[&b], Duration::from_secs(20)).await;
+    sees(&bob, &[&a], Duration::from_secs(10)).await;
+    assert_eq!(
+        ann.page
+            .eval("document.getElementById('banner').hidden")
+            .await,
+        true
+    );
+    ann.close().await;
+    bob.close().await;
+    server.stop().await;
+}
+
 /// Tile state of `id` on `who`'s page: (camera, mic, hand shown).
 async fn tile_state(who: &Person, id: &str) -> Value {
     who.page
@@ -618,8 +671,8 @@ async fn pre_join_shows_and_switches_devices_and_the_room_keeps_them() {
 }
 
 /// Invite and close: "Copy invite link" gives a link that brings a second person into the
-/// room through the pre-join screen; "Close room" asks first and then ends it for everyone.
-/// The language switch turns the page into Chinese.
+/// room through the pre-join screen, who sees at once that the first has muted; "Close room"
+/// asks first and then ends it for everyone. The language switch turns the page into Chinese.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invite_link_brings_people_in_and_close_room_ends_it_for_everyone() {
     if !enter_private_network("an_invite_link_brings_people_in_and_close_room_ends_it_for_everyone")
@@ -645,6 +698,9 @@ async fn an_invite_link_brings_people_in_and_close_room_ends_it_for_everyone() {
         .unwrap()
         .to_owned();
     assert!(link.contains("?room="), "{link}");
+    // Ann's microphone is off before Bob arrives: his page shows it from the start (a mesh
+    // room tells a newcomer nothing else).
+    ann.page.click("Mute microphone").await;
     let bob = Person::open_url(&link, &[]).await;
     // Bob reads Chinese.
     bob.page.choose("Language", "中文").await;
@@ -656,6 +712,7 @@ async fn an_invite_link_brings_people_in_and_close_room_ends_it_for_everyone() {
     bob.in_room().await;
     let a = ann.id().await;
     sees(&bob, &[&a], Duration::from_secs(20)).await;
+    wait_tile(&bob, &a, "mic", json!("off")).await;
     assert_eq!(
         bob.page
             .eval("document.getElementById('toggle-mic').getAttribute('aria-label')")
