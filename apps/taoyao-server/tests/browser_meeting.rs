@@ -720,6 +720,21 @@ async fn an_invite_link_brings_people_in_and_close_room_ends_it_for_everyone() {
         "关闭麦克风"
     );
 
+    // Nothing left in English on Bob's page but names, device labels and the language's own
+    // name (hard-coded strings would show here).
+    let english = bob
+        .page
+        .eval(
+            "(() => { const words = [...document.body.innerText.matchAll(/[A-Za-z]{3,}/g)].map((m) => m[0]);
+               const labels = [...document.querySelectorAll('[aria-label]')].filter((e) => e.checkVisibility())
+                 .flatMap((e) => [...e.getAttribute('aria-label').matchAll(/[A-Za-z]{3,}/g)].map((m) => m[0]));
+               const ok = new Set(['Ann', 'Bob', 'Launch', 'plan', 'taoyao', 'English', 'mesh', 'fake', 'device',
+                 'Fake', 'Default', 'Audio', 'Input', 'Output', 'web', 'KiB']);
+               return [...new Set([...words, ...labels])].filter((w) => !ok.has(w) && !/^[0-9a-f]+$/.test(w)); })()",
+        )
+        .await;
+    assert_eq!(english, json!([]), "English words on the Chinese page");
+
     // Close room asks; Cancel keeps the meeting.
     ann.page.click("Close room").await;
     ann.page
