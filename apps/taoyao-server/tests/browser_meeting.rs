@@ -359,20 +359,18 @@ async fn on_a_phone_the_page_fits_the_screen() {
     server.stop().await;
 }
 
-/// Bug 3: the server restarts under an sfu room. The pages show "Reconnecting", keep trying
+/// Bug 3: the server restarts under a room. The pages show "Reconnecting", keep trying
 /// (backing off, no early give-up), and within 10 s of the server being back have entered
-/// again, published on new connections and see each other.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_sfu_room_comes_back_after_a_server_restart() {
-    if !enter_private_network("an_sfu_room_comes_back_after_a_server_restart") {
-        return;
-    }
+/// again, published on new connections (sfu/mcu) or reconnected to each other (mesh), and see
+/// each other.
+async fn a_room_comes_back_after_a_server_restart(architecture: &str) {
     let server = TestServer::start().await;
     let addr = server.addr;
+    let room = format!("phoenix-{architecture}");
     let ann = Person::open(&server, "").await;
-    ann.join("Ann", "phoenix", Some("sfu")).await;
+    ann.join("Ann", &room, Some(architecture)).await;
     let bob = Person::open(&server, "").await;
-    bob.join("Bob", "phoenix", None).await;
+    bob.join("Bob", &room, None).await;
     let (ann_id, bob_id) = (ann.id().await, bob.id().await);
     sees(&ann, &[&bob_id], Duration::from_secs(20)).await;
     sees(&bob, &[&ann_id], Duration::from_secs(20)).await;
@@ -391,7 +389,7 @@ async fn an_sfu_room_comes_back_after_a_server_restart() {
     sees(&bob, &[&ann_id], Duration::from_secs(10)).await;
     let took = back.elapsed();
     assert!(took < Duration::from_secs(10), "recovered in {took:?}");
-    eprintln!("media moving again {took:?} after the server came back");
+    eprintln!("{architecture}: media moving again {took:?} after the server came back");
     for who in [&ann, &bob] {
         who.page
             .wait_for(
@@ -400,10 +398,31 @@ async fn an_sfu_room_comes_back_after_a_server_restart() {
             )
             .await;
     }
-    assert_eq!(server.media_counts("phoenix").await.0, 2);
+    assert_eq!(server.media_counts(&room).await.0, 2);
     ann.close().await;
     bob.close().await;
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sfu_room_comes_back_after_a_server_restart() {
+    if enter_private_network("an_sfu_room_comes_back_after_a_server_restart") {
+        a_room_comes_back_after_a_server_restart("sfu").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcu_room_comes_back_after_a_server_restart() {
+    if enter_private_network("an_mcu_room_comes_back_after_a_server_restart") {
+        a_room_comes_back_after_a_server_restart("mcu").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mesh_room_comes_back_after_a_server_restart() {
+    if enter_private_network("a_mesh_room_comes_back_after_a_server_restart") {
+        a_room_comes_back_after_a_server_restart("mesh").await;
+    }
 }
 
 /// Reconnection that fails for good: the server comes back refusing the login, the page says so
