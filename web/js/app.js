@@ -592,7 +592,7 @@ async function enterRoom({ roomId, password, architecture, mode, watch = false }
     toast(t('memberJoined', { name: detail.member.name }));
     // A newcomer cannot know that our microphone or camera is off, or our hand up: tell it.
     const me = state.signal.clientId;
-    if (state.micOff || state.camOff || room.chat.hands.has(me)) room.chat.tellState({ mic: !state.micOff, camera: !state.camOff }).catch(() => {});
+    if (state.micOff || state.camOff || room.chat.hands.has(me) || state.screen) room.chat.tellState({ mic: !state.micOff, camera: !state.camOff }).catch(() => {});
   });
   room.addEventListener('member-left', ({ detail }) => {
     const name = tileEl(detail.clientId)?.dataset.name ?? detail.clientId;
