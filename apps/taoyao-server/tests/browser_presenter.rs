@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{Browser, enter_private_network, wait_for_reports};
-use common::{TestClient, TestServer, with_admin};
+use common::browser::{Browser, enter_private_network, reports_from, wait_for_reports};
+use common::{TestServer, with_admin};
 use serde_json::{Value, json};
 
 fn listener_video(owner_report: &Value) -> (u64, u64) {
@@ -16,22 +16,6 @@ fn listener_video(owner_report: &Value) -> (u64, u64) {
         v["packetsReceived"].as_u64().unwrap_or(0),
         v["framesDecoded"].as_u64().unwrap_or(0),
     )
-}
-
-/// The listener's video packet counts in the owner's reports received within `window`.
-async fn owner_counts(harness: &mut TestClient, window: Duration) -> Vec<u64> {
-    let deadline = tokio::time::Instant::now() + window;
-    let mut counts = Vec::new();
-    while tokio::time::Instant::now() < deadline {
-        if let Some(m) = harness
-            .next_signal("client::unicast", Duration::from_millis(500))
-            .await
-            && m["body"]["clientId"] == "pres-o"
-        {
-            counts.push(listener_video(&m["body"]).0);
-        }
-    }
-    counts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +104,11 @@ async fn a_mesh_listener_made_presenter_starts_sending_and_stops_when_removed() 
     // Give the renegotiation a moment, then read the owner's reports for four seconds: the
     // last ones (fresh, once the queue is drained) show the count standing still.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let counts = owner_counts(&mut harness, Duration::from_secs(4)).await;
+    let counts: Vec<u64> = reports_from(&mut harness, "pres-o", Duration::from_secs(4))
+        .await
+        .iter()
+        .map(|r| listener_video(r).0)
+        .collect();
     let last = &counts[counts.len().saturating_sub(3)..];
     assert!(
         last.len() == 3 && last[0] > 0 && last.iter().all(|c| *c == last[0]),

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{Browser, enter_private_network, wait_for_reports};
+use common::browser::{Browser, enter_private_network, reports_from, wait_for_reports};
 use common::{TestClient, TestServer, with_admin};
 use serde_json::{Value, json};
 
@@ -19,34 +19,14 @@ fn member_video(owner_report: &Value) -> (u64, u64) {
     )
 }
 
-/// The member's video counts in the owner's reports received within `window`.
-async fn owner_counts(harness: &mut TestClient, window: Duration) -> Vec<(u64, u64)> {
-    let deadline = tokio::time::Instant::now() + window;
-    let mut counts = Vec::new();
-    while tokio::time::Instant::now() < deadline {
-        if let Some(m) = harness
-            .next_signal("client::unicast", Duration::from_millis(500))
-            .await
-            && m["body"]["clientId"] == "stage-o"
-        {
-            counts.push(member_video(&m["body"]));
-        }
-    }
-    counts
-}
-
 /// Waits (up to `within`) until the owner's reports show the member's frames decoded rising
 /// over three reports in a row.
 async fn decoding_again(harness: &mut TestClient, within: Duration, after: &str) {
     let deadline = tokio::time::Instant::now() + within;
     let mut seen: Vec<u64> = Vec::new();
     while tokio::time::Instant::now() < deadline {
-        if let Some(m) = harness
-            .next_signal("client::unicast", Duration::from_millis(500))
-            .await
-            && m["body"]["clientId"] == "stage-o"
-        {
-            seen.push(member_video(&m["body"]).1);
+        for r in reports_from(harness, "stage-o", Duration::from_millis(500)).await {
+            seen.push(member_video(&r).1);
             let n = seen.len();
             if n >= 3 && seen[n - 3] < seen[n - 2] && seen[n - 2] < seen[n - 1] {
                 return;
@@ -59,7 +39,11 @@ async fn decoding_again(harness: &mut TestClient, within: Duration, after: &str)
 /// Its video stands still at the owner's page (the last three fresh reports agree).
 async fn standing_still(harness: &mut TestClient, after: &str) {
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let counts = owner_counts(harness, Duration::from_secs(4)).await;
+    let counts: Vec<(u64, u64)> = reports_from(harness, "stage-o", Duration::from_secs(4))
+        .await
+        .iter()
+        .map(member_video)
+        .collect();
     let last = &counts[counts.len().saturating_sub(3)..];
     assert!(
         last.len() == 3 && last.iter().all(|c| c.1 == last[0].1),

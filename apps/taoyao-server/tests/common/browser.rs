@@ -138,6 +138,26 @@ impl Browser {
     }
 }
 
+/// The reports `harness` receives from the page of `client_id` within `window`, in order.
+pub async fn reports_from(
+    harness: &mut TestClient,
+    client_id: &str,
+    window: Duration,
+) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + window;
+    let mut reports = Vec::new();
+    while tokio::time::Instant::now() < deadline {
+        if let Some(m) = harness
+            .next_signal("client::unicast", Duration::from_millis(500))
+            .await
+            && m["body"]["clientId"] == client_id
+        {
+            reports.push(m["body"].clone());
+        }
+    }
+    reports
+}
+
 /// Collects `taoyao-stats` reports sent to `harness` until `done(latest reports by clientId)`
 /// holds, or panics after `within` with the last reports and the browsers' consoles.
 pub async fn wait_for_reports(
