@@ -264,12 +264,8 @@ async fn after_intercom_the_meeting_hears_everyone_again() {
         return;
     }
     let server = TestServer::start().await;
-    let ann = Person::open(&server, "").await;
-    ann.join("Ann", "radio", Some("mesh")).await;
-    let bob = Person::open(&server, "").await;
-    bob.join("Bob", "radio", None).await;
-    let (ann_id, bob_id) = (ann.id().await, bob.id().await);
-    sees(&bob, &[&ann_id], Duration::from_secs(20)).await;
+    let ([ann, bob], [ann_id, bob_id]) =
+        join_all(&server, "radio", "mesh", ["Ann", "Bob"], None).await;
     hears(&bob, &ann_id, Duration::from_secs(10)).await;
     hears(&ann, &bob_id, Duration::from_secs(10)).await;
 
@@ -367,13 +363,8 @@ async fn a_room_comes_back_after_a_server_restart(architecture: &str) {
     let server = TestServer::start().await;
     let addr = server.addr;
     let room = format!("phoenix-{architecture}");
-    let ann = Person::open(&server, "").await;
-    ann.join("Ann", &room, Some(architecture)).await;
-    let bob = Person::open(&server, "").await;
-    bob.join("Bob", &room, None).await;
-    let (ann_id, bob_id) = (ann.id().await, bob.id().await);
-    sees(&ann, &[&bob_id], Duration::from_secs(20)).await;
-    sees(&bob, &[&ann_id], Duration::from_secs(20)).await;
+    let ([ann, bob], [ann_id, bob_id]) =
+        join_all(&server, &room, architecture, ["Ann", "Bob"], None).await;
 
     server.stop().await;
     for who in [&ann, &bob] {
@@ -435,12 +426,7 @@ async fn when_reconnecting_fails_for_good_rejoin_brings_you_back() {
     }
     let server = TestServer::start().await;
     let addr = server.addr;
-    let ann = Person::open(&server, "").await;
-    ann.join("Ann", "comeback", Some("sfu")).await;
-    let bob = Person::open(&server, "").await;
-    bob.join("Bob", "comeback", None).await;
-    let (a, b) = (ann.id().await, bob.id().await);
-    sees(&ann, &[&b], Duration::from_secs(20)).await;
+    let ([ann, bob], [a, b]) = join_all(&server, "comeback", "sfu", ["Ann", "Bob"], None).await;
 
     server.stop().await;
     // Back, but the development login is gone: reconnecting cannot succeed.
@@ -505,31 +491,48 @@ async fn wait_tile(who: &Person, id: &str, field: &str, want: Value) {
     }
 }
 
-/// Ann (with `ann_window`, e.g. a phone), Bob and Cy join `room` (made as `architecture`) through
-/// the pre-join screen, and each sees the two others moving. Returns them and their ids.
-async fn three_join(
+/// `names` join `room` (made as `architecture` by the first) through the pre-join screen, the
+/// first with `first_window` (e.g. a phone), the second in a 1280x800 window; each sees all the
+/// others moving. Returns them and their client ids.
+async fn join_all<const N: usize>(
     server: &TestServer,
     room: &str,
     architecture: &str,
-    ann_window: Option<(u32, u32)>,
-) -> ([Person; 3], [String; 3]) {
-    let ann = Person::open(server, "").await;
-    match ann_window {
-        Some((390, 844)) => ann.page.phone().await,
-        Some((w, h)) => ann.page.window(w, h).await,
-        None => {}
+    names: [&str; N],
+    first_window: Option<(u32, u32)>,
+) -> ([Person; N], [String; N]) {
+    let mut people = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let who = Person::open(server, "").await;
+        match (i, first_window) {
+            (0, Some((390, 844))) => who.page.phone().await,
+            (0, Some((w, h))) => who.page.window(w, h).await,
+            (1, _) => who.page.window(1280, 800).await,
+            _ => {}
+        }
+        who.join(name, room, (i == 0).then_some(architecture)).await;
+        people.push(who);
     }
-    ann.join("Ann", room, Some(architecture)).await;
-    let bob = Person::open(server, "").await;
-    bob.page.window(1280, 800).await;
-    bob.join("Bob", room, None).await;
-    let cy = Person::open(server, "").await;
-    cy.join("Cy", room, None).await;
-    let (a, b, c) = (ann.id().await, bob.id().await, cy.id().await);
-    sees(&ann, &[&b, &c], Duration::from_secs(25)).await;
-    sees(&bob, &[&a, &c], Duration::from_secs(15)).await;
-    sees(&cy, &[&a, &b], Duration::from_secs(15)).await;
-    ([ann, bob, cy], [a, b, c])
+    let mut ids = Vec::new();
+    for who in &people {
+        ids.push(who.id().await);
+    }
+    for (i, who) in people.iter().enumerate() {
+        let others: Vec<&str> = ids
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, id)| id.as_str())
+            .collect();
+        sees(who, &others, Duration::from_secs(25)).await;
+    }
+    let Ok(people) = people.try_into() else {
+        unreachable!("N people")
+    };
+    let Ok(ids) = ids.try_into() else {
+        unreachable!("N ids")
+    };
+    (people, ids)
 }
 
 /// Three members in an sfu room: camera off and microphone off show on the others' tiles (the
@@ -541,7 +544,14 @@ async fn three_in_an_sfu_room_see_mute_chat_and_raised_hands() {
         return;
     }
     let server = TestServer::start().await;
-    let ([ann, bob, cy], [a, b, c]) = three_join(&server, "trio", "sfu", Some((1280, 800))).await;
+    let ([ann, bob, cy], [a, b, c]) = join_all(
+        &server,
+        "trio",
+        "sfu",
+        ["Ann", "Bob", "Cy"],
+        Some((1280, 800)),
+    )
+    .await;
     ann.page.save_screenshot("room-three").await;
 
     ann.page.click("Stop camera").await;
@@ -863,7 +873,14 @@ async fn three_in_a_mesh_room_page_pin_and_show_who_speaks() {
         return;
     }
     let server = TestServer::start().await;
-    let ([ann, bob, cy], [a, _, c]) = three_join(&server, "grid", "mesh", Some((390, 844))).await;
+    let ([ann, bob, cy], [a, _, c]) = join_all(
+        &server,
+        "grid",
+        "mesh",
+        ["Ann", "Bob", "Cy"],
+        Some((390, 844)),
+    )
+    .await;
 
     // The phone shows fewer tiles than there are: pages.
     let shown = "[...document.querySelectorAll('.tile')].filter((t) => !t.hidden).map((t) => t.dataset.id).join(',')";
@@ -924,7 +941,7 @@ async fn three_in_an_mcu_room_see_each_other_and_the_speaker() {
         return;
     }
     let server = TestServer::start().await;
-    let ([ann, bob, cy], _) = three_join(&server, "mixer", "mcu", None).await;
+    let ([ann, bob, cy], _) = join_all(&server, "mixer", "mcu", ["Ann", "Bob", "Cy"], None).await;
     hears(&ann, "mix", Duration::from_secs(10)).await;
     ann.page
         .wait_for(
@@ -948,14 +965,8 @@ async fn sending_stops_and_starts_again_through_broadcast_and_a_live() {
         return;
     }
     let server = TestServer::start().await;
-    let ann = Person::open(&server, "").await;
-    ann.page.window(1280, 800).await;
-    ann.join("Ann", "onstage", Some("sfu")).await;
-    let bob = Person::open(&server, "").await;
-    bob.join("Bob", "onstage", None).await;
-    let (a, b) = (ann.id().await, bob.id().await);
-    sees(&ann, &[&b], Duration::from_secs(20)).await;
-    sees(&bob, &[&a], Duration::from_secs(10)).await;
+    let ([ann, bob], [a, b]) =
+        join_all(&server, "onstage", "sfu", ["Ann", "Bob"], Some((1280, 800))).await;
     ann.page.choose("Room mode", "broadcast").await;
     sends(&bob, false).await;
     ann.page.click("People").await;
