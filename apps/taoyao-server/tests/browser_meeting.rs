@@ -167,6 +167,11 @@ async fn a_wrong_password_then_the_right_one_stays_connected() {
     p.wait_for_text("Wrong user name or password", Duration::from_secs(10))
         .await;
     assert!(!p.text().await.contains("3401"), "no raw protocol codes");
+    assert_eq!(
+        p.eval("[...document.querySelectorAll('.toast')].find((t) => t.textContent.includes('Wrong user'))?.className").await,
+        "toast error",
+        "an error looks like one"
+    );
     // The refused login's socket is closed by the page, not left to the register timeout.
     common::eventually(Duration::from_secs(2), "the refused socket closed", || {
         server.hub().connection_count() == 0
@@ -177,6 +182,11 @@ async fn a_wrong_password_then_the_right_one_stays_connected() {
     ann.in_room().await;
     p.wait_for_text("Connected as Ann", Duration::from_secs(5))
         .await;
+    assert_eq!(
+        p.eval("[...document.querySelectorAll('.toast')].find((t) => t.textContent.includes('You are in'))?.className").await,
+        "toast info",
+        "news is a neutral toast"
+    );
     // Past the register timeout a left-open socket would meet (3 s).
     tokio::time::sleep(Duration::from_secs(4)).await;
     let status = p
