@@ -67,6 +67,9 @@ export class SfuRoom extends RoomCore {
     const pc = conn.pc;
     this.pub = pc;
     this.pubConn = conn;
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed' && this.signal.registered) this.#replacePublish(pc).catch((err) => this.emit('error', err));
+    };
     for (const track of this.localStream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [this.localStream] });
     await pc.setLocalDescription(await pc.createOffer());
     const answer = await this.signal.request('media::publish', { roomId: this.roomId, sdp: pc.localDescription.sdp });
@@ -98,8 +101,31 @@ export class SfuRoom extends RoomCore {
     };
     pc.onconnectionstatechange = () => {
       for (const id of this.members.keys()) this.emit('peer-state', { clientId: id, state: this.#stateOf(id) });
+      // (Without signaling, re-entering after the reconnect makes new connections anyway.)
+      if (pc.connectionState === 'failed' && this.sub === pc && this.signal.registered) this.#replaceSubscribe().catch((err) => this.emit('error', err));
     };
     return pc;
+  }
+
+  /** The subscribe connection failed: close it and ask the server for a new one carrying the
+   * same subscriptions (media::restart); its offer is answered from a new connection. */
+  async #replaceSubscribe() {
+    const old = this.sub;
+    this.sub = null;
+    this.subConn = null;
+    this.streams.clear();
+    old?.close();
+    await this.signal.request('media::restart', { roomId: this.roomId, transport: 'subscribe' });
+  }
+
+  /** The publish connection failed: publish again from a new connection (the server takes
+   * an offer from a new connection as one, and ends the old one's streams). */
+  async #replacePublish(pc) {
+    if (this.pub !== pc) return;
+    this.pub = null;
+    this.pubConn = null;
+    pc.close();
+    await this.publish();
   }
 
   async onExchange({ transport, type, sdp, candidate }) {

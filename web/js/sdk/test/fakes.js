@@ -65,6 +65,7 @@ export class FakeSignal extends EventTarget {
   constructor(clientId = 'me', answer = () => ({})) {
     super();
     this.clientId = clientId;
+    this.registered = true;
     this.login = { clientId, name: clientId };
     this.answer = answer;
     this.requests = [];

@@ -117,3 +117,29 @@ test('a mesh peer (and a call) queues a candidate that comes before the offer, t
   peer.close();
   assert.equal(pc.closed, true);
 });
+
+test('a failed subscribe connection is replaced (media::restart), a failed publish one republished', async () => {
+  const signal = sfuServer();
+  const room = await Room.enter(signal, { roomId: 'r' }, camera());
+  signal.notify('media::exchange', { roomId: 'r', transport: 'subscribe', type: 'offer', sdp: 'server offer' });
+  await tick();
+  const [pub, sub] = fakePcs;
+  sub.connectionState = 'failed';
+  sub.onconnectionstatechange();
+  await tick();
+  assert.equal(sub.closed, true);
+  assert.deepEqual(sent(signal, 'media::restart').map((r) => r.body), [{ roomId: 'r', transport: 'subscribe' }]);
+  signal.notify('media::exchange', { roomId: 'r', transport: 'subscribe', type: 'offer', sdp: 'new offer' });
+  await tick();
+  assert.equal(fakePcs.length, 3, 'the new offer is answered from a new connection');
+  assert.equal(fakePcs[2].remoteDescription.sdp, 'new offer');
+
+  pub.connectionState = 'failed';
+  pub.onconnectionstatechange();
+  await tick();
+  assert.equal(pub.closed, true);
+  assert.equal(fakePcs.length, 4);
+  assert.equal(sent(signal, 'media::publish').length, 2, 'published again from the new one');
+  assert.equal(room.pub, fakePcs[3]);
+  room.leave();
+});
