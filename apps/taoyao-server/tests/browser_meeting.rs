@@ -627,9 +627,10 @@ async fn camera_in_use(who: &Person) -> String {
         .to_owned()
 }
 
-/// The pre-join screen: the camera preview plays and the microphone meter moves; choosing the
-/// second camera switches the preview and is remembered; in the room the Devices panel switches
-/// the camera back without renegotiating, and the other member's video keeps moving.
+/// The pre-join screen: the camera preview plays and the microphone meter moves; choosing
+/// another camera switches the preview and is remembered, a speaker is where the room plays;
+/// in the room the Devices panel switches the camera back without renegotiating, and the other
+/// member's video keeps moving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pre_join_shows_and_switches_devices_and_the_room_keeps_them() {
     if !enter_private_network("pre_join_shows_and_switches_devices_and_the_room_keeps_them") {
@@ -678,6 +679,16 @@ async fn pre_join_shows_and_switches_devices_and_the_room_keeps_them() {
         Value::from(second.clone()),
         "remembered"
     );
+    // The speaker: every media element plays there, in the room too.
+    let speakers = p
+        .eval(
+            "[...document.getElementById('speaker-select').options].map((o) => [o.value, o.text])",
+        )
+        .await;
+    let speakers: Vec<(String, String)> = serde_json::from_value(speakers).unwrap();
+    assert!(speakers.len() >= 2, "speakers offered: {speakers:?}");
+    p.choose("Speaker", &speakers[1].1).await;
+    let speaker = speakers[1].0.clone();
     p.eval("scrollTo(0, 0)").await;
     p.save_screenshot("prejoin").await;
     p.fill("Your name", "Ann").await;
@@ -691,8 +702,17 @@ async fn pre_join_shows_and_switches_devices_and_the_room_keeps_them() {
     bob.in_room().await;
     let a = ann.id().await;
     sees(&bob, &[&a], Duration::from_secs(20)).await;
-    // The room sends the camera chosen before joining.
+    // The room sends the camera chosen before joining, and plays on the speaker chosen.
     assert_eq!(camera_in_use(&ann).await, second);
+    ann.page
+        .wait_for(
+            &format!(
+                "[...document.querySelectorAll('.tile:not([data-id=local]) video')].some((v) => v.sinkId === {})",
+                Value::from(speaker)
+            ),
+            Duration::from_secs(5),
+        )
+        .await;
     p.click("People").await;
     p.choose("Camera", &cameras[0]).await;
     p.wait_for(
