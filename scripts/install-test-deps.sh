@@ -20,6 +20,8 @@ packages=(
   pkg-config
   # The webm crate (recording) builds libwebm's C++ muxer with cc.
   g++
+  # The web SDK's unit tests (node --test, no npm packages).
+  nodejs
 )
 if [ "$(id -u)" -ne 0 ]; then
   echo "run as root (apt-get install)" >&2

@@ -1,11 +1,13 @@
 // The taoyao web SDK: import what you need; none of it touches the page.
 export { SignalClient, SignalError, PROTOCOL_VERSION } from './signal.js';
-export { Peer } from './peer.js';
-export { Room } from './room.js';
+export { Peer, summarize } from './peer.js';
+export { Room, capabilitiesOf } from './room.js';
 export { SfuRoom } from './sfu-room.js';
 export { Call } from './call.js';
 export { Stage } from './stage.js';
 export { Recording } from './recording.js';
+export { Chat } from './chat.js';
+export { Connection, connections } from './connection.js';
 
 /** The signaling URL of the server that served this page. */
 export function defaultServerUrl(loc = globalThis.location) {

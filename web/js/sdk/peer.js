@@ -1,6 +1,8 @@
 // One RTCPeerConnection to one remote peer, with "perfect negotiation": either side may
 // renegotiate, and when both offer at once the polite peer yields.
 
+import { Connection } from './connection.js';
+
 export class Peer extends EventTarget {
   /**
    * @param {object} o
@@ -17,13 +19,23 @@ export class Peer extends EventTarget {
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.stream = new MediaStream();
-    this.pc = new RTCPeerConnection(rtcConfig);
-    this.pc.onicecandidate = ({ candidate }) => {
-      if (candidate) this.send({ type: 'candidate', candidate: candidate.toJSON() }).catch(() => {});
-    };
-    this.pc.ontrack = ({ track }) => {
-      this.stream.addTrack(track);
-      this.#emit('track', { track, stream: this.stream });
+    this.conn = new Connection(rtcConfig, {
+      sendCandidate: (candidate) => { this.send({ type: 'candidate', candidate }).catch(() => {}); },
+    });
+    this.pc = this.conn.pc;
+    // The remote's camera and microphone share one stream (`this.stream`); a track of another
+    // stream (a shared screen) comes in a stream of its own.
+    this.extra = new Map();
+    this.pc.ontrack = ({ track, streams }) => {
+      const id = streams[0]?.id;
+      this.mainId ??= id;
+      let stream = this.stream;
+      if (id && id !== this.mainId) {
+        if (!this.extra.has(id)) this.extra.set(id, new MediaStream());
+        stream = this.extra.get(id);
+      }
+      stream.addTrack(track);
+      this.#emit('track', { track, stream, extra: stream !== this.stream });
     };
     this.pc.onconnectionstatechange = () => this.#emit('state', { state: this.pc.connectionState });
     this.pc.onnegotiationneeded = async () => {
@@ -86,17 +98,36 @@ export class Peer extends EventTarget {
     }
   }
 
+  /** Sends a second video (a shared screen) in a stream of its own; renegotiates. */
+  addExtra(track, stream) {
+    if (this.extraSender) return;
+    this.extraSender = this.pc.addTrack(track, stream);
+  }
+
+  /** Stops sending the second video; renegotiates. */
+  removeExtra() {
+    if (!this.extraSender) return;
+    try { this.pc.removeTrack(this.extraSender); } catch (_) { /* closed */ }
+    this.extraSender = null;
+  }
+
+  /** Sends `track` instead of the current track of its kind, without renegotiating. */
+  async replaceTrack(track) {
+    const t = this.pc.getTransceivers().find((x) => x.sender.track?.kind === track.kind && x.sender !== this.extraSender);
+    if (t) await t.sender.replaceTrack(track);
+  }
+
   /** Handles an offer, answer or candidate from the remote side. */
   async receive(n, localStream) {
     const pc = this.pc;
     if (n.type === 'candidate') {
-      try { await pc.addIceCandidate(n.candidate); } catch (err) { if (!this.ignoreOffer) throw err; }
+      try { await this.conn.addCandidate(n.candidate); } catch (err) { if (!this.ignoreOffer) throw err; }
       return;
     }
     const collision = n.type === 'offer' && (this.makingOffer || pc.signalingState !== 'stable');
     this.ignoreOffer = !this.polite && collision;
     if (this.ignoreOffer) return;
-    await pc.setRemoteDescription({ type: n.type, sdp: n.sdp });
+    await this.conn.setRemote({ type: n.type, sdp: n.sdp });
     if (n.type === 'offer') {
       // Our tracks go in after the offer is applied, so they ride on its transceivers.
       this.addLocal(localStream);
@@ -109,24 +140,56 @@ export class Peer extends EventTarget {
 
   /** A compact summary of getStats() for this connection. */
   async stats() {
-    const out = { connectionState: this.pc.connectionState, video: {}, audio: {} };
-    const report = await this.pc.getStats();
-    report.forEach((s) => {
-      if (s.type === 'inbound-rtp') {
-        const o = s.kind === 'video' ? out.video : out.audio;
-        o.packetsReceived = (o.packetsReceived ?? 0) + (s.packetsReceived ?? 0);
-        if (s.kind === 'video') o.framesDecoded = (o.framesDecoded ?? 0) + (s.framesDecoded ?? 0);
-        if (s.kind === 'audio') {
-          o.totalSamplesReceived = (o.totalSamplesReceived ?? 0) + (s.totalSamplesReceived ?? 0);
-          o.audioLevel = s.audioLevel ?? 0;
-        }
-      }
-    });
-    return out;
+    const all = summarize(await this.pc.getStats(), () => this.pc.connectionState);
+    return all['*'] ?? { connectionState: this.pc.connectionState, video: {}, audio: {} };
   }
 
   close() {
-    this.pc.close();
+    this.conn.close();
     this.#emit('state', { state: 'closed' });
   }
+}
+
+/**
+ * Sums a getStats() report's inbound streams per sender: `keyOf(stat)` names whose it is
+ * ('*' when the connection carries one member). Each summary: {connectionState, rttMs,
+ * video: {packetsReceived, packetsLost, bytesReceived, framesDecoded},
+ * audio: {packetsReceived, packetsLost, bytesReceived, totalSamplesReceived, totalAudioEnergy, audioLevel}}.
+ */
+export function summarize(report, connectionState, keyOf = () => '*') {
+  const out = {};
+  let rttMs;
+  report.forEach((s) => {
+    if (s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime !== undefined) rttMs = Math.round(s.currentRoundTripTime * 1000);
+  });
+  report.forEach((s) => {
+    if (s.type !== 'inbound-rtp') return;
+    const key = keyOf(s);
+    const p = (out[key] ??= { connectionState: connectionState(), rttMs, video: {}, audio: {} });
+    const o = s.kind === 'video' ? p.video : p.audio;
+    const add = (name) => { o[name] = (o[name] ?? 0) + (s[name] ?? 0); };
+    add('packetsReceived');
+    add('packetsLost');
+    add('bytesReceived');
+    if (s.kind === 'video') add('framesDecoded');
+    else {
+      add('totalSamplesReceived');
+      add('totalAudioEnergy');
+      o.audioLevel = Math.max(o.audioLevel ?? 0, s.audioLevel ?? 0);
+    }
+  });
+  return out;
+}
+
+/** Puts `track` into `stream` in place of the stream's track of the same kind (stopped). */
+export function swapTrack(stream, track) {
+  if (!stream) return;
+  for (const old of stream.getTracks()) {
+    if (old.kind === track.kind && old !== track) {
+      track.enabled = old.enabled;
+      stream.removeTrack(old);
+      old.stop();
+    }
+  }
+  if (!stream.getTracks().includes(track)) stream.addTrack(track);
 }

@@ -1,32 +1,51 @@
-// A room as a client sees it. In a mesh room this client holds one Peer per other member and
-// relays negotiation through the server (media::exchange); the server never touches media.
-// Events: 'member-joined' {member}, 'member-left' {clientId, reason}, 'track' {clientId, stream},
-// 'peer-state' {clientId, state}, 'media-state' {clientId, kind, action}, 'closed' {reason}.
+// A room as a client sees it: `Room.enter` and the mesh media strategy. One room model
+// (RoomCore, room-core.js: members, events, re-entering) with two media strategies: this mesh
+// Room (one Peer per other member, negotiation relayed through the server) and SfuRoom
+// (sfu-room.js: publish and subscribe connections with the server, for sfu and mcu rooms).
+// Events: see room-core.js.
 
-import { Peer } from './peer.js';
+import { Peer, swapTrack } from './peer.js';
 import { SfuRoom } from './sfu-room.js';
 import { Stage } from './stage.js';
 import { Recording } from './recording.js';
+import { Chat } from './chat.js';
+import { RoomCore } from './room-core.js';
 
-export class Room extends EventTarget {
+/**
+ * What a room's architecture offers, so the page asks the room instead of its name:
+ * `serverMedia` (media goes through the server: publish / subscribe connections),
+ * `live` (may go on air), `mix` (the server mixes audio: one "mix" track, volume notifications,
+ * a mix recording), `serverRecording` (recordings are written by the server).
+ * @param {string} architecture
+ * @returns {{serverMedia: boolean, live: boolean, mix: boolean, serverRecording: boolean}}
+ */
+export function capabilitiesOf(architecture) {
+  const server = architecture === 'sfu' || architecture === 'mcu';
+  return { serverMedia: server, live: server, mix: architecture === 'mcu', serverRecording: server };
+}
+
+/** The parts every room has, whatever its architecture: who may speak, recording, messages. */
+function attachParts(room, signal, status, { password, architecture, mode }) {
+  room.password = password;
+  room.capabilities = capabilitiesOf(status.architecture);
+  // Kept so a re-enter after a server restart makes the room again the same way.
+  room.requested = { architecture: status.architecture ?? architecture, mode: status.mode ?? mode };
+  room.stage = new Stage(signal, status);
+  room.recording = new Recording(signal, status, () => room.localStream);
+  room.chat = new Chat(signal, status.roomId);
+}
+
+/** A mesh room: one Peer per other member, negotiation relayed by the server
+ * (media::exchange); the server never touches media. */
+export class Room extends RoomCore {
   /**
    * @param {import('./signal.js').SignalClient} signal
    * @param {object} status  the room::enter answer
    * @param {MediaStream|null} localStream
    */
   constructor(signal, status, localStream) {
-    super();
-    this.signal = signal;
-    this.roomId = status.roomId;
-    this.name = status.name;
-    this.architecture = status.architecture;
-    this.owner = status.owner;
-    this.localStream = localStream;
-    this.members = new Map();
+    super(signal, status, localStream);
     this.peers = new Map();
-    this.unsubscribe = [];
-    for (const m of status.members) if (m.clientId !== signal.clientId) this.members.set(m.clientId, m);
-    this.#listen();
   }
 
   /**
@@ -45,68 +64,21 @@ export class Room extends EventTarget {
       stop();
     }
     // A listener in broadcast mode, or a live's viewer, sends nothing.
-    const stage = new Stage(signal, status);
-    if (!stage.mayPublish) localStream = null;
-    if (status.architecture !== 'mesh') {
+    if (status.mayPublish === false) localStream = null;
+    if (capabilitiesOf(status.architecture).serverMedia) {
       const room = new SfuRoom(signal, status, localStream);
-      room.password = password;
-      room.stage = stage;
-      room.recording = new Recording(signal, status, () => room.localStream);
+      attachParts(room, signal, status, { password, architecture, mode });
       room.replay(early);
       await room.publish();
       return room;
     }
     const room = new Room(signal, status, localStream);
-    room.password = password;
-    room.stage = stage;
-    room.recording = new Recording(signal, status, () => room.localStream);
-    room.#connectToAll();
+    attachParts(room, signal, status, { password, architecture, mode });
+    room.connectToAll();
     return room;
   }
 
-  #emit(type, detail) {
-    this.dispatchEvent(new CustomEvent(type, { detail }));
-  }
-
-  #mine(body) {
-    return body.roomId === this.roomId;
-  }
-
-  #listen() {
-    const on = (signal, fn) => this.unsubscribe.push(this.signal.on(signal, (b) => this.#mine(b) && fn(b)));
-    on('room::enter', ({ client }) => {
-      this.members.set(client.clientId, client);
-      this.#emit('member-joined', { member: client });
-    });
-    on('room::leave', ({ clientId, reason }) => {
-      this.members.delete(clientId);
-      this.#dropPeer(clientId);
-      this.#emit('member-left', { clientId, reason });
-    });
-    on('room::close', ({ reason }) => this.#end(reason));
-    on('room::expel', ({ reason }) => this.#end(reason));
-    on('media::exchange', (b) => this.#onExchange(b));
-    for (const action of ['publish', 'unpublish', 'pause', 'resume']) {
-      on(`media::${action}`, ({ clientId, kind }) => this.#emit('media-state', { clientId, kind, action }));
-    }
-    // After a reconnect the server has dropped our membership: enter again and reconnect.
-    const again = async () => {
-      for (const id of [...this.peers.keys()]) this.#dropPeer(id);
-      try {
-        const status = await this.signal.request('room::enter', { roomId: this.roomId, password: this.password });
-        this.members.clear();
-        for (const m of status.members) if (m.clientId !== this.signal.clientId) this.members.set(m.clientId, m);
-        this.#connectToAll();
-        this.#emit('reentered', { status });
-      } catch (err) {
-        this.#end(`could not re-enter: ${err.message}`);
-      }
-    };
-    this.signal.addEventListener('reconnected', again);
-    this.unsubscribe.push(() => this.signal.removeEventListener('reconnected', again));
-  }
-
-  #peer(remoteId) {
+  peerFor(remoteId) {
     let peer = this.peers.get(remoteId);
     if (peer) return peer;
     const rtcConfig = { iceServers: this.signal.config?.iceServers ?? [], bundlePolicy: 'max-bundle' };
@@ -117,28 +89,43 @@ export class Room extends EventTarget {
       rtcConfig,
       send: (n) => this.signal.request('media::exchange', { roomId: this.roomId, to: remoteId, ...n }),
     });
-    peer.addEventListener('track', (e) => this.#emit('track', { clientId: remoteId, stream: e.detail.stream }));
-    peer.addEventListener('state', (e) => this.#emit('peer-state', { clientId: remoteId, state: e.detail.state }));
-    peer.addEventListener('error', (e) => this.#emit('error', e.detail));
+    peer.addEventListener('track', (e) => this.emit('track', { clientId: remoteId, stream: e.detail.stream, screen: e.detail.extra }));
+    peer.addEventListener('state', (e) => this.emit('peer-state', { clientId: remoteId, state: e.detail.state }));
+    peer.addEventListener('error', (e) => this.emit('error', e.detail));
     this.peers.set(remoteId, peer);
     return peer;
   }
 
   /** The newcomer offers to every member already in the room. */
-  #connectToAll() {
-    for (const id of this.members.keys()) this.#peer(id).start(this.localStream, { offerer: true });
-  }
-
-  async #onExchange({ from, ...n }) {
-    if (!from) return;
-    try {
-      await this.#peer(from).receive(n, this.localStream);
-    } catch (err) {
-      this.#emit('error', err);
+  connectToAll() {
+    for (const id of this.members.keys()) {
+      const p = this.peerFor(id);
+      p.start(this.localStream, { offerer: true });
+      if (this.screen) p.addExtra(this.screen.getVideoTracks()[0], this.screen);
     }
   }
 
-  #dropPeer(id) {
+  async onExchange({ from, ...n }) {
+    if (!from) return;
+    const p = this.peerFor(from);
+    await p.receive(n, this.localStream);
+    // A newcomer also gets our shared screen, once its first offer is answered.
+    if (this.screen && n.type === 'offer') p.addExtra(this.screen.getVideoTracks()[0], this.screen);
+  }
+
+  /** Shares `stream` (getDisplayMedia) as a second video on every member's connection. */
+  async shareScreen(stream) {
+    this.screen = stream;
+    for (const p of this.peers.values()) p.addExtra(stream.getVideoTracks()[0], stream);
+  }
+
+  /** Stops sharing the screen (the tracks are the caller's to stop). */
+  async stopScreen() {
+    this.screen = null;
+    for (const p of this.peers.values()) p.removeExtra();
+  }
+
+  dropPeer(id) {
     const p = this.peers.get(id);
     if (p) {
       p.close();
@@ -152,16 +139,29 @@ export class Room extends EventTarget {
     await Promise.all([...this.peers.values()].map((p) => p.setLocal(localStream)));
   }
 
+  /** Sends `track` instead of our current track of its kind (another camera or microphone)
+   * on every connection, without renegotiating. */
+  async replaceTrack(track) {
+    swapTrack(this.localStream, track);
+    await Promise.all([...this.peers.values()].map((p) => p.replaceTrack(track)));
+  }
+
   /** Stops sending to every member; what we receive goes on. */
   unpublishLocal() {
     this.localStream = null;
-    for (const p of this.peers.values()) p.setLocal(null).catch((err) => this.#emit('error', err));
+    for (const p of this.peers.values()) p.setLocal(null).catch((err) => this.emit('error', err));
   }
 
-  /** Mutes or unmutes our own audio or video, and tells the room. */
-  async setEnabled(kind, enabled) {
-    for (const t of this.localStream?.getTracks() ?? []) if (t.kind === kind) t.enabled = enabled;
-    await this.signal.request(enabled ? 'media::resume' : 'media::pause', { roomId: this.roomId, kind });
+  onMemberLeft(clientId) {
+    this.dropPeer(clientId);
+  }
+
+  dropMedia() {
+    for (const id of [...this.peers.keys()]) this.dropPeer(id);
+  }
+
+  async restartMedia() {
+    this.connectToAll();
   }
 
   /** Per remote member, a summary of its connection's getStats(). */
@@ -169,19 +169,5 @@ export class Room extends EventTarget {
     const out = {};
     for (const [id, p] of this.peers) out[id] = await p.stats();
     return out;
-  }
-
-  async leave() {
-    try { await this.signal.request('room::leave', { roomId: this.roomId }); } finally { this.#end('left'); }
-  }
-
-  #end(reason) {
-    if (this.ended) return;
-    this.ended = true;
-    for (const id of [...this.peers.keys()]) this.#dropPeer(id);
-    for (const u of this.unsubscribe) u();
-    this.stage?.close();
-    this.recording?.close();
-    this.#emit('closed', { reason });
   }
 }

@@ -3,56 +3,47 @@
 // publish (we offer our camera and microphone) and subscribe (the server offers what we
 // receive; we answer). Same events as the mesh Room: 'member-joined', 'member-left',
 // 'track' {clientId, stream}, 'peer-state' {clientId, state}, 'media-state', 'closed'; and in
-// mcu rooms 'volume' {volumes: [{clientId, volume (dBov, 0 loudest .. -127)}], speaker}.
+// mcu rooms 'volume' {volumes: [{clientId, volume (dBov, 0 loudest .. -127)}], speaker};
+// 'reentered' {status} after the signaling connection came back and we entered and published
+// again (new connections: the server's side of the old ones is gone).
 
-export class SfuRoom extends EventTarget {
+import { summarize, swapTrack } from './peer.js';
+import { Connection } from './connection.js';
+import { RoomCore } from './room-core.js';
+
+export class SfuRoom extends RoomCore {
   constructor(signal, status, localStream) {
-    super();
-    this.signal = signal;
-    this.roomId = status.roomId;
-    this.name = status.name;
-    this.architecture = status.architecture;
-    this.owner = status.owner;
-    this.localStream = localStream;
-    this.members = new Map();
+    super(signal, status, localStream);
     this.streams = new Map(); // clientId -> MediaStream of what we receive from them
     this.paused = new Map(); // streamId -> paused
-    this.unsubscribe = [];
-    for (const m of status.members) if (m.clientId !== signal.clientId) this.members.set(m.clientId, m);
-    this.#listen();
-  }
-
-  #emit(type, detail) {
-    this.dispatchEvent(new CustomEvent(type, { detail }));
+    // mcu rooms: the room's audio levels and active speaker, a few times a second.
+    this.listen('media::audio::volume', ({ volumes, speaker }) => this.emit('volume', { volumes, speaker }));
   }
 
   #rtcConfig() {
     return { iceServers: this.signal.config?.iceServers ?? [], bundlePolicy: 'max-bundle' };
   }
 
-  #listen() {
-    const on = (s, fn) => this.unsubscribe.push(this.signal.on(s, (b) => b.roomId === this.roomId && fn(b)));
-    on('room::enter', ({ client }) => {
-      this.members.set(client.clientId, client);
-      this.#emit('member-joined', { member: client });
-    });
-    on('room::leave', ({ clientId, reason }) => {
-      this.members.delete(clientId);
-      this.streams.delete(clientId);
-      this.#emit('member-left', { clientId, reason });
-    });
-    on('room::close', ({ reason }) => this.#end(reason));
-    on('room::expel', ({ reason }) => this.#end(reason));
-    // mcu rooms: the room's audio levels and active speaker, a few times a second.
-    on('media::audio::volume', ({ volumes, speaker }) => this.#emit('volume', { volumes, speaker }));
-    on('media::exchange', (b) => this.#onExchange(b).catch((err) => this.#emit('error', err)));
-    for (const action of ['publish', 'unpublish', 'pause', 'resume']) {
-      on(`media::${action}`, ({ clientId, kind, streamId }) => {
-        if (streamId) this.paused.set(streamId, action === 'pause');
-        this.#emit('media-state', { clientId, kind, action, streamId });
-        this.#emit('peer-state', { clientId, state: this.#stateOf(clientId) });
-      });
-    }
+  onMediaState({ clientId, streamId }, action) {
+    if (streamId) this.paused.set(streamId, action === 'pause');
+    queueMicrotask(() => this.emit('peer-state', { clientId, state: this.#stateOf(clientId) }));
+  }
+
+  onMemberLeft(clientId) {
+    this.streams.delete(clientId);
+  }
+
+  dropMedia() {
+    this.pub?.close();
+    this.pub = null;
+    this.sub?.close();
+    this.sub = null;
+    this.streams.clear();
+    this.paused.clear();
+  }
+
+  async restartMedia(status) {
+    if (status.mayPublish !== false) await this.publish();
   }
 
   #stateOf(clientId) {
@@ -63,43 +54,39 @@ export class SfuRoom extends EventTarget {
 
   /** Handles negotiation messages that arrived before the room object existed. */
   replay(messages) {
-    for (const b of messages) this.#onExchange(b).catch((err) => this.#emit('error', err));
+    for (const b of messages) this.onExchange(b).catch((err) => this.emit('error', err));
   }
 
   /** Publishes our camera and microphone on the publish connection (again after unpublish). */
   async publish(localStream = this.localStream) {
     this.localStream = localStream;
     if (!this.localStream || this.pub) return;
-    const pc = new RTCPeerConnection(this.#rtcConfig());
+    // Our candidates wait for the server's answer: the server's publish connection for this
+    // offer exists only then.
+    const conn = new Connection(this.#rtcConfig(), { sendCandidate: (c) => this.#sendCandidate('publish', c), hold: true });
+    const pc = conn.pc;
     this.pub = pc;
-    const early = [];
-    let answered = false;
-    pc.onicecandidate = ({ candidate }) => {
-      if (!candidate) return;
-      const send = () => this.signal.request('media::exchange', {
-        roomId: this.roomId, transport: 'publish', type: 'candidate', candidate: candidate.toJSON(),
-      }).catch(() => {});
-      if (answered) send(); else early.push(send);
+    this.pubConn = conn;
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed' && this.signal.registered) this.#replacePublish(pc).catch((err) => this.emit('error', err));
     };
     for (const track of this.localStream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [this.localStream] });
     await pc.setLocalDescription(await pc.createOffer());
     const answer = await this.signal.request('media::publish', { roomId: this.roomId, sdp: pc.localDescription.sdp });
-    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
-    answered = true;
-    for (const send of early.splice(0)) send();
+    await conn.setRemote({ type: 'answer', sdp: answer.sdp });
+    conn.release();
+  }
+
+  #sendCandidate(transport, candidate) {
+    this.signal.request('media::exchange', { roomId: this.roomId, transport, type: 'candidate', candidate }).catch(() => {});
   }
 
   #subscribePc() {
     if (this.sub) return this.sub;
-    const pc = new RTCPeerConnection(this.#rtcConfig());
+    const conn = new Connection(this.#rtcConfig(), { sendCandidate: (c) => this.#sendCandidate('subscribe', c) });
+    const pc = conn.pc;
     this.sub = pc;
-    pc.onicecandidate = ({ candidate }) => {
-      if (candidate) {
-        this.signal.request('media::exchange', {
-          roomId: this.roomId, transport: 'subscribe', type: 'candidate', candidate: candidate.toJSON(),
-        }).catch(() => {});
-      }
-    };
+    this.subConn = conn;
     pc.ontrack = ({ track, streams }) => {
       // The server labels each forwarded track with its publisher's client id.
       const clientId = streams[0]?.id ?? 'unknown';
@@ -110,74 +97,124 @@ export class SfuRoom extends EventTarget {
       }
       stream.addTrack(track);
       track.onended = () => stream.removeTrack(track);
-      this.#emit('track', { clientId, stream });
+      this.emit('track', { clientId, stream });
     };
     pc.onconnectionstatechange = () => {
-      for (const id of this.members.keys()) this.#emit('peer-state', { clientId: id, state: this.#stateOf(id) });
+      for (const id of this.members.keys()) this.emit('peer-state', { clientId: id, state: this.#stateOf(id) });
+      // (Without signaling, re-entering after the reconnect makes new connections anyway.)
+      if (pc.connectionState === 'failed' && this.sub === pc && this.signal.registered) this.#replaceSubscribe().catch((err) => this.emit('error', err));
     };
     return pc;
   }
 
-  async #onExchange({ transport, type, sdp, candidate }) {
+  /** The subscribe connection failed: close it and ask the server for a new one carrying the
+   * same subscriptions (media::restart); its offer is answered from a new connection. */
+  async #replaceSubscribe() {
+    const old = this.sub;
+    this.sub = null;
+    this.subConn = null;
+    this.streams.clear();
+    old?.close();
+    await this.signal.request('media::restart', { roomId: this.roomId, transport: 'subscribe' });
+  }
+
+  /** The publish connection failed: publish again from a new connection (the server takes
+   * an offer from a new connection as one, and ends the old one's streams). */
+  async #replacePublish(pc) {
+    if (this.pub !== pc) return;
+    this.pub = null;
+    this.pubConn = null;
+    pc.close();
+    await this.publish();
+  }
+
+  async onExchange({ transport, type, sdp, candidate }) {
     if (transport !== 'subscribe') return;
     const pc = this.#subscribePc();
+    const conn = this.subConn;
     if (type === 'offer') {
-      await pc.setRemoteDescription({ type: 'offer', sdp });
+      await conn.setRemote({ type: 'offer', sdp });
       await pc.setLocalDescription(await pc.createAnswer());
       await this.signal.request('media::exchange', {
         roomId: this.roomId, transport: 'subscribe', type: 'answer', sdp: pc.localDescription.sdp,
       });
     } else if (type === 'candidate') {
-      await pc.addIceCandidate(candidate);
+      await conn.addCandidate(candidate);
     }
-  }
-
-  /** Mutes or unmutes our own audio or video: the server stops forwarding it to everyone. */
-  async setEnabled(kind, enabled) {
-    for (const t of this.localStream?.getTracks() ?? []) if (t.kind === kind) t.enabled = enabled;
-    await this.signal.request(enabled ? 'media::resume' : 'media::pause', { roomId: this.roomId, kind });
   }
 
   /** Per publisher, a summary of what we receive from it (same shape as the mesh Room's). */
   async stats() {
-    const out = {};
-    if (!this.sub) return out;
-    const report = await this.sub.getStats();
-    report.forEach((s) => {
-      if (s.type !== 'inbound-rtp') return;
-      // The server's track ids are stream ids, "clientId:videoN".
-      const clientId = String(s.trackIdentifier ?? '').split(':')[0] || 'unknown';
-      const p = (out[clientId] ??= { connectionState: this.sub.connectionState, video: {}, audio: {} });
-      const o = s.kind === 'video' ? p.video : p.audio;
-      o.packetsReceived = (o.packetsReceived ?? 0) + (s.packetsReceived ?? 0);
-      if (s.kind === 'video') o.framesDecoded = (o.framesDecoded ?? 0) + (s.framesDecoded ?? 0);
-      else {
-        o.totalSamplesReceived = (o.totalSamplesReceived ?? 0) + (s.totalSamplesReceived ?? 0);
-        o.totalAudioEnergy = (o.totalAudioEnergy ?? 0) + (s.totalAudioEnergy ?? 0);
-        o.audioLevel = s.audioLevel ?? 0;
-      }
-    });
-    return out;
+    const sub = this.sub;
+    if (!sub) return {};
+    // The server's track ids are stream ids, "clientId:videoN".
+    return summarize(await sub.getStats(), () => sub.connectionState, (s) => String(s.trackIdentifier ?? '').split(':')[0] || 'unknown');
   }
 
-  /** Stops publishing (e.g. taken off stage): closes the publish connection. */
-  unpublishLocal() {
-    this.pub?.close();
+  /** Offers the publish connection again (a track added or stopped) and applies the answer. */
+  async #renegotiate() {
+    const pc = this.pub;
+    await pc.setLocalDescription(await pc.createOffer());
+    const answer = await this.signal.request('media::publish', { roomId: this.roomId, sdp: pc.localDescription.sdp });
+    await this.pubConn.setRemote({ type: 'answer', sdp: answer.sdp });
+  }
+
+  /**
+   * Shares `stream` (getDisplayMedia) as a second video on the publish connection: the server
+   * makes it a stream of ours like the camera (`clientId:videoN`, a later N), which the others
+   * receive in our stream, after our camera.
+   */
+  async shareScreen(stream) {
+    if (!this.pub) throw new Error('not publishing');
+    const before = await this.#myVideoStreams();
+    this.screenTransceiver = this.pub.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly', streams: [this.localStream ?? stream] });
+    await this.#renegotiate();
+    // Which of our streams is the screen: the one the server adds now.
+    for (let i = 0; i < 25 && !this.screenStreamId; i++) {
+      this.screenStreamId = (await this.#myVideoStreams()).find((id) => !before.includes(id));
+      if (!this.screenStreamId) await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async #myVideoStreams() {
+    const status = await this.signal.request('room::status', { roomId: this.roomId });
+    return (status.streams ?? []).filter((st) => st.clientId === this.signal.clientId && st.kind === 'video').map((st) => st.streamId);
+  }
+
+  /** Stops sharing: ends the screen's stream on the server (media::unpublish) and makes its
+   * section inactive, so sharing again adds a new one. */
+  async stopScreen() {
+    const t = this.screenTransceiver;
+    if (!t) return;
+    this.screenTransceiver = null;
+    const streamId = this.screenStreamId;
+    this.screenStreamId = null;
+    await t.sender.replaceTrack(null);
+    if (streamId) await this.signal.request('media::unpublish', { roomId: this.roomId, streamId }).catch(() => {});
+    if (this.pub) {
+      t.direction = 'inactive';
+      await this.#renegotiate().catch((err) => this.emit('error', err));
+    }
+  }
+
+  /** Sends `track` instead of our current track of its kind, without renegotiating. */
+  async replaceTrack(track) {
+    swapTrack(this.localStream, track);
+    const sender = this.pub?.getSenders().find((x) => x.track?.kind === track.kind && x !== this.screenTransceiver?.sender);
+    if (sender) await sender.replaceTrack(track);
+  }
+
+  /** Stops publishing (e.g. taken off stage): says so (media::unpublish: the server ends our
+   * streams; it may have done so already) and closes the publish connection. Publishing again
+   * offers on a new connection (docs/protocol.md, "SFU rooms"). */
+  async unpublishLocal() {
+    const pc = this.pub;
     this.pub = null;
-  }
-
-  async leave() {
-    try { await this.signal.request('room::leave', { roomId: this.roomId }); } finally { this.#end('left'); }
-  }
-
-  #end(reason) {
-    if (this.ended) return;
-    this.ended = true;
-    this.pub?.close();
-    this.sub?.close();
-    for (const u of this.unsubscribe) u();
-    this.stage?.close();
-    this.recording?.close();
-    this.#emit('closed', { reason });
+    this.localStream = null;
+    this.screenTransceiver = null;
+    this.screenStreamId = null;
+    if (!pc) return;
+    await this.signal.request('media::unpublish', { roomId: this.roomId }).catch(() => {});
+    pc.close();
   }
 }

@@ -1,6 +1,9 @@
 // taoyao signaling client: one WebSocket, taoyao's envelope, request/response by id,
 // notifications, heartbeats, and reconnection with re-register.
 // No UI and no WebRTC here: usable on its own.
+// Events: 'closed' {code, reason} (a registered connection dropped), 'reconnecting' {attempt,
+// delayMs} (before each try), 'reconnected' {attempt}, 'failed' {reason} (reconnection gave up:
+// the login is refused now, or `giveUpAfterMs` passed), 'config', 'error' (platform::error).
 
 export const PROTOCOL_VERSION = '1.0.0';
 
@@ -16,12 +19,17 @@ export class SignalError extends Error {
 
 /** Close codes after which reconnecting makes no sense. */
 const FINAL_CLOSE = new Set([1000, 4000]);
+/** Register answers that will not change by trying again (bad login, bad token). */
+const FINAL_REGISTER = new Set(['3401', '1003']);
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class SignalClient extends EventTarget {
   /**
    * @param {string} url  ws(s)://host/websocket.signal
    * @param {object} login  {clientId, name, clientType, username, password}
-   * @param {object} [options]  {requestTimeoutMs, reconnect}
+   * @param {object} [options]  {requestTimeoutMs, reconnect, backoffMs (first retry),
+   *   maxBackoffMs, giveUpAfterMs}
    */
   constructor(url, login, options = {}) {
     super();
@@ -35,14 +43,24 @@ export class SignalClient extends EventTarget {
     this.config = null;
     this.registered = false;
     this.closedByUs = false;
-    this.backoffMs = 500;
+    this.backoffMs = options.backoffMs ?? 500;
+    this.maxBackoffMs = options.maxBackoffMs ?? 4000;
+    this.giveUpAfterMs = options.giveUpAfterMs ?? 300000;
+    this.reconnecting = false;
   }
 
-  /** Connects and registers; resolves with the register answer's body. */
+  /** Connects and registers; resolves with the register answer's body. A refused register
+   * closes this connection (and never reconnects), so a retry is a new SignalClient. */
   async connect() {
     this.closedByUs = false;
-    await this.#open();
-    return this.#register();
+    try {
+      await this.#open();
+      return await this.#register();
+    } catch (err) {
+      this.closedByUs = true;
+      this.ws?.close(1000);
+      throw err;
+    }
   }
 
   /** Calls `fn(body, message)` for every notification or request of this signal. */
@@ -90,10 +108,11 @@ export class SignalClient extends EventTarget {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.url);
       this.ws = ws;
-      ws.onopen = () => { this.backoffMs = 500; resolve(); };
+      ws.onopen = () => resolve();
       ws.onerror = () => reject(new SignalError('2000', `cannot connect to ${this.url}`));
-      ws.onmessage = (e) => this.#onMessage(e.data);
-      ws.onclose = (e) => this.#onClose(e);
+      // A socket we replaced may still report: only the current one counts.
+      ws.onmessage = (e) => ws === this.ws && this.#onMessage(e.data);
+      ws.onclose = (e) => ws === this.ws && this.#onClose(e);
     });
   }
 
@@ -145,18 +164,49 @@ export class SignalClient extends EventTarget {
       p.reject(new SignalError('2000', 'connection closed', p.signal));
     }
     this.pending.clear();
+    if (!wasRegistered) return; // a try that failed: the reconnect loop goes on
     this.#emit('closed', { code: e.code, reason: e.reason });
-    if (this.closedByUs || !this.reconnect || FINAL_CLOSE.has(e.code) || !wasRegistered) return;
-    const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, 10000);
-    setTimeout(async () => {
-      try {
-        await this.#open();
-        await this.#register();
-        this.#emit('reconnected', {});
-      } catch (_) {
-        this.ws?.close();
+    if (this.closedByUs || !this.reconnect) return;
+    if (FINAL_CLOSE.has(e.code)) {
+      this.#emit('failed', { reason: e.code === 4000 ? 'replaced' : 'closed', code: e.code });
+      return;
+    }
+    this.#reconnectLoop();
+  }
+
+  /** Tries again and again, backing off (with a little jitter) up to `maxBackoffMs`, until the
+   * server takes us back, refuses the login, or `giveUpAfterMs` has passed. */
+  async #reconnectLoop() {
+    if (this.reconnecting) return;
+    this.reconnecting = true;
+    const started = Date.now();
+    try {
+      for (let attempt = 1; !this.closedByUs; attempt++) {
+        const delayMs = Math.min(this.backoffMs * 2 ** (attempt - 1), this.maxBackoffMs) + Math.floor(Math.random() * 200);
+        this.#emit('reconnecting', { attempt, delayMs });
+        await sleep(delayMs);
+        if (this.closedByUs) return;
+        try {
+          await this.#open();
+          await this.#register();
+          this.#emit('reconnected', { attempt });
+          return;
+        } catch (err) {
+          const ws = this.ws;
+          this.ws = null;
+          try { ws?.close(); } catch (_) { /* already closed */ }
+          if (FINAL_REGISTER.has(err?.code)) {
+            this.#emit('failed', { reason: err.reason ?? err.message, code: err.code });
+            return;
+          }
+          if (Date.now() - started > this.giveUpAfterMs) {
+            this.#emit('failed', { reason: 'gave up', code: err?.code });
+            return;
+          }
+        }
       }
-    }, delay);
+    } finally {
+      this.reconnecting = false;
+    }
   }
 }

@@ -1,7 +1,8 @@
 // Who may speak in a room: meeting modes (meeting / broadcast / intercom floor) and live
 // streaming (anchor, viewers, co-hosts). One Stage per room, for any architecture.
 // Events: 'mode' {mode, presenters, floor}, 'floor' {mode state + event}, 'live' {state|null},
-// 'cohost' {action, clientId, from, by}, 'may-publish' {mayPublish}.
+// 'cohost' {action, clientId, from, by}, 'may-publish' {mayPublish}, 'republish' (our streams
+// were ended by the server though we may still publish: publish again).
 
 export class Stage extends EventTarget {
   constructor(signal, status) {
@@ -24,7 +25,16 @@ export class Stage extends EventTarget {
     on('room::presenter', (b) => { modeState(b); this.#emit('mode', b); this.#recheck(); });
     on('room::floor', (b) => { modeState(b); this.#emit('floor', b); });
     on('live::start', (b) => { this.live = b; this.#emit('live', b); this.#recheck(); });
-    on('live::stop', (b) => { this.live = null; this.#emit('live', null); this.#emit('live-stopped', b); this.#recheck(); });
+    on('live::stop', (b) => {
+      // The server ends co-hosts' streams when the live stops, though they may go on
+      // publishing in the meeting: they must publish again (a new connection).
+      const wasCohost = (this.live?.cohosts ?? []).includes(signal.clientId);
+      this.live = null;
+      this.#emit('live', null);
+      this.#emit('live-stopped', b);
+      this.#recheck();
+      if (wasCohost && this.mayPublish) this.#emit('republish', {});
+    });
     on('live::pause', (b) => { if (this.live) this.live.paused = true; this.#emit('live', this.live); this.#emit('live-paused', b); });
     on('live::resume', () => { if (this.live) this.live.paused = false; this.#emit('live', this.live); });
     on('live::cohost', (b) => {
@@ -49,6 +59,17 @@ export class Stage extends EventTarget {
       this.mayPublish = may;
       this.#emit('may-publish', { mayPublish: may });
     }
+  }
+
+  /** Takes the state of a fresh room::enter answer (after re-entering). */
+  update(status) {
+    this.mode = status.mode ?? 'meeting';
+    this.presenters = status.presenters ?? [];
+    this.floor = status.floor ?? { holder: null, queue: [] };
+    this.live = status.live ?? null;
+    this.#emit('mode', { mode: this.mode, presenters: this.presenters, floor: this.floor });
+    this.#emit('live', this.live);
+    this.#recheck();
   }
 
   holdsFloor() {

@@ -47,6 +47,10 @@ pub fn enter_private_network(test_name: &str) -> bool {
         eprintln!("note: cannot make a private network namespace (not root?); running here");
         return true;
     }
+    // Browser tests of one binary take turns: each runs three Chromiums and a server, and two
+    // at once on two cores make their timings meaningless.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let exe = std::env::current_exe().expect("test binary path");
     let status = std::process::Command::new("unshare")
         .args([
@@ -251,4 +255,372 @@ pub async fn pages_see_and_hear_each_other(
         );
     }
     (reports, browsers)
+}
+
+// ---- driving a page like a person: Chromium's DevTools protocol --------------------------------
+
+/// One command for the DevTools connection's task: the message (without its id) and where the
+/// answer goes.
+type CdpCommand = (Value, tokio::sync::oneshot::Sender<Value>);
+
+/// A page of a [`Browser`], driven over the DevTools protocol (a thin client over the WebSocket
+/// that `--remote-debugging-port=0` opens): clicks are real mouse events at an element's
+/// centre, typing is `Input.insertText` into the focused field.
+pub struct Page {
+    commands: tokio::sync::mpsc::UnboundedSender<CdpCommand>,
+    session: String,
+}
+
+/// How long [`Page::click`] and friends look for what they name.
+pub const FIND_WITHIN: Duration = Duration::from_secs(15);
+
+/// Finds the visible element a person would mean by `text` (its aria-label, its own text, a
+/// label's text or a placeholder; exact first, then the start of it), scrolls it into view and
+/// returns its centre and whether nothing covers it there.
+const FIND_JS: &str = r#"
+(function find(text, kinds) {
+  const norm = (s) => (s ?? '').replace(/\s+/g, ' ').trim().toLowerCase();
+  const want = norm(text);
+  const visible = (el) => {
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && el.checkVisibility({ visibilityProperty: true, opacityProperty: true });
+  };
+  const names = (el) => {
+    const out = [el.getAttribute('aria-label'), el.getAttribute('title'), el.getAttribute('placeholder')];
+    if (el.labels) for (const l of el.labels) out.push(l.innerText);
+    if (!['INPUT', 'SELECT', 'TEXTAREA'].includes(el.tagName)) out.push(el.innerText);
+    return out.map(norm).filter(Boolean);
+  };
+  // An open modal dialog is all a person can reach.
+  const root = document.querySelector('dialog[open]') ?? document;
+  const all = [...root.querySelectorAll(kinds)].filter(visible);
+  const el = all.find((e) => names(e).includes(want)) ?? all.find((e) => names(e).some((n) => n.startsWith(want)));
+  if (!el) return null;
+  el.scrollIntoView({ block: 'center', inline: 'center' });
+  const r = el.getBoundingClientRect();
+  const x = r.left + r.width / 2, y = r.top + r.height / 2;
+  const top = document.elementFromPoint(x, y);
+  return { x, y, clear: !!top && (top === el || el.contains(top) || top.contains(el)), tag: el.tagName };
+})
+"#;
+
+const CLICKABLE: &str = "button, a[href], [role=button], [role=tab], [role=menuitem], summary, input[type=checkbox], input[type=radio]";
+const FIELDS: &str = "input, textarea, select";
+
+impl Browser {
+    /// The DevTools session of this browser's page.
+    pub async fn page(&self) -> Page {
+        let port_file = self._profile.path().join("DevToolsActivePort");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let text = loop {
+            if let Ok(t) = std::fs::read_to_string(&port_file)
+                && t.lines().count() >= 2
+            {
+                break t;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Chromium wrote no DevToolsActivePort: {}",
+                self.console()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut lines = text.lines();
+        let (port, path) = (lines.next().unwrap(), lines.next().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}{path}"))
+            .await
+            .expect("DevTools WebSocket");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(cdp_task(ws, rx));
+        let mut page = Page {
+            commands: tx,
+            session: String::new(),
+        };
+        let target = loop {
+            let targets = page.call("Target.getTargets", serde_json::json!({})).await;
+            if let Some(t) = targets["targetInfos"]
+                .as_array()
+                .and_then(|a| a.iter().find(|t| t["type"] == "page"))
+            {
+                break t["targetId"].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let attached = page
+            .call(
+                "Target.attachToTarget",
+                serde_json::json!({"targetId": target, "flatten": true}),
+            )
+            .await;
+        page.session = attached["sessionId"]
+            .as_str()
+            .expect("a DevTools session")
+            .to_owned();
+        page
+    }
+}
+
+async fn cdp_task(
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    mut commands: tokio::sync::mpsc::UnboundedReceiver<CdpCommand>,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut out, mut inbound) = ws.split();
+    let mut pending: HashMap<u64, tokio::sync::oneshot::Sender<Value>> = HashMap::new();
+    let mut next_id = 1u64;
+    loop {
+        tokio::select! {
+            cmd = commands.recv() => {
+                let Some((mut msg, reply)) = cmd else { return };
+                msg["id"] = next_id.into();
+                pending.insert(next_id, reply);
+                next_id += 1;
+                if out.send(Message::text(msg.to_string())).await.is_err() {
+                    return;
+                }
+            }
+            frame = inbound.next() => {
+                let Some(Ok(Message::Text(t))) = frame else {
+                    if matches!(frame, None | Some(Err(_))) { return }
+                    continue;
+                };
+                let Ok(msg) = serde_json::from_str::<Value>(t.as_str()) else { continue };
+                // Events (no id) are not needed: the tests poll the page instead.
+                if let Some(reply) = msg["id"].as_u64().and_then(|id| pending.remove(&id)) {
+                    let _ = reply.send(msg);
+                }
+            }
+        }
+    }
+}
+
+impl Page {
+    /// Sends one DevTools command (to the page's session once attached) and returns its result;
+    /// panics on a protocol error.
+    pub async fn call(&self, method: &str, params: Value) -> Value {
+        let mut msg = serde_json::json!({"method": method, "params": params});
+        if !self.session.is_empty() {
+            msg["sessionId"] = self.session.clone().into();
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands
+            .send((msg, tx))
+            .expect("DevTools connection open");
+        let answer = tokio::time::timeout(Duration::from_secs(20), rx)
+            .await
+            .unwrap_or_else(|_| panic!("no DevTools answer to {method}"))
+            .expect("DevTools connection open");
+        assert!(
+            answer.get("error").is_none(),
+            "{method} failed: {}",
+            answer["error"]
+        );
+        answer["result"].clone()
+    }
+
+    /// Evaluates a JavaScript expression in the page (awaiting a promise) and returns its value.
+    pub async fn eval(&self, expression: &str) -> Value {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                serde_json::json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await;
+        assert!(
+            r.get("exceptionDetails").is_none(),
+            "page threw on {expression}: {}",
+            r["exceptionDetails"]
+        );
+        r["result"]["value"].clone()
+    }
+
+    async fn find(&self, text: &str, kinds: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + FIND_WITHIN;
+        let mut last = Value::Null;
+        loop {
+            let found = self
+                .eval(&format!(
+                    "{FIND_JS}({}, {})",
+                    Value::from(text),
+                    Value::from(kinds)
+                ))
+                .await;
+            if found["clear"] == true {
+                return found;
+            }
+            if !found.is_null() {
+                last = found;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nothing visible and clickable named {text:?} ({last}); the page shows:\n{}",
+                self.text().await
+            );
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    async fn mouse_click(&self, x: f64, y: f64) {
+        for (kind, buttons) in [("mouseMoved", 0), ("mousePressed", 1), ("mouseReleased", 0)] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                serde_json::json!({"type": kind, "x": x, "y": y, "button": "left", "buttons": buttons, "clickCount": 1}),
+            )
+            .await;
+        }
+    }
+
+    /// Clicks the visible button, link or control named `text` (its label, aria-label or text).
+    pub async fn click(&self, text: &str) {
+        let at = self.find(text, CLICKABLE).await;
+        self.mouse_click(at["x"].as_f64().unwrap(), at["y"].as_f64().unwrap())
+            .await;
+    }
+
+    /// Clicks into the field labelled `label`, selects what it holds and types `text` over it.
+    pub async fn fill(&self, label: &str, text: &str) {
+        let at = self.find(label, FIELDS).await;
+        self.mouse_click(at["x"].as_f64().unwrap(), at["y"].as_f64().unwrap())
+            .await;
+        self.eval("document.activeElement.select?.()").await;
+        self.call("Input.insertText", serde_json::json!({"text": text}))
+            .await;
+    }
+
+    /// Presses Enter in the focused element.
+    pub async fn press_enter(&self) {
+        for kind in ["keyDown", "keyUp"] {
+            self.call(
+                "Input.dispatchKeyEvent",
+                serde_json::json!({"type": kind, "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "text": if kind == "keyDown" { "\r" } else { "" }}),
+            )
+            .await;
+        }
+    }
+
+    /// Chooses the option whose text starts with `option` in the select labelled `label` (as
+    /// a person picks from the list; the native list itself is not drawn headless).
+    pub async fn choose(&self, label: &str, option: &str) {
+        let at = self.find(label, "select").await;
+        self.mouse_click(at["x"].as_f64().unwrap(), at["y"].as_f64().unwrap())
+            .await;
+        let ok = self
+            .eval(&format!(
+                "(() => {{ const s = document.activeElement; const want = {};
+                   const o = [...(s?.options ?? [])].find((o) => o.text.trim().toLowerCase().startsWith(want.toLowerCase()));
+                   if (!o) return false; s.value = o.value; s.dispatchEvent(new Event('input', {{bubbles: true}}));
+                   s.dispatchEvent(new Event('change', {{bubbles: true}})); s.blur(); return true; }})()",
+                Value::from(option)
+            ))
+            .await;
+        assert_eq!(ok, true, "no option {option:?} in {label:?}");
+    }
+
+    /// What the page shows (its visible text).
+    pub async fn text(&self) -> String {
+        self.eval("document.body.innerText")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits until the page shows `text` (case-insensitive); panics with what it shows.
+    pub async fn wait_for_text(&self, text: &str, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let shown = self.text().await;
+            if shown.to_lowercase().contains(&text.to_lowercase()) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the page did not show {text:?} within {within:?}; it shows:\n{shown}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the JavaScript expression is truthy; returns its value.
+    pub async fn wait_for(&self, expression: &str, within: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let v = self.eval(expression).await;
+            if !(v.is_null() || v == false || v == 0 || v == "") {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{expression} stayed false for {within:?}; the page shows:\n{}",
+                self.text().await
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The page's diagnostics report (what `&report=` sends: connections' getStats summaries).
+    pub async fn report(&self) -> Value {
+        self.eval("window.taoyaoReport ? window.taoyaoReport() : null")
+            .await
+    }
+
+    /// A phone's screen: 390 x 844 CSS pixels, touch, mobile.
+    pub async fn phone(&self) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+        )
+        .await;
+    }
+
+    /// A desktop window of `width` x `height`.
+    pub async fn window(&self, width: u32, height: u32) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
+        )
+        .await;
+    }
+
+    /// A PNG of what the page shows now.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        let r = self
+            .call(
+                "Page.captureScreenshot",
+                serde_json::json!({"format": "png"}),
+            )
+            .await;
+        base64_decode(r["data"].as_str().expect("screenshot data"))
+    }
+
+    /// Saves a screenshot as `<name>.png` in `$TAOYAO_SCREENSHOTS` when that is set (how the
+    /// README's pictures are made); otherwise does nothing.
+    pub async fn save_screenshot(&self, name: &str) {
+        if let Some(dir) = std::env::var_os("TAOYAO_SCREENSHOTS") {
+            let png = self.screenshot().await;
+            std::fs::write(PathBuf::from(dir).join(format!("{name}.png")), png)
+                .expect("write screenshot");
+        }
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63, // '/'
+    };
+    let bytes: Vec<u8> = text.bytes().filter(|c| *c != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let v: Vec<u32> = chunk.iter().map(|c| u32::from(value(*c))).collect();
+        let n = v.iter().fold(0u32, |acc, x| (acc << 6) | x) << (6 * (4 - v.len()));
+        out.extend_from_slice(&n.to_be_bytes()[1..v.len()]);
+    }
+    out
 }
