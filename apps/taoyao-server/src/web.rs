@@ -9,8 +9,10 @@ use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
 use tower_http::services::ServeDir;
 
+/// The SDK's unit tests (`node --test web/js/sdk/test/`) are not part of the client.
 #[derive(RustEmbed)]
 #[folder = "../../web/"]
+#[exclude = "js/sdk/test/*"]
 struct Embedded;
 
 /// Routes for `/` and every web client file.

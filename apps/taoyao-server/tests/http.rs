@@ -51,6 +51,9 @@ async fn health_and_the_embedded_web_client() {
     assert_eq!(get(server.addr, "/css/taoyao.css").await.1, "text/css");
     assert_eq!(get(server.addr, "/nope.js").await.0, 404);
     assert_eq!(get(server.addr, "/../Cargo.toml").await.0, 404);
+    // The SDK's unit tests stay out of the binary.
+    assert!(std::path::Path::new("../../web/js/sdk/test/fakes.js").is_file());
+    assert_eq!(get(server.addr, "/js/sdk/test/fakes.js").await.0, 404);
     server.stop().await;
 }
 
