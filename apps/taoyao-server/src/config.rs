@@ -277,6 +277,29 @@ mod tests {
     }
 
     #[test]
+    fn webhooks_need_a_secret_and_http_urls() {
+        let mut c = Config::default();
+        c.webhooks.urls = vec!["https://hooks.example.org/x".into()];
+        assert_eq!(c.validate().unwrap_err().key, "webhooks.secret");
+        c.webhooks.secret = Some("s".repeat(32));
+        assert!(c.validate().is_ok());
+        c.webhooks.urls.push("ftp://example.org/".into());
+        assert_eq!(c.validate().unwrap_err().key, "webhooks.urls[1]");
+        c.webhooks.urls.pop();
+        c.webhooks.queue = 0;
+        assert_eq!(c.validate().unwrap_err().key, "webhooks.queue");
+        let out = Config {
+            webhooks: WebhooksConfig {
+                secret: Some("hook-secret-hook-secret-hook-secret".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .to_redacted_toml();
+        assert!(!out.contains("hook-secret"), "{out}");
+    }
+
+    #[test]
     fn redacted_output_hides_passwords() {
         let mut c = Config::default();
         c.auth.token_secret = Some("x".repeat(40));

@@ -68,6 +68,8 @@ pub struct Metrics {
     peer_connections: Family<ArchLabels, Gauge>,
     published_streams: Family<ArchLabels, Gauge>,
     subscriptions: Family<ArchLabels, Gauge>,
+    packets_received: Family<ArchLabels, Gauge>,
+    packets_forwarded: Family<ArchLabels, Gauge>,
     media_tasks: Gauge,
     recordings_active: Gauge,
     resident_memory: Gauge,
@@ -104,6 +106,8 @@ impl Metrics {
             peer_connections: Family::default(),
             published_streams: Family::default(),
             subscriptions: Family::default(),
+            packets_received: Family::default(),
+            packets_forwarded: Family::default(),
             media_tasks: Gauge::default(),
             recordings_active: Gauge::default(),
             resident_memory: Gauge::default(),
@@ -159,6 +163,18 @@ impl Metrics {
             "taoyao_subscriptions",
             "Stream-to-subscriber forwardings",
             m.subscriptions.clone(),
+        );
+        // Gauges, not counters: the backends count per stream, and an ended stream's count
+        // leaves with it (see MediaRoomStats).
+        r.register(
+            "taoyao_stream_packets_received",
+            "RTP packets received on the streams published now, since each started",
+            m.packets_received.clone(),
+        );
+        r.register(
+            "taoyao_stream_packets_forwarded",
+            "RTP packets sent to subscribers of the streams published now, since each started",
+            m.packets_forwarded.clone(),
         );
         r.register(
             "taoyao_media_tasks",
@@ -271,6 +287,8 @@ impl Metrics {
             &self.peer_connections,
             &self.published_streams,
             &self.subscriptions,
+            &self.packets_received,
+            &self.packets_forwarded,
         ] {
             f.clear();
         }
@@ -307,6 +325,12 @@ impl Metrics {
             self.subscriptions
                 .get_or_create(&arch)
                 .inc_by(st.subscriptions as i64);
+            self.packets_received
+                .get_or_create(&arch)
+                .inc_by(st.packets_received as i64);
+            self.packets_forwarded
+                .get_or_create(&arch)
+                .inc_by(st.packets_forwarded as i64);
         }
         self.media_tasks
             .set((parts.sfu.stats().tasks + parts.mcu.stats().tasks) as i64);

@@ -161,6 +161,17 @@ async fn metrics_move_as_clients_register_rooms_open_and_media_flows() {
     .await;
     // Each member: one publish and one subscribe connection on the server.
     assert_eq!(value(&s, "taoyao_peer_connections", &sfu), 4.0);
+    // Packets flow in and out, and keep flowing.
+    let s = metrics_until(&server, "packets forwarded", |s| {
+        value(s, "taoyao_stream_packets_forwarded", &sfu) > 100.0
+    })
+    .await;
+    let received = value(&s, "taoyao_stream_packets_received", &sfu);
+    assert!(received > 100.0, "{received}");
+    metrics_until(&server, "more packets", |s| {
+        value(s, "taoyao_stream_packets_received", &sfu) > received
+    })
+    .await;
     assert!(value(&s, "taoyao_media_tasks", &[]) > 0.0);
     // The failed signal is counted under its code.
     let r = a
@@ -295,6 +306,12 @@ async fn every_admin_route_needs_a_token_with_the_admin_grant() {
             "{method} {p} as admin: {s} {v}"
         );
     }
+    let s = scrape(&server).await;
+    let n = routes.len() as f64;
+    assert_eq!(
+        value(&s, "taoyao_admin_requests_total", &[("outcome", "refused")]),
+        3.0 * n
+    );
     // A password login is no way in, not even as a Basic header or a bearer "user:pass".
     let url = format!("http://{}/api/v1/rooms", server.addr);
     let res = http()
@@ -841,6 +858,16 @@ async fn a_scripted_meeting_reaches_the_receiver_in_order_and_signed() {
         .await
         .unwrap();
     assert_eq!(code(&r), "0000", "{r}");
+    // The file's end reaches the room from the backend's writer, just after the answer: the
+    // members' record::stop notification is that moment.
+    assert!(
+        a.note(Duration::from_secs(10), |n| n["header"]["signal"]
+            == "record::stop"
+            && n["body"]["file"].is_string())
+            .await
+            .is_some(),
+        "a is told the recording finished"
+    );
     let r = b
         .request("room::leave", json!({"roomId": "hooked"}))
         .await

@@ -148,3 +148,77 @@ impl MediaEventDedup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(to: &str, action: StreamAction) -> MediaEvent {
+        MediaEvent::Stream {
+            to: to.into(),
+            member: "a".into(),
+            stream: Some("s1".into()),
+            kind: Some(MediaKind::Audio),
+            action,
+        }
+    }
+
+    #[test]
+    fn each_stream_and_recording_is_one_event_however_many_are_told() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("r")).unwrap();
+        std::fs::write(dir.path().join("r/a.webm"), [0u8; 42]).unwrap();
+        let mut d = MediaEventDedup::default();
+        let published = d.room_event(dir.path(), &stream("b", StreamAction::Publish));
+        assert!(matches!(
+            published,
+            Some(RoomEventKind::TrackPublished { .. })
+        ));
+        assert_eq!(
+            d.room_event(dir.path(), &stream("c", StreamAction::Publish)),
+            None
+        );
+        assert_eq!(
+            d.room_event(dir.path(), &stream("b", StreamAction::Pause)),
+            None
+        );
+        let gone = d.room_event(dir.path(), &stream("b", StreamAction::Unpublish));
+        assert!(matches!(gone, Some(RoomEventKind::TrackUnpublished { .. })));
+        assert_eq!(
+            d.room_event(dir.path(), &stream("c", StreamAction::Unpublish)),
+            None
+        );
+        let stopped = |to: &str| MediaEvent::RecordingStopped {
+            to: to.into(),
+            member: "a".into(),
+            mix: false,
+            file: "r/a.webm".into(),
+            duration_ms: 1500,
+            error: None,
+        };
+        match d.room_event(dir.path(), &stopped("a")) {
+            Some(RoomEventKind::RecordingFinished {
+                bytes, client_id, ..
+            }) => {
+                assert_eq!((bytes, client_id.as_deref()), (42, Some("a")));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d.room_event(dir.path(), &stopped("b")), None);
+    }
+
+    #[test]
+    fn events_serialize_with_their_webhook_names() {
+        let e = RoomEvent {
+            room: "r".into(),
+            kind: RoomEventKind::ParticipantLeft {
+                client_id: "a".into(),
+                reason: "left".into(),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"room": "r", "event": "participant_left", "clientId": "a", "reason": "left"})
+        );
+    }
+}

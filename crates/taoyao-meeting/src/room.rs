@@ -478,6 +478,14 @@ impl RoomTask {
             self.media.leave(m).await;
         }
         self.media.close().await;
+        if self.live_on_air().is_some() {
+            self.shared.emit(
+                &self.id,
+                RoomEventKind::LiveFinished {
+                    reason: "the room closed".into(),
+                },
+            );
+        }
         self.shared.emit(&self.id, RoomEventKind::RoomFinished);
         tracing::info!(room = self.id, "room closed");
     }
