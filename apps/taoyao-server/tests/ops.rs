@@ -936,15 +936,15 @@ async fn a_scripted_meeting_reaches_the_receiver_in_order_and_signed() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, HashSet::from(["audio", "video"]));
-    let s = scrape(&server).await;
-    assert_eq!(
+    // Counted once the receiver's answer is back (just after it handed us the body).
+    metrics_until(&server, "10 deliveries counted", |s| {
         value(
-            &s,
+            s,
             "taoyao_webhook_events_total",
-            &[("outcome", "delivered")]
-        ),
-        10.0
-    );
+            &[("outcome", "delivered")],
+        ) == 10.0
+    })
+    .await;
     server.stop().await;
 }
 
