@@ -983,7 +983,7 @@ async fn a_down_or_slow_receiver_delays_no_signal() {
     }
     // Signals answer in their usual few milliseconds, not in the receivers' seconds.
     assert!(
-        worst < Duration::from_millis(500),
+        worst < Duration::from_millis(1000),
         "slowest signal took {worst:?}"
     );
     // 21 events per receiver into queues of 4: most are dropped, and counted.
