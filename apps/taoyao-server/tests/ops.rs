@@ -573,58 +573,6 @@ async fn bad_input_gets_its_code_never_a_500() {
     let server = TestServer::with(with_tokens).await;
     let t = token("ops", true);
     let t = Some(t.as_str());
-    let (s, v) = api(&server, "get", "/rooms/nope", t, None).await;
-    assert_eq!((s, code(&v)), (404, "3404"), "{v}");
-    let (s, v) = api(&server, "delete", "/rooms/nope/members/x", t, None).await;
-    assert_eq!((s, code(&v)), (404, "3404"), "{v}");
-    let (s, v) = raw_api(
-        &server,
-        "POST",
-        "/rooms",
-        b"{\"name\":".to_vec(),
-        "application/json",
-    )
-    .await;
-    assert_eq!((s, code(&v)), (400, "1002"), "malformed: {v}");
-    let (s, v) = api(&server, "post", "/rooms", t, Some(json!({"name": 5}))).await;
-    assert_eq!((s, code(&v)), (400, "3400"), "wrong type: {v}");
-    let (s, v) = api(
-        &server,
-        "post",
-        "/rooms",
-        t,
-        Some(json!({"name": "x", "colour": 1})),
-    )
-    .await;
-    assert_eq!((s, code(&v)), (400, "3400"), "unknown field: {v}");
-    let (s, v) = raw_api(
-        &server,
-        "POST",
-        "/rooms",
-        b"{\"name\":\"x\"}".to_vec(),
-        "text/plain",
-    )
-    .await;
-    assert_eq!((s, code(&v)), (415, "3400"), "not JSON: {v}");
-    let big = format!("{{\"name\":\"{}\"}}", "x".repeat(100_000));
-    let (s, v) = raw_api(
-        &server,
-        "POST",
-        "/rooms",
-        big.into_bytes(),
-        "application/json",
-    )
-    .await;
-    assert_eq!((s, code(&v)), (413, "3400"), "oversize: {v}");
-    let (s, v) = api(
-        &server,
-        "post",
-        "/rooms",
-        t,
-        Some(json!({"name": "", "mode": "x"})),
-    )
-    .await;
-    assert_eq!((s, code(&v)), (400, "3400"), "{v}");
     let (s, room) = api(
         &server,
         "post",
@@ -634,72 +582,150 @@ async fn bad_input_gets_its_code_never_a_500() {
     )
     .await;
     assert_eq!(s, 200);
-    let id = room["roomId"].as_str().unwrap();
-    let (s, v) = api(
-        &server,
-        "put",
-        &format!("/rooms/{id}/mode"),
-        t,
-        Some(json!({"mode": "disco"})),
-    )
-    .await;
-    assert_eq!((s, code(&v)), (400, "3400"), "{v}");
-    let (s, v) = api(
-        &server,
-        "put",
-        &format!("/rooms/{id}/mode"),
-        t,
-        Some(json!({"mode": ["meeting"]})),
-    )
-    .await;
-    assert_eq!((s, code(&v)), (400, "3400"), "{v}");
-    let (s, v) = api(
-        &server,
-        "post",
-        &format!("/rooms/{id}/members/x/mute"),
-        t,
-        Some(json!({"muted": "yes"})),
-    )
-    .await;
-    assert_eq!((s, code(&v)), (400, "3400"), "{v}");
-    let (s, v) = api(
-        &server,
-        "post",
-        &format!("/rooms/{id}/members/x/mute"),
-        t,
-        Some(json!({})),
-    )
-    .await;
-    assert_eq!((s, code(&v)), (404, "3404"), "not a member: {v}");
-    let (s, v) = api(
-        &server,
-        "post",
-        &format!("/rooms/{id}/messages"),
-        t,
-        Some(json!([1, 2])),
-    )
-    .await;
-    assert_eq!((s, code(&v)), (400, "3400"), "a message is an object: {v}");
-    let (s, v) = api(
-        &server,
-        "delete",
-        &format!("/rooms/{id}/recordings/..%2F..%2Fetc%2Fpasswd"),
-        t,
-        None,
-    )
-    .await;
-    assert_eq!((s, code(&v)), (400, "3400"), "{v}");
-    let (s, v) = api(
-        &server,
-        "post",
-        &format!("/rooms/{id}/live/start"),
-        t,
-        Some(json!({"clientId": "x"})),
-    )
-    .await;
-    assert!(s == 404 || s == 400, "{s} {v}");
-    let (s, v) = api(&server, "get", "/no/such/route", t, None).await;
-    assert_eq!((s, code(&v)), (404, "3404"), "{v}");
+    let id = room["roomId"].as_str().unwrap().to_owned();
+    let r = |p: &str| format!("/rooms/{id}{p}");
+    // (method, path, JSON body, expected status, expected code, what)
+    let cases: Vec<(&str, String, Option<Value>, u16, &str, &str)> = vec![
+        (
+            "get",
+            "/rooms/nope".into(),
+            None,
+            404,
+            "3404",
+            "unknown room",
+        ),
+        (
+            "delete",
+            "/rooms/nope/members/x".into(),
+            None,
+            404,
+            "3404",
+            "unknown room",
+        ),
+        (
+            "post",
+            "/rooms".into(),
+            Some(json!({"name": 5})),
+            400,
+            "3400",
+            "wrong type",
+        ),
+        (
+            "post",
+            "/rooms".into(),
+            Some(json!({"name": "x", "colour": 1})),
+            400,
+            "3400",
+            "unknown field",
+        ),
+        (
+            "post",
+            "/rooms".into(),
+            Some(json!({"name": "", "mode": "x"})),
+            400,
+            "3400",
+            "empty name",
+        ),
+        (
+            "put",
+            r("/mode"),
+            Some(json!({"mode": "disco"})),
+            400,
+            "3400",
+            "unknown mode",
+        ),
+        (
+            "put",
+            r("/mode"),
+            Some(json!({"mode": ["meeting"]})),
+            400,
+            "3400",
+            "mode of the wrong type",
+        ),
+        (
+            "post",
+            r("/members/x/mute"),
+            Some(json!({"muted": "yes"})),
+            400,
+            "3400",
+            "muted not a bool",
+        ),
+        (
+            "post",
+            r("/members/x/mute"),
+            Some(json!({})),
+            404,
+            "3404",
+            "not a member",
+        ),
+        (
+            "post",
+            r("/messages"),
+            Some(json!([1, 2])),
+            400,
+            "3400",
+            "a message is an object",
+        ),
+        (
+            "delete",
+            r("/recordings/..%2F..%2Fetc%2Fpasswd"),
+            None,
+            400,
+            "3400",
+            "a path out of the directory",
+        ),
+        (
+            "post",
+            r("/live/start"),
+            Some(json!({"clientId": "x"})),
+            404,
+            "3404",
+            "anchor not a member",
+        ),
+        (
+            "get",
+            "/no/such/route".into(),
+            None,
+            404,
+            "3404",
+            "unknown route",
+        ),
+    ];
+    for (method, path, body, status, want, what) in cases {
+        let (s, v) = api(&server, method, &path, t, body).await;
+        assert_eq!(
+            (s, code(&v)),
+            (status, want),
+            "{what}: {method} {path}: {v}"
+        );
+    }
+    let big = format!("{{\"name\":\"{}\"}}", "x".repeat(100_000));
+    for (body, content_type, status, want, what) in [
+        (
+            b"{\"name\":".to_vec(),
+            "application/json",
+            400,
+            "1002",
+            "malformed",
+        ),
+        (
+            b"{\"name\":\"x\"}".to_vec(),
+            "text/plain",
+            415,
+            "3400",
+            "not JSON",
+        ),
+        (
+            big.into_bytes(),
+            "application/json",
+            413,
+            "3400",
+            "oversize",
+        ),
+    ] {
+        let (s, v) = raw_api(&server, "POST", "/rooms", body, content_type).await;
+        assert_eq!((s, code(&v)), (status, want), "{what}: {v}");
+    }
     server.stop().await;
 }
 
