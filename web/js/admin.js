@@ -7,7 +7,7 @@ const REFRESH_MS = 2000;
 const TOKEN_KEY = 'taoyao-admin-token';
 
 let timer = null;
-// Recording state per room, as the last refresh saw it (for the record button's label).
+// The admin token, for this tab only.
 const state = { token: sessionStorage.getItem(TOKEN_KEY) };
 
 function showError(text) {

@@ -21,8 +21,8 @@ use crate::Config;
 #[derive(Clone)]
 struct Checks {
     bind_ip: IpAddr,
-    /// None when no backend records (no sfu / mcu in this server).
-    recording_dir: Option<PathBuf>,
+    /// Checked always: this binary always runs the sfu and mcu backends, which record there.
+    recording_dir: PathBuf,
 }
 
 pub fn router(cfg: &Config) -> Router {
@@ -30,8 +30,7 @@ pub fn router(cfg: &Config) -> Router {
         .route("/ready", get(ready))
         .with_state(Checks {
             bind_ip: cfg.webrtc.bind_ip,
-            // Both server-side backends (sfu, mcu) are always built in this binary.
-            recording_dir: Some(cfg.recording.dir.clone()),
+            recording_dir: cfg.recording.dir.clone(),
         })
 }
 
@@ -39,10 +38,7 @@ async fn ready(State(c): State<Checks>) -> Response {
     let media = std::net::UdpSocket::bind((c.bind_ip, 0))
         .map(|_| ())
         .map_err(|e| format!("cannot bind UDP on webrtc.bind_ip {}: {e}", c.bind_ip));
-    let recording = match &c.recording_dir {
-        None => Ok(()),
-        Some(dir) => writable(dir.clone()).await,
-    };
+    let recording = writable(c.recording_dir.clone()).await;
     let ok = media.is_ok() && recording.is_ok();
     let show = |r: &Result<(), String>| match r {
         Ok(()) => json!({"ok": true}),

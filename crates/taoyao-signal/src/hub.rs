@@ -311,6 +311,7 @@ impl SignalHub {
             close_frame: std::sync::Mutex::new(None),
             pending: std::sync::Mutex::new(HashMap::new()),
             ids: self.ids().clone(),
+            // Nobody could answer a server request sent to this caller: one fails at once.
             max_pending: 0,
         });
         let info = ClientInfo {
