@@ -184,12 +184,18 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> Result<Running, ServerErr
         // themselves on the same signal and are awaited below.
         stopper.graceful_shutdown(Some(grace));
     });
+    let tls_metrics = parts.metrics.clone();
     let task = tokio::spawn(async move {
         let served = match tls {
             Some(tls) => {
                 let tls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-                axum_server::from_tcp_rustls(listener, tls)
+                let acceptor = metrics::CountFailures::new(
+                    axum_server::tls_rustls::RustlsAcceptor::new(tls),
+                    tls_metrics,
+                );
+                axum_server::from_tcp(listener)
                     .map_err(ServerError::Serve)?
+                    .acceptor(acceptor)
                     .handle(handle)
                     .serve(app)
                     .await

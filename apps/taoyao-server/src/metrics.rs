@@ -78,6 +78,7 @@ pub struct Metrics {
     signals: Family<SignalLabels, Counter>,
     rate_limited: Counter,
     connections_refused: Counter,
+    tls_failures: Counter,
     room_events: Family<EventLabels, Counter>,
     recordings_finished: Family<OutcomeLabels, Counter>,
     recording_bytes: Counter,
@@ -115,6 +116,7 @@ impl Metrics {
             signals: Family::default(),
             rate_limited: Counter::default(),
             connections_refused: Counter::default(),
+            tls_failures: Counter::default(),
             room_events: Family::default(),
             recordings_finished: Family::default(),
             recording_bytes: Counter::default(),
@@ -212,6 +214,11 @@ impl Metrics {
             "taoyao_connections_refused",
             "WebSocket upgrades refused at signal.max_connections",
             m.connections_refused.clone(),
+        );
+        r.register(
+            "taoyao_tls_handshake_failures",
+            "TLS connections whose handshake failed or timed out (server.tls)",
+            m.tls_failures.clone(),
         );
         r.register(
             "taoyao_room_events",
@@ -366,6 +373,43 @@ impl SignalObserver for Metrics {
 
     fn connection_refused(&self) {
         self.connections_refused.inc();
+    }
+}
+
+/// Wraps the listener's TLS acceptor to count the handshakes that fail (a client that does
+/// not trust the certificate, speaks plain HTTP to the TLS port, or stalls past the timeout).
+#[derive(Clone)]
+pub struct CountFailures<A> {
+    inner: A,
+    metrics: Arc<Metrics>,
+}
+
+impl<A> CountFailures<A> {
+    pub fn new(inner: A, metrics: Arc<Metrics>) -> Self {
+        CountFailures { inner, metrics }
+    }
+}
+
+impl<A, I, S> axum_server::accept::Accept<I, S> for CountFailures<A>
+where
+    A: axum_server::accept::Accept<I, S>,
+    A::Future: Send + 'static,
+{
+    type Stream = A::Stream;
+    type Service = A::Service;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = std::io::Result<(A::Stream, A::Service)>> + Send>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let handshake = self.inner.accept(stream, service);
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let r = handshake.await;
+            if r.is_err() {
+                metrics.tls_failures.inc();
+            }
+            r
+        })
     }
 }
 

@@ -273,6 +273,60 @@ async fn refusals_are_counted_and_metrics_can_have_their_own_listener() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_tls_handshakes_are_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let certs = taoyao_boot::tls::generate_dev_certs(dir.path(), &[]).unwrap();
+    let (cert, key) = (certs.server_cert.clone(), certs.server_key.clone());
+    let server = TestServer::with(move |c| {
+        c.server.tls.cert = Some(cert);
+        c.server.tls.key = Some(key);
+        c.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let metrics_addr = server.running.as_ref().unwrap().metrics_addr.unwrap();
+    assert_eq!(
+        value(
+            &scrape_at(metrics_addr).await,
+            "taoyao_tls_handshake_failures_total",
+            &[]
+        ),
+        0.0
+    );
+    // Plain HTTP to the TLS port: the handshake fails, twice.
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while value(
+        &scrape_at(metrics_addr).await,
+        "taoyao_tls_handshake_failures_total",
+        &[],
+    ) != 2.0
+    {
+        assert!(Instant::now() < deadline, "handshake failures not counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A real TLS client is not a failure.
+    let mut c = common::TestClient::connect_tls(&server, &certs.ca_cert).await;
+    assert_eq!(code(&c.register("secure").await), "0000");
+    assert_eq!(
+        value(
+            &scrape_at(metrics_addr).await,
+            "taoyao_tls_handshake_failures_total",
+            &[]
+        ),
+        2.0
+    );
+    server.stop().await;
+}
+
 // ---------- admin API ----------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
