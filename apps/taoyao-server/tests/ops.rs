@@ -622,6 +622,16 @@ async fn admin_actions_work_on_a_live_sfu_room() {
     server.stop().await;
 }
 
+/// (method, path, JSON body, expected status, expected code, what it tries)
+type BadCase = (
+    &'static str,
+    String,
+    Option<Value>,
+    u16,
+    &'static str,
+    &'static str,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_its_code_never_a_500() {
     let server = TestServer::with(with_tokens).await;
@@ -638,8 +648,7 @@ async fn bad_input_gets_its_code_never_a_500() {
     assert_eq!(s, 200);
     let id = room["roomId"].as_str().unwrap().to_owned();
     let r = |p: &str| format!("/rooms/{id}{p}");
-    // (method, path, JSON body, expected status, expected code, what)
-    let cases: Vec<(&str, String, Option<Value>, u16, &str, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (
             "get",
             "/rooms/nope".into(),
