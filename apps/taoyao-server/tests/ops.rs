@@ -276,12 +276,7 @@ async fn refusals_are_counted_and_metrics_can_have_their_own_listener() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_tls_handshakes_are_counted() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = tempfile::tempdir().unwrap();
-    let certs = taoyao_boot::tls::generate_dev_certs(dir.path(), &[]).unwrap();
-    let (cert, key) = (certs.server_cert.clone(), certs.server_key.clone());
-    let server = TestServer::with(move |c| {
-        c.server.tls.cert = Some(cert);
-        c.server.tls.key = Some(key);
+    let (_dir, certs, server) = TestServer::tls_with(|c| {
         c.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
     })
     .await;

@@ -163,6 +163,23 @@ impl TestServer {
         (dir, server)
     }
 
+    /// A server serving https / wss with freshly generated development certificates (in the
+    /// returned `TempDir`; trust `DevCerts::ca_cert` to connect).
+    pub async fn tls_with(
+        tweak: impl FnOnce(&mut Config),
+    ) -> (tempfile::TempDir, taoyao_boot::tls::DevCerts, TestServer) {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = taoyao_boot::tls::generate_dev_certs(dir.path(), &[]).unwrap();
+        let (cert, key) = (certs.server_cert.clone(), certs.server_key.clone());
+        let server = TestServer::with(move |c| {
+            c.server.tls.cert = Some(cert);
+            c.server.tls.key = Some(key);
+            tweak(c);
+        })
+        .await;
+        (dir, certs, server)
+    }
+
     /// A room's media counters: (members, streams, subscriptions, peer connections).
     pub async fn media_counts(&self, room: &str) -> (usize, usize, usize, usize) {
         let s = self
