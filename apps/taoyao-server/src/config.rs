@@ -29,6 +29,140 @@ pub struct Config {
     pub live: LiveConfig,
     pub webrtc: WebrtcConfig,
     pub recording: RecordingConfig,
+    pub metrics: MetricsConfig,
+    pub admin: AdminConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` at all.
+    pub enabled: bool,
+    /// Serve it on its own listener (e.g. an address only the scraper reaches) instead of the
+    /// main one; unset: on `server.listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            listen: None,
+        }
+    }
+}
+
+impl Validate for MetricsConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        Ok(())
+    }
+}
+
+/// `[admin]`: the admin REST API under `/api/v1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdminConfig {
+    /// Serve the API (it also needs `auth.token_secret`: it takes admin tokens only).
+    pub enabled: bool,
+    /// Largest request body accepted (larger: 413).
+    pub max_body_bytes: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            max_body_bytes: 65_536,
+        }
+    }
+}
+
+impl Validate for AdminConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.max_body_bytes < 1024 {
+            return Err(Invalid::new(
+                "admin.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[webhooks]`: room events POSTed to HTTP receivers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhooksConfig {
+    /// Receivers (http:// or https://); each gets every event, in order.
+    pub urls: Vec<String>,
+    /// Signs each delivery (HS256 JWT in `Authorization`); required when `urls` is set, at
+    /// least 32 bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// One delivery attempt may take this long.
+    pub timeout_ms: u64,
+    /// Events waiting per receiver; when full, new events are dropped (and counted).
+    pub queue: usize,
+    /// Further attempts after a failed one (connection error, timeout, non-2xx answer).
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each next one.
+    pub backoff_ms: u64,
+    /// Longest wait between retries.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            urls: Vec::new(),
+            secret: None,
+            timeout_ms: 5_000,
+            queue: 1_024,
+            retries: 5,
+            backoff_ms: 500,
+            max_backoff_ms: 30_000,
+        }
+    }
+}
+
+impl Validate for WebhooksConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        for (i, u) in self.urls.iter().enumerate() {
+            let ok = reqwest::Url::parse(u)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                return Err(Invalid::new(
+                    format!("webhooks.urls[{i}]"),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        }
+        if !self.urls.is_empty() && self.secret.as_ref().is_none_or(|s| s.len() < 32) {
+            return Err(Invalid::new(
+                "webhooks.secret",
+                "must be set, at least 32 bytes, when webhooks.urls is set",
+            ));
+        }
+        for (key, v) in [
+            ("webhooks.timeout_ms", self.timeout_ms),
+            ("webhooks.queue", self.queue as u64),
+            ("webhooks.backoff_ms", self.backoff_ms),
+        ] {
+            if v == 0 {
+                return Err(Invalid::new(key, "must be greater than 0"));
+            }
+        }
+        if self.max_backoff_ms < self.backoff_ms {
+            return Err(Invalid::new(
+                "webhooks.max_backoff_ms",
+                "must be at least webhooks.backoff_ms",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[server]`: listener, web client, shutdown.
@@ -83,6 +217,9 @@ impl Validate for Config {
         self.calls.validate()?;
         self.live.validate()?;
         self.recording.validate()?;
+        self.metrics.validate()?;
+        self.admin.validate()?;
+        self.webhooks.validate()?;
         self.webrtc.validate()
     }
 }
@@ -137,6 +274,29 @@ mod tests {
         })
         .unwrap();
         assert_eq!(loaded, Config::default());
+    }
+
+    #[test]
+    fn webhooks_need_a_secret_and_http_urls() {
+        let mut c = Config::default();
+        c.webhooks.urls = vec!["https://hooks.example.org/x".into()];
+        assert_eq!(c.validate().unwrap_err().key, "webhooks.secret");
+        c.webhooks.secret = Some("s".repeat(32));
+        assert!(c.validate().is_ok());
+        c.webhooks.urls.push("ftp://example.org/".into());
+        assert_eq!(c.validate().unwrap_err().key, "webhooks.urls[1]");
+        c.webhooks.urls.pop();
+        c.webhooks.queue = 0;
+        assert_eq!(c.validate().unwrap_err().key, "webhooks.queue");
+        let out = Config {
+            webhooks: WebhooksConfig {
+                secret: Some("hook-secret-hook-secret-hook-secret".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .to_redacted_toml();
+        assert!(!out.contains("hook-secret"), "{out}");
     }
 
     #[test]

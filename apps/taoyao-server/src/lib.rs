@@ -1,10 +1,15 @@
 //! The taoyao-rs server: reads the config, builds every crate's piece from its section, and
-//! serves HTTP (health, the web client) and the signaling WebSocket on one listener.
+//! serves HTTP (health, readiness, metrics, the admin API, the web client) and the signaling
+//! WebSocket on one listener (metrics optionally on their own).
 //! This is the only crate that knows every other one; it should read like a wiring diagram.
 
+pub mod admin;
 pub mod config;
+pub mod metrics;
+pub mod ready;
 pub mod recordings;
 pub mod web;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +26,8 @@ use taoyao_webrtc_sfu::Sfu;
 use tokio::task::JoinHandle;
 
 pub use config::Config;
+use metrics::Metrics;
+use webhooks::Webhooks;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -41,6 +48,8 @@ pub enum ServerError {
 /// A server that is accepting connections.
 pub struct Running {
     pub local_addr: SocketAddr,
+    /// Where `/metrics` listens when `metrics.listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub parts: Parts,
     task: JoinHandle<Result<(), ServerError>>,
 }
@@ -53,6 +62,22 @@ pub struct Parts {
     pub calls: Arc<Calls>,
     pub sfu: Arc<Sfu>,
     pub mcu: Arc<Sfu>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// What watches the rooms: the metrics count each event, the webhooks queue it.
+struct RoomWatch {
+    metrics: Arc<Metrics>,
+    webhooks: Option<Webhooks>,
+}
+
+impl taoyao_meeting::RoomObserver for RoomWatch {
+    fn event(&self, e: taoyao_meeting::RoomEvent) {
+        self.metrics.room_event(&e);
+        if let Some(w) = &self.webhooks {
+            w.send(&e);
+        }
+    }
 }
 
 impl Running {
@@ -84,9 +109,17 @@ pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
         shutdown.clone(),
     )
     .map_err(ServerError::Wiring)?;
+    let metrics = Arc::new(Metrics::new());
+    let webhooks = Webhooks::start(&cfg.webhooks, ids.clone(), metrics.clone(), shutdown)
+        .map_err(ServerError::Wiring)?;
+    rooms.observe(Arc::new(RoomWatch {
+        metrics: metrics.clone(),
+        webhooks,
+    }));
     let calls = Arc::new(Calls::new(cfg.calls.clone(), ids.clone()));
     let hub = SignalHub::builder(cfg.signal.clone(), cfg.auth.clone(), shutdown.clone())
         .ids(ids)
+        .observer(metrics.clone())
         .handler(Arc::new(rooms.clone()))
         .handler(calls.clone())
         .client_config("iceServers", json!(cfg.webrtc.ice_servers))
@@ -98,14 +131,28 @@ pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
         calls,
         sfu,
         mcu,
+        metrics,
     })
 }
 
-/// Every HTTP route: health, signaling, recording downloads, the web client.
+/// Every HTTP route: health, readiness, metrics (unless on their own listener), the admin API,
+/// signaling, recording downloads, the web client.
 pub fn router(cfg: &Config, parts: &Parts) -> Router {
-    Router::new()
+    let mut r = Router::new()
         .route("/health", get(|| async { "ok" }))
-        .merge(parts.hub.router())
+        .merge(ready::router(cfg));
+    if cfg.metrics.enabled && cfg.metrics.listen.is_none() {
+        r = r.merge(metrics::router(parts.metrics.clone(), parts.clone()));
+    }
+    if cfg.admin.enabled {
+        r = r.merge(admin::router(
+            parts.hub.clone(),
+            parts.rooms.clone(),
+            parts.metrics.clone(),
+            cfg.admin.max_body_bytes,
+        ));
+    }
+    r.merge(parts.hub.router())
         .merge(recordings::router(parts.rooms.clone()))
         .merge(web::router(cfg.server.web_dir.as_deref()))
 }
@@ -119,6 +166,10 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> Result<Running, ServerErr
         _ => None,
     };
     let parts = build(&cfg, &shutdown)?;
+    let metrics_addr = match cfg.metrics.listen.filter(|_| cfg.metrics.enabled) {
+        Some(addr) => Some(serve_metrics(addr, &parts, &shutdown).await?),
+        None => None,
+    };
     let app = router(&cfg, &parts).into_make_service_with_connect_info::<SocketAddr>();
     let addr = cfg.server.listen;
     let bind_err = |source| ServerError::Bind { addr, source };
@@ -135,12 +186,18 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> Result<Running, ServerErr
         // themselves on the same signal and are awaited below.
         stopper.graceful_shutdown(Some(grace));
     });
+    let tls_metrics = parts.metrics.clone();
     let task = tokio::spawn(async move {
         let served = match tls {
             Some(tls) => {
                 let tls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-                axum_server::from_tcp_rustls(listener, tls)
+                let acceptor = metrics::CountFailures::new(
+                    axum_server::tls_rustls::RustlsAcceptor::new(tls),
+                    tls_metrics,
+                );
+                axum_server::from_tcp(listener)
                     .map_err(ServerError::Serve)?
+                    .acceptor(acceptor)
                     .handle(handle)
                     .serve(app)
                     .await
@@ -162,7 +219,32 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> Result<Running, ServerErr
     });
     Ok(Running {
         local_addr,
+        metrics_addr,
         parts,
         task,
     })
+}
+
+/// `metrics.listen`: `/metrics` alone on its own plain-HTTP listener, until shutdown.
+async fn serve_metrics(
+    addr: SocketAddr,
+    parts: &Parts,
+    shutdown: &Shutdown,
+) -> Result<SocketAddr, ServerError> {
+    let bind_err = |source| ServerError::Bind { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    let app = metrics::router(parts.metrics.clone(), parts.clone());
+    let stop = shutdown.clone();
+    shutdown.spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.triggered().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!("metrics listener: {e}");
+        }
+    });
+    Ok(local)
 }

@@ -13,14 +13,7 @@ async fn the_web_client_works_over_wss() {
     if !enter_private_network("the_web_client_works_over_wss") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let certs = taoyao_boot::tls::generate_dev_certs(dir.path(), &[]).unwrap();
-    let (cert, key) = (certs.server_cert.clone(), certs.server_key.clone());
-    let server = TestServer::with(move |c| {
-        c.server.tls.cert = Some(cert);
-        c.server.tls.key = Some(key);
-    })
-    .await;
+    let (_dir, certs, server) = TestServer::tls_with(|_| {}).await;
     // The listener is TLS only: the harness trusts the dev CA; the pages trust the server key
     // through Chromium's SPKI flag.
     let mut harness = common::TestClient::connect_tls(&server, &certs.ca_cert).await;

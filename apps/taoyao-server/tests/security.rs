@@ -213,14 +213,7 @@ async fn connections_over_the_cap_are_refused() {
 
 #[tokio::test]
 async fn wss_with_the_generated_certificate() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = taoyao_boot::tls::generate_dev_certs(dir.path(), &[]).unwrap();
-    let (cert, key) = (certs.server_cert.clone(), certs.server_key.clone());
-    let server = TestServer::with(move |c| {
-        c.server.tls.cert = Some(cert);
-        c.server.tls.key = Some(key);
-    })
-    .await;
+    let (_dir, certs, server) = TestServer::tls_with(|_| {}).await;
     let mut c = TestClient::connect_tls(&server, &certs.ca_cert).await;
     assert_eq!(c.register("secure").await["code"], "0000");
     // Plain ws to the TLS listener does not work.

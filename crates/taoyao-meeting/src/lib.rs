@@ -11,6 +11,7 @@
 pub mod calls;
 pub mod config;
 pub mod download;
+pub mod events;
 pub mod modes;
 pub mod rules;
 pub mod signals;
@@ -21,5 +22,6 @@ mod rooms;
 pub use calls::Calls;
 pub use config::{CallsConfig, NamedRoom, RecordingConfig, RoomsConfig};
 pub use download::{DownloadError, DownloadLinks};
+pub use events::{RoomEvent, RoomEventKind, RoomObserver};
 pub use modes::MeetingMode;
 pub use rooms::{Architectures, Rooms};

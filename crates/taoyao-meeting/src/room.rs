@@ -17,6 +17,7 @@ use taoyao_webrtc::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::events::RoomEventKind;
 use crate::modes::{FloorEvent, MeetingMode, Modes};
 use crate::rooms::RoomsShared;
 use crate::rules::{Actor, RoomRules};
@@ -68,6 +69,8 @@ pub(crate) struct RoomTask {
     live: Option<Live>,
     /// What each member's media gate was last set to: (video open, audio open).
     gates: HashMap<String, (bool, bool)>,
+    /// Members a manager muted on the server (`room::mute`): (video muted, audio muted).
+    muted: HashMap<String, (bool, bool)>,
     /// With the pause policy: when the away anchor's live stops.
     anchor_deadline: Option<Instant>,
     /// mesh: members whose clients were asked to record locally.
@@ -180,6 +183,7 @@ impl RoomTask {
             modes: Modes::new(s.mode, &s.owner, max_hold),
             live: None,
             gates: HashMap::new(),
+            muted: HashMap::new(),
             anchor_deadline: None,
             rules: RoomRules::new(s.id.clone(), s.owner, s.password, s.max_members),
             max_members: s.max_members,
@@ -274,18 +278,20 @@ impl RoomTask {
     }
 
     /// Sets every member's media gate to what the rules allow now (only the changes reach the
-    /// backend): video open if the member may publish; audio also needs the floor in intercom.
+    /// backend): video open if the member may publish; audio also needs the floor in intercom;
+    /// either stays closed while a manager has it muted.
     async fn apply_gates(&mut self) {
         let ids: Vec<String> = self.clients.keys().cloned().collect();
         for id in ids {
             let publish = self.may_publish(&id);
             let audio =
                 publish && (self.live_on_air().is_some() || self.modes.audio_forwarded(&id));
-            let want = (publish, audio);
+            let (video_muted, audio_muted) = self.muted.get(&id).copied().unwrap_or_default();
+            let want = (publish && !video_muted, audio && !audio_muted);
             if self.gates.get(&id).copied().unwrap_or((true, true)) == want {
                 continue;
             }
-            for (kind, open) in [(MediaKind::Video, publish), (MediaKind::Audio, audio)] {
+            for (kind, open) in [(MediaKind::Video, want.0), (MediaKind::Audio, want.1)] {
                 if let Err(e) = self.media.set_gate(&id, Some(kind), open).await {
                     tracing::warn!(room = self.id, member = id, "gate: {e}");
                 }
@@ -368,6 +374,12 @@ impl RoomTask {
 
     fn stop_live(&mut self, reason: &str) {
         self.anchor_deadline = None;
+        self.shared.emit(
+            &self.id,
+            RoomEventKind::LiveFinished {
+                reason: reason.to_owned(),
+            },
+        );
         self.tell_members(
             signals::LIVE_STOP,
             json!({"roomId": self.id, "reason": reason}),
@@ -466,6 +478,15 @@ impl RoomTask {
             self.media.leave(m).await;
         }
         self.media.close().await;
+        if self.live_on_air().is_some() {
+            self.shared.emit(
+                &self.id,
+                RoomEventKind::LiveFinished {
+                    reason: "the room closed".into(),
+                },
+            );
+        }
+        self.shared.emit(&self.id, RoomEventKind::RoomFinished);
         tracing::info!(room = self.id, "room closed");
     }
 
@@ -515,6 +536,13 @@ impl RoomTask {
                     signals::ROOM_ENTER,
                     json!({"roomId": self.id, "client": member}),
                     Some(req.client.id()),
+                );
+                self.shared.emit(
+                    &self.id,
+                    RoomEventKind::ParticipantJoined {
+                        client_id: req.client.id().to_owned(),
+                        name: req.client.info().name.clone(),
+                    },
                 );
                 // The room's rules close what the newcomer may not send (before it sends).
                 self.apply_gates().await;
@@ -572,8 +600,16 @@ impl RoomTask {
                     json!({"roomId": self.id, "reason": format!("closed by {by}")}),
                     Some(&by),
                 );
+                let reason = format!("the room was closed by {by}");
                 for m in self.clients.keys() {
                     self.media.leave(m).await;
+                    self.shared.emit(
+                        &self.id,
+                        RoomEventKind::ParticipantLeft {
+                            client_id: m.clone(),
+                            reason: reason.clone(),
+                        },
+                    );
                 }
                 self.clients.clear();
                 self.closed = true;
@@ -615,15 +651,25 @@ impl RoomTask {
                     );
                 }
                 self.media.leave(target).await;
+                self.gates.remove(target);
+                self.muted.remove(target);
                 self.tell_members(
                     signals::ROOM_LEAVE,
                     json!({"roomId": self.id, "clientId": target, "reason": reason}),
                     None,
                 );
+                self.shared.emit(
+                    &self.id,
+                    RoomEventKind::ParticipantLeft {
+                        client_id: target.to_owned(),
+                        reason,
+                    },
+                );
                 Ok(Reply::empty())
             }
             signals::ROOM_BROADCAST => {
-                self.rules.require_member(who).map_err(err)?;
+                // Members, and admins from outside (an operator's announcement).
+                self.rules.require_viewer(who).map_err(err)?;
                 let mut b = body.clone();
                 b["from"] = json!(req.client.id());
                 let n = self.tell_members(signals::ROOM_BROADCAST, b, Some(req.client.id()));
@@ -767,6 +813,7 @@ impl RoomTask {
                 self.tell_members(signals::ROOM_PRESENTER, self.mode_json(), None);
                 Ok(Reply::Body(self.mode_json()))
             }
+            signals::ROOM_MUTE => self.mute(&req).await,
             signals::ROOM_FLOOR => {
                 self.rules.require_member(who).map_err(err)?;
                 if self.modes.mode() != MeetingMode::Intercom {
@@ -794,13 +841,30 @@ impl RoomTask {
                 Ok(Reply::Body(reply))
             }
             signals::LIVE_START => {
-                self.rules.require_member(who).map_err(err)?;
-                if req.client.id() != self.rules.owner() {
-                    return Err(SignalError::forbidden(
-                        "only the room's owner may start a live (as its anchor)",
-                    ));
-                }
-                if !req.client.info().grants.anchor {
+                // The owner starts its own live; an admin may put a member on air as anchor.
+                let (anchor, anchor_client) = match optional_str(body, "clientId")? {
+                    Some(a) if who.admin => {
+                        let c = self.clients.get(a).cloned().ok_or_else(|| {
+                            SignalError::not_found(format!("client {a} is not in this room"))
+                        })?;
+                        (a.to_owned(), c)
+                    }
+                    Some(_) => {
+                        return Err(SignalError::forbidden(
+                            "only an admin names the anchor; the owner starts its own live",
+                        ));
+                    }
+                    None => {
+                        self.rules.require_member(who).map_err(err)?;
+                        if req.client.id() != self.rules.owner() {
+                            return Err(SignalError::forbidden(
+                                "only the room's owner may start a live (as its anchor)",
+                            ));
+                        }
+                        (req.client.id().to_owned(), req.client.clone())
+                    }
+                };
+                if !anchor_client.info().grants.anchor {
                     return Err(Grants::denied("anchor"));
                 }
                 if self.architecture == ArchitectureKind::Mesh {
@@ -811,16 +875,12 @@ impl RoomTask {
                 if self.live_on_air().is_some() {
                     return Err(SignalError::bad_request("the room is already live"));
                 }
-                self.live = Some(Live::start(
-                    req.client.id(),
-                    now_ms(),
-                    self.shared.live.max_cohosts,
-                ));
+                self.live = Some(Live::start(&anchor, now_ms(), self.shared.live.max_cohosts));
                 // Viewers stop publishing: their streams end, their gates close.
                 let viewers: Vec<String> = self
                     .clients
                     .keys()
-                    .filter(|id| *id != req.client.id())
+                    .filter(|id| **id != anchor)
                     .cloned()
                     .collect();
                 self.apply_gates().await;
@@ -830,10 +890,13 @@ impl RoomTask {
                 let mut body = self.live_json();
                 body["roomId"] = json!(self.id);
                 self.tell_members(signals::LIVE_START, body.clone(), Some(req.client.id()));
+                self.shared
+                    .emit(&self.id, RoomEventKind::LiveStarted { anchor });
                 Ok(Reply::Body(body))
             }
             signals::LIVE_STOP => {
-                self.rules.require_member(who).map_err(err)?;
+                // Members (the live's rules say which), and admins from outside.
+                self.rules.require_viewer(who).map_err(err)?;
                 let live = self
                     .live
                     .as_mut()
@@ -978,12 +1041,20 @@ impl RoomTask {
         }
         self.clients.remove(id);
         self.gates.remove(id);
+        self.muted.remove(id);
         self.mesh_recordings.retain(|r| r.client_id != id);
         self.media.leave(id).await;
         self.tell_members(
             signals::ROOM_LEAVE,
             json!({"roomId": self.id, "clientId": id, "reason": reason}),
             None,
+        );
+        self.shared.emit(
+            &self.id,
+            RoomEventKind::ParticipantLeft {
+                client_id: id.to_owned(),
+                reason: reason.to_owned(),
+            },
         );
         let floor = self.modes.member_left(id, std::time::Instant::now());
         self.tell_floor(floor);
@@ -1009,6 +1080,54 @@ impl RoomTask {
             self.tell_live(&e);
         }
         self.apply_gates().await;
+    }
+
+    /// `room::mute`: a manager closes (or reopens) a member's audio and/or video on the server
+    /// through the room's gate, and the room is told; the member's own publishing is untouched,
+    /// so unmuting resumes it. Not in mesh: media does not pass through the server there.
+    async fn mute(&mut self, req: &Request) -> Result<Reply, SignalError> {
+        let body = &req.message.body;
+        self.rules
+            .require_manager(actor(&req.client), "mute members")
+            .map_err(|e| SignalError::from_coded(&e))?;
+        let target = required_str(body, "clientId")?;
+        if !self.rules.is_member(target) {
+            return Err(SignalError::not_found(format!(
+                "client {target} is not in this room"
+            )));
+        }
+        let kind = match optional_str(body, "kind")? {
+            None => None,
+            Some(k) => Some(MediaKind::parse(k).ok_or_else(|| {
+                SignalError::bad_request(format!("kind must be audio or video, not {k:?}"))
+            })?),
+        };
+        let muted = match body.get("muted") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(SignalError::bad_request("muted must be true or false")),
+        };
+        if self.architecture == ArchitectureKind::Mesh {
+            return Err(SignalError::bad_request(
+                "a mesh room's media does not pass through the server: it cannot be muted there",
+            ));
+        }
+        let entry = self.muted.entry(target.to_owned()).or_default();
+        if kind != Some(MediaKind::Audio) {
+            entry.0 = muted;
+        }
+        if kind != Some(MediaKind::Video) {
+            entry.1 = muted;
+        }
+        let (video, audio) = *entry;
+        if !video && !audio {
+            self.muted.remove(target);
+        }
+        self.apply_gates().await;
+        let note = json!({"roomId": self.id, "clientId": target, "audio": audio, "video": video,
+                          "by": req.client.id()});
+        self.tell_members(signals::ROOM_MUTE, note.clone(), None);
+        Ok(Reply::Body(note))
     }
 
     async fn client_gone(&mut self, client: ClientHandle) {

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{RecordingConfig, RoomsConfig};
 use crate::download::{self, DownloadError, DownloadLinks};
+use crate::events::{MediaEventDedup, RoomEvent, RoomEventKind, RoomObserver};
 use crate::modes::MeetingMode;
 use crate::room::{RoomCommand, RoomSettings, RoomTask, deliver};
 use crate::signals;
@@ -30,6 +31,7 @@ struct RoomEntry {
     tx: mpsc::Sender<RoomCommand>,
     summary: Arc<Mutex<Value>>,
     media: Arc<dyn taoyao_webrtc::MediaRoom>,
+    architecture: ArchitectureKind,
     serial: u64,
 }
 
@@ -46,9 +48,21 @@ pub(crate) struct RoomsShared {
     map: Mutex<HashMap<String, RoomEntry>>,
     ids: Arc<IdGenerator>,
     next_serial: AtomicU64,
+    /// Who watches rooms from outside the protocol (webhooks, metrics); set once at wiring.
+    observer: std::sync::OnceLock<Arc<dyn RoomObserver>>,
 }
 
 impl RoomsShared {
+    /// Tells the observer, if any (it never waits: see [`RoomObserver`]).
+    pub(crate) fn emit(&self, room: &str, kind: RoomEventKind) {
+        if let Some(o) = self.observer.get() {
+            o.event(RoomEvent {
+                room: room.to_owned(),
+                kind,
+            });
+        }
+    }
+
     /// Called by a room task as it ends; a newer room of the same id is left alone.
     pub(crate) fn remove(&self, id: &str, serial: u64) {
         let mut map = self.map.lock().expect("rooms lock");
@@ -116,8 +130,90 @@ impl Rooms {
                 map: Mutex::new(HashMap::new()),
                 ids,
                 next_serial: AtomicU64::new(1),
+                observer: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Reports every room's events to `o` from now on; false if an observer was already set.
+    pub fn observe(&self, o: Arc<dyn RoomObserver>) -> bool {
+        self.shared.observer.set(o).is_ok()
+    }
+
+    /// Every room's `room::list` entry, ordered by id (what an operator's view reads).
+    pub fn summaries(&self) -> Vec<Value> {
+        let map = self.shared.map.lock().expect("rooms lock");
+        let mut rooms: Vec<Value> = map
+            .values()
+            .map(|e| e.summary.lock().expect("summary lock").clone())
+            .collect();
+        rooms.sort_by(|a, b| a["roomId"].as_str().cmp(&b["roomId"].as_str()));
+        rooms
+    }
+
+    /// The media counters of every room, with its architecture.
+    pub async fn all_media_stats(&self) -> Vec<(ArchitectureKind, MediaRoomStats)> {
+        let entries: Vec<(ArchitectureKind, Arc<dyn taoyao_webrtc::MediaRoom>)> = self
+            .shared
+            .map
+            .lock()
+            .expect("rooms lock")
+            .values()
+            .map(|e| (e.architecture, e.media.clone()))
+            .collect();
+        let mut out = Vec::with_capacity(entries.len());
+        for (kind, media) in entries {
+            out.push((kind, media.stats().await));
+        }
+        out
+    }
+
+    /// Server-side recordings running now (each holds one `recording.max_concurrent` slot).
+    pub fn recordings_running(&self) -> usize {
+        self.shared.recording.max_concurrent - self.shared.record_slots.available_permits()
+    }
+
+    /// The recording config (where files go; whether the directory must be writable).
+    pub fn recording_config(&self) -> &RecordingConfig {
+        &self.shared.recording
+    }
+
+    /// The rooms config this registry was built with.
+    pub fn config(&self) -> &RoomsConfig {
+        &self.shared.config
+    }
+
+    /// The finished and running files of a room, open or closed, with download links (as
+    /// `record::list` answers an admin). The caller checks who may see them.
+    pub fn recording_files(&self, room: &str) -> Value {
+        crate::room::list_recordings(&self.shared, room)
+    }
+
+    /// Deletes one finished file of a room (`name` as `record::list` gives it after the
+    /// room's directory). A file being written is refused (3400): stop its recording first.
+    /// The caller checks who may delete.
+    pub async fn delete_recording(&self, room: &str, name: &str) -> Result<(), SignalError> {
+        let path =
+            download::resolve(&self.shared.recording.dir, room, name).map_err(|e| match e {
+                DownloadError::BadPath(_) => SignalError::bad_request(e.to_string()),
+                _ => SignalError::not_found(format!("no recording {room}/{name}")),
+            })?;
+        if let Some(entry) = self.entry(room) {
+            let file = format!("{room}/{name}");
+            if entry
+                .media
+                .recordings()
+                .await
+                .iter()
+                .any(|r| r.file == file)
+            {
+                return Err(SignalError::bad_request(format!(
+                    "{file} is still being recorded: stop the recording first"
+                )));
+            }
+        }
+        std::fs::remove_file(&path)
+            .map_err(|e| SignalError::system(format!("cannot delete {room}/{name}: {e}")))
     }
 
     pub fn room_count(&self) -> usize {
@@ -239,10 +335,23 @@ impl Rooms {
         };
         let events_hub = hub.clone();
         let events_room = id.clone();
+        let events_shared = self.shared.clone();
+        let dedup = Mutex::new(MediaEventDedup::default());
         let media = backend
             .open_room(
                 &id,
-                MediaEvents::new(move |e| deliver(&events_hub, &events_room, e)),
+                MediaEvents::new(move |e| {
+                    if events_shared.observer.get().is_some() {
+                        let seen = dedup
+                            .lock()
+                            .expect("dedup lock")
+                            .room_event(&events_shared.recording.dir, &e);
+                        if let Some(kind) = seen {
+                            events_shared.emit(&events_room, kind);
+                        }
+                    }
+                    deliver(&events_hub, &events_room, e)
+                }),
             )
             .await
             .map_err(|e| SignalError::from_coded(&e))?;
@@ -253,6 +362,7 @@ impl Rooms {
             tx,
             summary: summary.clone(),
             media: media.clone(),
+            architecture,
             serial,
         };
         {
@@ -277,6 +387,15 @@ impl Rooms {
             summary,
         );
         self.shared.shutdown.spawn(task.run(rx));
+        self.shared.emit(
+            &id,
+            RoomEventKind::RoomStarted {
+                name: r.name.to_owned(),
+                architecture,
+                mode,
+                owner: owner.id().to_owned(),
+            },
+        );
         tracing::info!(room = id, owner = owner.id(), %architecture, "room created");
         Ok((id, entry))
     }
@@ -327,6 +446,7 @@ impl SignalHandler for Rooms {
             signals::ROOM_MODE,
             signals::ROOM_PRESENTER,
             signals::ROOM_FLOOR,
+            signals::ROOM_MUTE,
             signals::LIVE_START,
             signals::LIVE_STOP,
             signals::LIVE_LIST,
@@ -388,15 +508,7 @@ impl SignalHandler for Rooms {
                 lives.sort_by(|a, b| a["roomId"].as_str().cmp(&b["roomId"].as_str()));
                 Ok(Reply::Body(json!({ "lives": lives })))
             }
-            signals::ROOM_LIST => {
-                let map = self.shared.map.lock().expect("rooms lock");
-                let mut rooms: Vec<Value> = map
-                    .values()
-                    .map(|e| e.summary.lock().expect("summary lock").clone())
-                    .collect();
-                rooms.sort_by(|a, b| a["roomId"].as_str().cmp(&b["roomId"].as_str()));
-                Ok(Reply::Body(json!({ "rooms": rooms })))
-            }
+            signals::ROOM_LIST => Ok(Reply::Body(json!({ "rooms": self.summaries() }))),
             signals::ROOM_ENTER => {
                 let id = required_str(body, "roomId")?.to_owned();
                 check_name("roomId", &id)?;

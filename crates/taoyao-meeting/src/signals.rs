@@ -15,6 +15,9 @@ pub const ROOM_BROADCAST: &str = "room::broadcast";
 pub const ROOM_MODE: &str = "room::mode";
 pub const ROOM_PRESENTER: &str = "room::presenter";
 pub const ROOM_FLOOR: &str = "room::floor";
+/// A manager (owner, admin) mutes or unmutes a member's audio / video on the server; also the
+/// notification that tells the room.
+pub const ROOM_MUTE: &str = "room::mute";
 
 pub const LIVE_START: &str = "live::start";
 pub const LIVE_STOP: &str = "live::stop";

@@ -19,12 +19,13 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use taoyao_boot::{IdGenerator, Shutdown};
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Credentials, Identity};
 use crate::builtin::ClientSignals;
-use crate::client::ClientHandle;
+use crate::client::{ClientHandle, ClientInfo, ClientType, Connection};
 use crate::config::{AuthConfig, SignalConfig};
 use crate::envelope::Message;
 use crate::error::SignalError;
+use crate::observe::SignalObserver;
 
 /// The WebSocket path of the signaling endpoint.
 pub const WEBSOCKET_PATH: &str = "/websocket.signal";
@@ -39,11 +40,14 @@ pub struct Request {
 impl Request {
     /// Answers the request with success (for handlers that return [`Reply::Deferred`]).
     pub fn reply(&self, body: Value) -> bool {
+        self.hub
+            .observe(self.message.signal(), taoyao_boot::Code::Success);
         self.client.send(&self.message.reply(body))
     }
 
     /// Answers the request with an error (for handlers that return [`Reply::Deferred`]).
     pub fn reply_error(&self, err: &SignalError) -> bool {
+        self.hub.observe(self.message.signal(), err.code);
         self.client
             .send(&self.message.reply_error(err.code, err.message.clone()))
     }
@@ -91,6 +95,7 @@ pub(crate) struct HubInner {
     handlers: HashMap<&'static str, Arc<dyn SignalHandler>>,
     lifecycle: Vec<Arc<dyn SignalHandler>>,
     pub(crate) client_config: Value,
+    observer: Option<Arc<dyn SignalObserver>>,
     next_conn: AtomicU64,
     pub(crate) open_connections: AtomicUsize,
 }
@@ -109,6 +114,7 @@ pub struct SignalHubBuilder {
     ids: Arc<IdGenerator>,
     handlers: Vec<Arc<dyn SignalHandler>>,
     client_config: serde_json::Map<String, Value>,
+    observer: Option<Arc<dyn SignalObserver>>,
 }
 
 /// Two handlers claimed the same signal.
@@ -126,6 +132,12 @@ impl SignalHubBuilder {
     /// Adds a handler for a signal group.
     pub fn handler(mut self, h: Arc<dyn SignalHandler>) -> Self {
         self.handlers.push(h);
+        self
+    }
+
+    /// Reports handled signals and refusals to `o` (e.g. the server's metrics).
+    pub fn observer(mut self, o: Arc<dyn SignalObserver>) -> Self {
+        self.observer = Some(o);
         self
     }
 
@@ -167,6 +179,7 @@ impl SignalHubBuilder {
                 handlers,
                 lifecycle: all,
                 client_config: Value::Object(client_config),
+                observer: self.observer,
                 next_conn: AtomicU64::new(1),
                 open_connections: AtomicUsize::new(0),
             }),
@@ -183,6 +196,7 @@ impl SignalHub {
             ids: Arc::new(IdGenerator::new()),
             handlers: Vec::new(),
             client_config: serde_json::Map::new(),
+            observer: None,
         }
     }
 
@@ -205,6 +219,9 @@ impl SignalHub {
         let open = self.inner.open_connections.load(Ordering::Relaxed);
         if open >= self.inner.config.max_connections {
             tracing::warn!(open, "refusing a WebSocket: signal.max_connections reached");
+            if let Some(o) = &self.inner.observer {
+                o.connection_refused();
+            }
             return (
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "too many connections",
@@ -229,6 +246,127 @@ impl SignalHub {
 
     pub fn config(&self) -> &SignalConfig {
         &self.inner.config
+    }
+
+    /// Reports an answered request to the observer, under the name in the handler table
+    /// (`"unknown"` for a name the hub does not handle, keeping the label set fixed).
+    pub(crate) fn observe(&self, signal: &str, code: taoyao_boot::Code) {
+        let Some(o) = &self.inner.observer else {
+            return;
+        };
+        let name = if signal == crate::signals::CLIENT_REGISTER {
+            crate::signals::CLIENT_REGISTER
+        } else {
+            self.inner
+                .handlers
+                .get_key_value(signal)
+                .map_or("unknown", |(k, _)| *k)
+        };
+        o.handled(name, code);
+    }
+
+    pub(crate) fn observe_rate_limited(&self) {
+        if let Some(o) = &self.inner.observer {
+            o.rate_limited();
+        }
+    }
+
+    /// Checks an access token exactly as `client::register` does (signature, expiry, one-time
+    /// `jti`), and nothing else: a password login or the open mode never yields an identity
+    /// here, so an HTTP API that accepts only this is closed when `auth.token_secret` is unset.
+    pub fn authenticate_token(&self, token: &str) -> Result<Identity, SignalError> {
+        self.inner.auth.authenticate(&Credentials {
+            client_id: None,
+            token: Some(token),
+            username: None,
+            password: None,
+        })
+    }
+
+    /// Handles one signal for a caller with no WebSocket (the admin REST API) as if `who` had
+    /// sent it over a connection: the same handler, rules and grant checks. The caller is not
+    /// put in the registry (it is never online, never a room member by connecting);
+    /// notifications a handler sends it are dropped. Returns the answer's body, or its error.
+    pub async fn call_as(
+        &self,
+        who: &Identity,
+        signal: &str,
+        body: Value,
+    ) -> Result<Value, SignalError> {
+        let Some(handler) = self.handler(signal).cloned() else {
+            let e = SignalError::new(
+                taoyao_boot::Code::UnsupportedSignal,
+                format!("unsupported signal {signal}"),
+            );
+            self.observe(signal, e.code);
+            return Err(e);
+        };
+        // A deferred answer arrives on this queue like on a WebSocket; notifications that share
+        // it are skipped while waiting (a queue that fills only drops further ones).
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let conn = Arc::new(Connection {
+            serial: self.next_connection(),
+            tx,
+            closed: tokio_util::sync::CancellationToken::new(),
+            close_frame: std::sync::Mutex::new(None),
+            pending: std::sync::Mutex::new(HashMap::new()),
+            ids: self.ids().clone(),
+            // Nobody could answer a server request sent to this caller: one fails at once.
+            max_pending: 0,
+        });
+        let info = ClientInfo {
+            client_id: who.client_id.clone(),
+            name: who.name.clone().unwrap_or_else(|| who.client_id.clone()),
+            client_type: ClientType::Other,
+            ip: "api".into(),
+            registered_at: crate::auth::now_s() * 1000,
+            username: None,
+            grants: who.grants.clone(),
+        };
+        let message = Message::new(self.ids().message_id(), signal, body);
+        let id = message.id();
+        let req = Request {
+            hub: self.clone(),
+            client: ClientHandle::new(info, conn),
+            message,
+        };
+        match handler.handle(req).await {
+            Ok(Reply::Body(b)) => {
+                self.observe(signal, taoyao_boot::Code::Success);
+                Ok(b)
+            }
+            Err(e) => {
+                self.observe(signal, e.code);
+                Err(e)
+            }
+            Ok(Reply::Deferred) => {
+                let wait = async {
+                    while let Some(text) = rx.recv().await {
+                        if let Ok(m) = Message::parse(text.as_str())
+                            && m.is_response()
+                            && m.id() == id
+                        {
+                            return Some(m);
+                        }
+                    }
+                    None
+                };
+                match tokio::time::timeout(self.request_timeout(), wait).await {
+                    Ok(Some(m)) => match m.code {
+                        Some(taoyao_boot::Code::Success) | None => Ok(m.body),
+                        Some(code) => Err(SignalError::new(
+                            code,
+                            m.message.unwrap_or_else(|| code.meaning().to_owned()),
+                        )),
+                    },
+                    Ok(None) => Err(SignalError::system(format!("{signal} gave no answer"))),
+                    Err(_) => Err(SignalError::timeout(format!(
+                        "{signal} did not answer within {} ms",
+                        self.request_timeout().as_millis()
+                    ))),
+                }
+            }
+        }
     }
 
     pub fn ids(&self) -> &Arc<IdGenerator> {

@@ -13,12 +13,13 @@ pub mod envelope;
 pub mod error;
 pub mod fields;
 pub mod hub;
+pub mod observe;
 pub mod signals;
 
 mod builtin;
 mod session;
 
-pub use auth::{Authenticator, Claims, Grants, issue_token};
+pub use auth::{Authenticator, Claims, Grants, Identity, issue_token};
 pub use client::{ClientHandle, ClientInfo, ClientType};
 pub use config::{AuthConfig, SignalConfig, UserConfig};
 pub use envelope::{Message, PROTOCOL_VERSION, ParseError};
@@ -26,4 +27,5 @@ pub use error::SignalError;
 pub use hub::{
     DuplicateSignal, Reply, Request, SignalHandler, SignalHub, SignalHubBuilder, WEBSOCKET_PATH,
 };
+pub use observe::SignalObserver;
 pub use taoyao_boot::Code;

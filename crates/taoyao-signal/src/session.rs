@@ -253,6 +253,7 @@ impl Session {
             return true;
         }
         self.refused_in_a_row += 1;
+        self.hub.observe_rate_limited();
         let why = format!(
             "rate limited: more than {} messages per second (burst {})",
             self.hub.config().rate_per_sec,
@@ -301,8 +302,12 @@ impl Session {
             msg
         };
         if msg.signal() == signals::CLIENT_REGISTER {
-            if let Err(e) = self.register(&msg) {
-                self.send(&msg.reply_error(e.code, e.message));
+            match self.register(&msg) {
+                Ok(()) => self.hub.observe(signals::CLIENT_REGISTER, Code::Success),
+                Err(e) => {
+                    self.hub.observe(signals::CLIENT_REGISTER, e.code);
+                    self.send(&msg.reply_error(e.code, e.message));
+                }
             }
             return;
         }
@@ -314,6 +319,7 @@ impl Session {
             return;
         };
         let Some(handler) = self.hub.handler(msg.signal()).cloned() else {
+            self.hub.observe(msg.signal(), Code::UnsupportedSignal);
             let reply = msg.reply_error(
                 Code::UnsupportedSignal,
                 format!("unsupported signal {}", msg.signal()),
@@ -328,9 +334,16 @@ impl Session {
             message: msg,
         };
         match handler.handle(req).await {
-            Ok(Reply::Body(body)) => self.send(&original.reply(body)),
+            Ok(Reply::Body(body)) => {
+                self.hub.observe(original.signal(), Code::Success);
+                self.send(&original.reply(body))
+            }
+            // Request::reply / reply_error report these when they answer.
             Ok(Reply::Deferred) => {}
-            Err(e) => self.send(&original.reply_error(e.code, e.message)),
+            Err(e) => {
+                self.hub.observe(original.signal(), e.code);
+                self.send(&original.reply_error(e.code, e.message))
+            }
         }
     }
 

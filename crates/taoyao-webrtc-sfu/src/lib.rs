@@ -1014,12 +1014,21 @@ impl MediaRoom for SfuRoom {
             let st = self.shared.state.lock().expect("state lock");
             (
                 st.members.values().cloned().collect::<Vec<_>>(),
-                st.streams.len(),
+                st.streams.values().cloned().collect::<Vec<_>>(),
             )
         };
         let mut s = MediaRoomStats::default();
         s.members = members.len();
-        s.streams = streams;
+        s.streams = streams.len();
+        for stream in &streams {
+            s.packets_received += stream.forwarder.packets_in();
+            s.packets_forwarded += stream
+                .forwarder
+                .sinks()
+                .iter()
+                .map(|k| k.sent())
+                .sum::<u64>();
+        }
         s.negotiations = self.shared.negotiations.load(Ordering::Relaxed);
         for m in members {
             s.peer_connections += usize::from(m.publish.lock().await.is_some());

@@ -349,6 +349,11 @@ pub struct MediaRoomStats {
     pub streams: usize,
     /// Stream -> subscriber forwardings.
     pub subscriptions: usize,
+    /// RTP packets received on the streams published now, since each started (a stream that
+    /// ends takes its count with it: a level, not a running total).
+    pub packets_received: u64,
+    /// RTP packets sent to subscribers of the streams published now, likewise.
+    pub packets_forwarded: u64,
 }
 
 /// A stream the server holds (sfu, mcu), as the room lists it.

@@ -136,6 +136,148 @@ impl Browser {
     pub async fn close(mut self) {
         let _ = self.child.kill().await;
     }
+
+    /// Drives the page over Chromium's DevTools protocol: the browser runs with
+    /// `--remote-debugging-port=0` and writes the port it chose to `DevToolsActivePort` in
+    /// its profile; the page's target is found on `/json/list`.
+    pub async fn devtools(&self) -> DevTools {
+        let file = self._profile.path().join("DevToolsActivePort");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            if let Some(p) = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u16>().ok()))
+            {
+                break p;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromium wrote no DevToolsActivePort\n{}",
+                self.console()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let url = loop {
+            let targets: Vec<Value> =
+                match reqwest::get(format!("http://127.0.0.1:{port}/json/list")).await {
+                    Ok(r) => r.json().await.unwrap_or_default(),
+                    Err(_) => Vec::new(),
+                };
+            if let Some(u) = targets
+                .iter()
+                .find(|t| t["type"] == "page")
+                .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            {
+                break u.to_owned();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no page target");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("DevTools WebSocket");
+        DevTools { ws, next: 0 }
+    }
+}
+
+/// One page's DevTools session: evaluate script, click, type, as a person's input would.
+pub struct DevTools {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    next: u64,
+}
+
+impl DevTools {
+    /// Calls a DevTools method and returns its `result` (events in between are skipped).
+    pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        use futures_util::{SinkExt, StreamExt};
+        self.next += 1;
+        let id = self.next;
+        let msg = serde_json::json!({"id": id, "method": method, "params": params});
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::text(
+                msg.to_string(),
+            ))
+            .await
+            .expect("DevTools send");
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(20), self.ws.next())
+                .await
+                .expect("DevTools answers")
+                .expect("DevTools open")
+                .expect("DevTools frame");
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = frame {
+                let v: Value = serde_json::from_str(t.as_str()).expect("DevTools JSON");
+                if v["id"] == id {
+                    assert!(v["error"].is_null(), "{method}: {}", v["error"]);
+                    return v["result"].clone();
+                }
+            }
+        }
+    }
+
+    /// The value of a script expression in the page (promises awaited).
+    pub async fn eval(&mut self, expression: &str) -> Value {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                serde_json::json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await;
+        assert!(
+            r["exceptionDetails"].is_null(),
+            "{expression}: {}",
+            r["exceptionDetails"]
+        );
+        r["result"]["value"].clone()
+    }
+
+    /// Polls `expression` until it is true; panics naming `what` after `within`.
+    pub async fn wait_for(&mut self, expression: &str, what: &str, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.eval(expression).await != Value::Bool(true) {
+            let page = self
+                .eval("document.body ? document.body.innerText : ''")
+                .await;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; the page shows:\n{}",
+                page.as_str().unwrap_or("")
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A mouse click (press and release) at the middle of the element `selector` finds.
+    pub async fn click(&mut self, selector: &str) {
+        let sel = serde_json::to_string(selector).unwrap();
+        let at = self
+            .eval(&format!(
+                "(() => {{ const e = document.querySelector({sel}); if (!e) return null; \
+                 e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect(); \
+                 return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+            ))
+            .await;
+        let (x, y) = match at.as_array() {
+            Some(p) if p.len() == 2 => (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()),
+            _ => panic!("nothing to click at {selector}"),
+        };
+        for kind in ["mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                serde_json::json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+            )
+            .await;
+        }
+    }
+
+    /// Focuses `selector` (by clicking it) and types `text` into it.
+    pub async fn type_into(&mut self, selector: &str, text: &str) {
+        self.click(selector).await;
+        self.call("Input.insertText", serde_json::json!({"text": text}))
+            .await;
+    }
 }
 
 /// The reports `harness` receives from the page of `client_id` within `window`, in order.

@@ -28,6 +28,37 @@ pub fn with_admin(c: &mut Config) {
     });
 }
 
+/// The `auth.token_secret` that [`with_tokens`] sets (test-only, not a real secret).
+pub const TOKEN_SECRET: &str = "test-token-secret-test-token-secret-0123";
+
+/// Turns on access tokens (keeping the development password login for members).
+pub fn with_tokens(c: &mut Config) {
+    c.auth.token_secret = Some(TOKEN_SECRET.into());
+}
+
+/// An access token for `sub` signed with [`TOKEN_SECRET`], with or without the admin grant.
+pub fn token(sub: &str, admin: bool) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    taoyao_signal::issue_token(
+        TOKEN_SECRET,
+        &taoyao_signal::Claims {
+            sub: sub.into(),
+            name: None,
+            exp: now + 3600,
+            iat: Some(now),
+            jti: None,
+            grants: taoyao_signal::Grants {
+                admin,
+                ..Default::default()
+            },
+        },
+    )
+    .unwrap()
+}
+
 /// A response's code ("" when it has none).
 pub fn code(r: &Value) -> &str {
     r["code"].as_str().unwrap_or("")
@@ -130,6 +161,23 @@ impl TestServer {
         })
         .await;
         (dir, server)
+    }
+
+    /// A server serving https / wss with freshly generated development certificates (in the
+    /// returned `TempDir`; trust `DevCerts::ca_cert` to connect).
+    pub async fn tls_with(
+        tweak: impl FnOnce(&mut Config),
+    ) -> (tempfile::TempDir, taoyao_boot::tls::DevCerts, TestServer) {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = taoyao_boot::tls::generate_dev_certs(dir.path(), &[]).unwrap();
+        let (cert, key) = (certs.server_cert.clone(), certs.server_key.clone());
+        let server = TestServer::with(move |c| {
+            c.server.tls.cert = Some(cert);
+            c.server.tls.key = Some(key);
+            tweak(c);
+        })
+        .await;
+        (dir, certs, server)
     }
 
     /// A room's media counters: (members, streams, subscriptions, peer connections).

@@ -11,6 +11,7 @@ use taoyao_signal::{Reply, Request, SignalError};
 use taoyao_webrtc::{ArchitectureKind, RecordLimits, RecordRequest, RecordingInfo};
 
 use super::{RoomTask, actor, now_ms};
+use crate::events::RoomEventKind;
 use crate::rooms::RoomsShared;
 use crate::signals;
 
@@ -157,6 +158,15 @@ impl RoomTask {
                 .map_err(|e| SignalError::from_coded(&e))?;
             let note = json!({"roomId": self.id, "mix": true, "by": by, "file": file});
             self.tell_members(signals::RECORD_START, note.clone(), None);
+            self.shared.emit(
+                &self.id,
+                RoomEventKind::RecordingStarted {
+                    client_id: None,
+                    mix: true,
+                    file: Some(file),
+                    by: by.clone(),
+                },
+            );
             return Ok(Reply::Body(
                 json!({"roomId": self.id, "recordings": [note], "failed": []}),
             ));
@@ -174,6 +184,15 @@ impl RoomTask {
                         note["file"] = json!(f);
                     }
                     self.tell_members(signals::RECORD_START, note.clone(), None);
+                    self.shared.emit(
+                        &self.id,
+                        RoomEventKind::RecordingStarted {
+                            client_id: Some(target.clone()),
+                            mix: false,
+                            file,
+                            by: by.clone(),
+                        },
+                    );
                     started.push(note);
                 }
                 Err(e) if whole_room => failed.push(
