@@ -40,7 +40,7 @@ const enc = encodeURIComponent;
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
-    if (k.startsWith('data-')) e.setAttribute(k, v);
+    if (k.startsWith('data-') || k.startsWith('aria-')) e.setAttribute(k, v);
     else e[k] = v;
   }
   for (const c of children) e.append(c);
@@ -83,17 +83,19 @@ function renderRoom(room, status, files) {
     const streams = (status.streams ?? []).filter((s) => s.clientId === m.clientId)
       .map((s) => `${s.kind}${s.paused ? ' (paused)' : ''}`).join(', ') || '—';
     const who = { 'data-client': m.clientId };
+    // Each row's buttons say whose they are (screen readers, and the browser test's clicks).
+    const named = (label, kind) => ({ ...data(kind, who), 'aria-label': `${label} ${m.clientId}` });
     const mute = (kind, muted) => () =>
       api('POST', `/rooms/${enc(id)}/members/${enc(m.clientId)}/mute`, { kind, muted });
     const row = el('tr', { 'data-member': m.clientId, 'data-room': id },
       el('td', {}, `${m.name} (${m.clientId})${m.owner ? ' · owner' : ''}`),
       el('td', {}, streams),
       el('td', {},
-        actionButton('Expel', data('expel', who), () => api('DELETE', `/rooms/${enc(id)}/members/${enc(m.clientId)}`)),
-        actionButton('Mute audio', data('mute-audio', who), mute('audio', true)),
-        actionButton('Unmute audio', data('unmute-audio', who), mute('audio', false)),
-        actionButton('Mute video', data('mute-video', who), mute('video', true)),
-        actionButton('Unmute video', data('unmute-video', who), mute('video', false))));
+        actionButton('Expel', named('Expel', 'expel'), () => api('DELETE', `/rooms/${enc(id)}/members/${enc(m.clientId)}`)),
+        actionButton('Mute audio', named('Mute audio', 'mute-audio'), mute('audio', true)),
+        actionButton('Unmute audio', named('Unmute audio', 'unmute-audio'), mute('audio', false)),
+        actionButton('Mute video', named('Mute video', 'mute-video'), mute('video', true)),
+        actionButton('Unmute video', named('Unmute video', 'unmute-video'), mute('video', false))));
     table.append(row);
   }
   const list = el('ul', {});
