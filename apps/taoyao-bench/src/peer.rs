@@ -51,6 +51,9 @@ pub struct PeerOptions {
     /// The first RTP sequence number of the audio this peer sends (random when `None`, as a
     /// browser's): tests of a new track's sequence space choose it.
     pub audio_first_seq: Option<u16>,
+    /// Put this RFC 6464 audio level (dBov, 0 loudest .. 127 silent) on every audio packet,
+    /// as browsers do (offered as the `ssrc-audio-level` extension); `None`: no levels.
+    pub audio_level: Option<u8>,
 }
 
 impl Default for PeerOptions {
@@ -61,6 +64,7 @@ impl Default for PeerOptions {
             send_log: None,
             ice_check_interval: Duration::from_millis(50),
             audio_first_seq: None,
+            audio_level: None,
         }
     }
 }
@@ -475,6 +479,7 @@ pub struct ClientPeer {
     pub sent_packets: Arc<AtomicU64>,
     pub sent_bytes: Arc<AtomicU64>,
     audio_first_seq: Option<u16>,
+    audio_level: Option<u8>,
 }
 
 fn sample_track(kind: RtpCodecKind, ssrc: u32) -> anyhow::Result<Arc<TrackLocalStaticSample>> {
@@ -519,6 +524,16 @@ impl ClientPeer {
     pub async fn new(opts: &PeerOptions) -> anyhow::Result<ClientPeer> {
         let mut me = MediaEngine::default();
         me.register_default_codecs().map_err(|e| anyhow!("{e}"))?;
+        if opts.audio_level.is_some() {
+            me.register_header_extension(
+                rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                    uri: taoyao_webrtc::sdp_check::AUDIO_LEVEL_URI.into(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .map_err(|e| anyhow!("{e}"))?;
+        }
         let dropped = Arc::new(AtomicU64::new(0));
         let sent_packets = Arc::new(AtomicU64::new(0));
         let sent_bytes = Arc::new(AtomicU64::new(0));
@@ -588,6 +603,7 @@ impl ClientPeer {
             sent_packets,
             sent_bytes,
             audio_first_seq: opts.audio_first_seq,
+            audio_level: opts.audio_level,
         })
     }
 
@@ -750,6 +766,17 @@ impl ClientPeer {
             // Opus is one frame per packet: audio goes out as RTP written here, so its
             // sequence numbers can start where a test wants them.
             let mut audio_seq = self.audio_first_seq.unwrap_or_else(rand::random);
+            // The level extension as negotiated on this sender (V bit: voice when not silent).
+            let level_ext = self.audio_level.and_then(|level| {
+                let id = params
+                    .rtp_parameters
+                    .header_extensions
+                    .iter()
+                    .find(|e| e.uri == taoyao_webrtc::sdp_check::AUDIO_LEVEL_URI)?
+                    .id;
+                let byte = if level < 127 { 0x80 | level } else { 127 };
+                Some((u8::try_from(id).ok()?, Bytes::from(vec![byte])))
+            });
             let mut audio_ts = rand::random::<u32>();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
@@ -757,7 +784,7 @@ impl ClientPeer {
                 while !stop.load(Ordering::Relaxed) {
                     tick.tick().await;
                     if !video {
-                        let packet = rtc::rtp::packet::Packet {
+                        let mut packet = rtc::rtp::packet::Packet {
                             header: rtc::rtp::header::Header {
                                 version: 2,
                                 payload_type: pt,
@@ -768,6 +795,9 @@ impl ClientPeer {
                             },
                             payload: media.audio[i].clone(),
                         };
+                        if let Some((id, byte)) = &level_ext {
+                            let _ = packet.header.set_extension(*id, byte.clone());
+                        }
                         if track.write_rtp(packet).await.is_err() {
                             break;
                         }

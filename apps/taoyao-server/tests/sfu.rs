@@ -443,3 +443,51 @@ async fn wrong_input_gets_a_clear_code_and_disturbs_nothing() {
 fn taoyao_sdp() -> String {
     common::sdp("sendrecv")
 }
+
+/// sfu rooms tell who speaks as mcu rooms do (`media::audio::volume`), from the RFC 6464 levels
+/// publishers put on their audio: the member sending -20 dBov is the speaker, a silent one is
+/// not; paused, nobody speaks and the room is told once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_active_speaker_comes_from_the_levels_publishers_send() {
+    let server = TestServer::start().await;
+    let level = |l: u8| PeerOptions {
+        audio_level: Some(l),
+        ..PeerOptions::default()
+    };
+    let talker = member(&server, "talker", level(20)).await;
+    let quiet = member(&server, "quiet", level(127)).await;
+    let w = member(&server, "w", PeerOptions::default()).await;
+    for m in [&talker, &quiet, &w] {
+        enter(m, "levels", "all").await;
+    }
+    talker.publish(media(), false, true).await.unwrap();
+    quiet.publish(media(), false, true).await.unwrap();
+    let volume = |n: &Value, who: &str| {
+        n["body"]["volumes"]
+            .as_array()
+            .and_then(|v| v.iter().find(|x| x["clientId"] == who))
+            .map(|x| x["volume"].clone())
+    };
+    let told = w
+        .note(Duration::from_secs(5), |n| {
+            n["header"]["signal"] == "media::audio::volume"
+                && n["body"]["speaker"] == "talker"
+                && volume(n, "quiet").is_some()
+        })
+        .await
+        .expect("the room is told who speaks");
+    assert_eq!(volume(&told, "talker"), Some(json!(-20)), "{told}");
+    assert_eq!(volume(&told, "quiet"), Some(json!(-127)), "{told}");
+    assert_eq!(told["body"]["roomId"], "levels");
+
+    let r = talker
+        .request("media::pause", json!({"roomId": "levels", "kind": "audio"}))
+        .await
+        .unwrap();
+    assert_eq!(r["code"], "0000", "{r}");
+    w.note(Duration::from_secs(5), |n| {
+        n["header"]["signal"] == "media::audio::volume" && n["body"]["speaker"].is_null()
+    })
+    .await
+    .expect("a silent room is told once nobody speaks");
+}

@@ -50,20 +50,30 @@ impl<Id: Ord + Clone> LevelWindow<Id> {
     /// telling (anyone spoke, or it is the first silent window after speech).
     pub fn tick(&mut self, levels: &[(Id, u8)]) -> Option<LevelReport<Id>> {
         for (id, level) in levels {
-            let s = self.seen.entry(id.clone()).or_insert(Seen {
-                loudest: 127,
-                speaking_ticks: 0,
-            });
-            s.loudest = s.loudest.min(*level);
-            if *level < self.silence_dbov {
-                s.speaking_ticks += 1;
-            }
+            let speaking = u32::from(*level < self.silence_dbov);
+            self.record(id.clone(), *level, speaking);
         }
         self.ticks += 1;
         if self.ticks < self.ticks_per_report {
             return None;
         }
         self.ticks = 0;
+        self.report()
+    }
+
+    /// Adds what a member did over part of the window: its loudest level and how many 20 ms
+    /// frames it spoke in (the sfu counts the RFC 6464 levels its publishers send).
+    pub fn record(&mut self, id: Id, loudest: u8, speaking_ticks: u32) {
+        let s = self.seen.entry(id).or_insert(Seen {
+            loudest: 127,
+            speaking_ticks: 0,
+        });
+        s.loudest = s.loudest.min(loudest);
+        s.speaking_ticks += speaking_ticks;
+    }
+
+    /// Closes the window now: its report, when worth telling (as [`LevelWindow::tick`]).
+    pub fn report(&mut self) -> Option<LevelReport<Id>> {
         let seen = std::mem::take(&mut self.seen);
         let speaker = seen
             .iter()
@@ -85,6 +95,11 @@ impl<Id: Ord + Clone> LevelWindow<Id> {
             levels: seen.into_iter().map(|(id, s)| (id, s.loudest)).collect(),
             speaker,
         })
+    }
+
+    /// Levels quieter than this (numerically larger) are not speaking.
+    pub fn silence_dbov(&self) -> u8 {
+        self.silence_dbov
     }
 }
 

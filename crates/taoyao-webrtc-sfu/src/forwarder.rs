@@ -9,7 +9,7 @@
 //! keyframe; the forwarder asks the publisher for one (PLI), at most once per configured interval.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -115,6 +115,50 @@ impl Sink {
     }
 }
 
+/// A stream's RFC 6464 audio levels since they were last read: the loudest (dBov, 0 loudest ..
+/// 127 silent) and how many packets (20 ms frames) were louder than the silence threshold.
+/// Written by the forwarder per packet, read by the room's level reports; atomics, no lock.
+#[derive(Debug)]
+pub struct LevelMeter {
+    loudest: AtomicU8,
+    speaking: AtomicU32,
+    silence_dbov: u8,
+}
+
+impl LevelMeter {
+    pub fn new(silence_dbov: u8) -> Self {
+        LevelMeter {
+            loudest: AtomicU8::new(127),
+            speaking: AtomicU32::new(0),
+            silence_dbov,
+        }
+    }
+
+    /// One packet's level (its extension byte: V bit and level).
+    pub fn observe(&self, byte: u8) {
+        let level = byte & 0x7f;
+        self.loudest.fetch_min(level, Ordering::Relaxed);
+        if level < self.silence_dbov {
+            self.speaking.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The loudest level and the speaking packets since the last call, and starts anew.
+    pub fn take(&self) -> (u8, u32) {
+        (
+            self.loudest.swap(127, Ordering::Relaxed),
+            self.speaking.swap(0, Ordering::Relaxed),
+        )
+    }
+}
+
+/// Where an audio stream's levels go: the extension id its publisher's offer mapped RFC 6464
+/// to, and the meter.
+pub struct AudioLevel {
+    pub ext_id: u8,
+    pub meter: Arc<LevelMeter>,
+}
+
 struct Inner {
     stream: String,
     kind: MediaKind,
@@ -134,6 +178,8 @@ struct Inner {
     stop: CancellationToken,
     /// Recordings of this stream.
     taps: Taps,
+    /// Audio: the levels the publisher sends (RFC 6464), when it offered them.
+    level: Option<AudioLevel>,
 }
 
 /// Handle to a running forwarder; clones share it. It stops when its publisher's track ends
@@ -153,6 +199,7 @@ impl Forwarder {
         track: Arc<dyn TrackRemote>,
         keyframe_interval: Duration,
         tasks: Arc<AtomicUsize>,
+        level: Option<AudioLevel>,
     ) -> Forwarder {
         let inner = Arc::new(Inner {
             stream: stream.into(),
@@ -168,6 +215,7 @@ impl Forwarder {
             packets_in: AtomicU64::new(0),
             stop: CancellationToken::new(),
             taps: Taps::default(),
+            level,
         });
         let f = Forwarder { inner, tasks };
         let run = f.clone();
@@ -378,6 +426,13 @@ impl Forwarder {
             return;
         }
         self.inner.taps.offer(self.inner.kind, &p);
+        if let Some(l) = &self.inner.level
+            && let Some(ext) = p.header.get_extension(l.ext_id)
+            && let Some(byte) = ext.first()
+        {
+            // Heard only while forwarded: a paused or gated member is silent to the others.
+            l.meter.observe(*byte);
+        }
         let key = match self.inner.codec {
             Some(codec) if self.inner.waiting.load(Ordering::Relaxed) > 0 => {
                 is_keyframe(codec, &p.payload)

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::forwarder::{Forwarder, Sink};
+use crate::forwarder::{AudioLevel, Forwarder, LevelMeter, Sink};
 use crate::peer::{OnState, OnTrack, Peer, PeerEvents, PeerFactory, codec_for};
 use crate::recorder::{Recording, Taps};
 use async_trait::async_trait;
@@ -29,6 +29,7 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
+use taoyao_media::levels::LevelWindow;
 use taoyao_media::record::Tracks;
 use taoyao_webrtc::{
     ArchitectureKind, JoinOptions, MediaArchitecture, MediaError, MediaEvent, MediaEvents,
@@ -102,34 +103,89 @@ impl MediaArchitecture for Sfu {
         room: &str,
         events: MediaEvents,
     ) -> Result<Arc<dyn MediaRoom>, MediaError> {
-        Ok(Arc::new(SfuRoom {
-            shared: Arc::new(Shared {
-                room: room.to_owned(),
-                factory: self.factory.clone(),
-                events: events.clone(),
-                tasks: self.tasks.clone(),
-                keyframe_interval: Duration::from_millis(
-                    self.factory.config().keyframe_request_interval_ms,
-                ),
-                state: Mutex::new(State::default()),
-                negotiations: AtomicU64::new(0),
-                kind: self.kind,
-                mixer: (self.kind == ArchitectureKind::Mcu).then(|| {
-                    let cfg = self.factory.config();
-                    mixing::spawn(
-                        room.to_owned(),
-                        self.tasks.clone(),
-                        mixing::MixSettings {
-                            max_speakers: cfg.mcu_max_speakers,
-                            level_interval: Duration::from_millis(cfg.audio_level_interval_ms),
-                        },
-                        events.clone(),
-                    )
-                }),
+        let shared = Arc::new(Shared {
+            room: room.to_owned(),
+            factory: self.factory.clone(),
+            events: events.clone(),
+            tasks: self.tasks.clone(),
+            keyframe_interval: Duration::from_millis(
+                self.factory.config().keyframe_request_interval_ms,
+            ),
+            state: Mutex::new(State::default()),
+            negotiations: AtomicU64::new(0),
+            kind: self.kind,
+            mixer: (self.kind == ArchitectureKind::Mcu).then(|| {
+                let cfg = self.factory.config();
+                mixing::spawn(
+                    room.to_owned(),
+                    self.tasks.clone(),
+                    mixing::MixSettings {
+                        max_speakers: cfg.mcu_max_speakers,
+                        level_interval: Duration::from_millis(cfg.audio_level_interval_ms),
+                    },
+                    events.clone(),
+                )
             }),
-        }))
+            stop: tokio_util::sync::CancellationToken::new(),
+        });
+        let interval = self.factory.config().audio_level_interval_ms;
+        if self.kind == ArchitectureKind::Sfu && interval > 0 {
+            // mcu rooms report levels from the mixer; sfu rooms from what publishers send.
+            spawn_level_reports(&shared, Duration::from_millis(interval));
+        }
+        Ok(Arc::new(SfuRoom { shared }))
     }
 }
+
+/// Every `interval`, tells each member of an sfu room the room's audio levels and active
+/// speaker (as the mcu's mixer does), from the RFC 6464 levels publishers put on their audio;
+/// a silent interval once, then nothing until someone speaks again. Ends when the room closes.
+fn spawn_level_reports(shared: &Arc<Shared>, interval: Duration) {
+    let weak = Arc::downgrade(shared);
+    let stop = shared.stop.clone();
+    let count = crate::forwarder::TaskCount::start(&shared.tasks);
+    let mut window = LevelWindow::<String>::new(1, SILENCE_DBOV);
+    tokio::spawn(async move {
+        let _count = count;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let Some(shared) = weak.upgrade() else { break };
+            let (meters, members): (Vec<(String, Arc<LevelMeter>)>, Vec<String>) = {
+                let st = shared.state.lock().expect("state lock");
+                (
+                    st.streams
+                        .values()
+                        .filter_map(|s| Some((s.owner.clone(), s.level.clone()?)))
+                        .collect(),
+                    st.members.keys().cloned().collect(),
+                )
+            };
+            for (owner, meter) in meters {
+                let (loudest, speaking) = meter.take();
+                window.record(owner, loudest, speaking);
+            }
+            let Some(report) = window.report() else {
+                continue;
+            };
+            let levels = Arc::new(report.levels);
+            for to in members {
+                shared.events.emit(MediaEvent::AudioLevels {
+                    to,
+                    levels: levels.clone(),
+                    speaker: report.speaker.clone(),
+                });
+            }
+        }
+    });
+}
+
+/// Louder than this (RFC 6464 dBov, smaller is louder) is speaking, as in the mcu's mixer.
+const SILENCE_DBOV: u8 = 80;
 
 /// A published stream.
 struct Stream {
@@ -137,6 +193,8 @@ struct Stream {
     owner: String,
     kind: MediaKind,
     forwarder: Forwarder,
+    /// sfu audio whose publisher sends RFC 6464 levels.
+    level: Option<Arc<LevelMeter>>,
 }
 
 impl Stream {
@@ -235,6 +293,8 @@ struct Shared {
     kind: ArchitectureKind,
     /// mcu rooms: the room's audio mixer.
     mixer: Option<tokio::sync::mpsc::UnboundedSender<MixCmd>>,
+    /// Cancelled when the room closes (ends the level reports).
+    stop: tokio_util::sync::CancellationToken,
 }
 
 struct SfuRoom {
@@ -379,18 +439,35 @@ impl Shared {
                 "audio"
             }
         );
+        // sfu audio: the levels its publisher offered to send feed the room's active speaker.
+        let ext_id = match kind {
+            MediaKind::Audio => owner
+                .publish
+                .lock()
+                .await
+                .as_ref()
+                .and_then(|p| p.audio_level_id()),
+            MediaKind::Video => None,
+        };
+        let level = ext_id.map(|ext_id| AudioLevel {
+            ext_id,
+            meter: Arc::new(LevelMeter::new(SILENCE_DBOV)),
+        });
+        let meter = level.as_ref().map(|l| l.meter.clone());
         let forwarder = Forwarder::spawn(
             id.clone(),
             kind,
             track,
             self.keyframe_interval,
             self.tasks.clone(),
+            level,
         );
         let stream = Arc::new(Stream {
             id: id.clone(),
             owner: owner.id.clone(),
             kind,
             forwarder,
+            level: meter,
         });
         {
             let mut st = self.state.lock().expect("state lock");
@@ -1186,6 +1263,7 @@ impl MediaRoom for SfuRoom {
     }
 
     async fn close(&self) {
+        self.shared.stop.cancel();
         // The mix file is finalized before the members (and the mixer) go.
         let _ = self.mix_record_stop().await;
         for m in self.shared.member_ids() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use tokio::sync::watch;
 use webrtc::media_stream::track_remote::TrackRemote;
@@ -100,6 +100,15 @@ fn media_engine() -> Result<MediaEngine, MediaError> {
             payload_type: OPUS_PT,
         },
         RtpCodecKind::Audio,
+    )
+    .map_err(internal)?;
+    // Publishers' audio levels (RFC 6464): the sfu's active speaker comes from them.
+    me.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: sdp_check::AUDIO_LEVEL_URI.into(),
+        },
+        RtpCodecKind::Audio,
+        None,
     )
     .map_err(internal)?;
     Ok(me)
@@ -254,6 +263,7 @@ impl PeerFactory {
                         gathered,
                         state: state.clone(),
                         remote: std::sync::Mutex::new(None),
+                        audio_level_id: std::sync::atomic::AtomicU8::new(0),
                         bind_ip: self.cfg.bind_ip,
                         announced_ip: self.cfg.announced_ip,
                         gather_timeout: Duration::from_millis(self.cfg.gather_timeout_ms),
@@ -278,6 +288,8 @@ pub struct Peer {
     state: watch::Receiver<RTCPeerConnectionState>,
     /// Which client connection the applied remote description came from.
     remote: std::sync::Mutex<Option<SdpIdentity>>,
+    /// The id the client's offer gave the RFC 6464 audio level extension (0: none).
+    audio_level_id: std::sync::atomic::AtomicU8,
     bind_ip: IpAddr,
     announced_ip: Option<IpAddr>,
     gather_timeout: Duration,
@@ -289,6 +301,7 @@ impl Peer {
     /// Applies a remote offer and returns the answer SDP (with the server's candidates).
     pub async fn answer(&self, offer_sdp: String) -> Result<String, MediaError> {
         let offer_sdp_identity = sdp_check::identity(&offer_sdp).ok();
+        let level_id = sdp_check::extmap_id(&offer_sdp, "audio", sdp_check::AUDIO_LEVEL_URI);
         let offer = RTCSessionDescription::offer(offer_sdp)
             .map_err(|e| MediaError::BadRequest(format!("bad offer: {e}")))?;
         self.pc
@@ -296,6 +309,8 @@ impl Peer {
             .await
             .map_err(|e| MediaError::BadRequest(format!("offer not accepted: {e}")))?;
         self.remember_remote(&offer_sdp_identity);
+        self.audio_level_id
+            .store(level_id.unwrap_or(0), Ordering::Relaxed);
         let answer = self.pc.create_answer(None).await.map_err(internal)?;
         self.pc
             .set_local_description(answer)
@@ -325,6 +340,11 @@ impl Peer {
             .map_err(|e| MediaError::BadRequest(format!("answer not accepted: {e}")))?;
         self.remember_remote(&identity);
         Ok(())
+    }
+
+    /// The header extension id of the audio levels the client sends, if it offered them.
+    pub fn audio_level_id(&self) -> Option<u8> {
+        Some(self.audio_level_id.load(Ordering::Relaxed)).filter(|id| *id != 0)
     }
 
     fn remember_remote(&self, identity: &Option<SdpIdentity>) {

@@ -40,7 +40,7 @@ pub struct WebrtcConfig {
     pub gather_timeout_ms: u64,
     /// mcu rooms: at most this many of the loudest speakers are mixed at once.
     pub mcu_max_speakers: usize,
-    /// mcu rooms: members are told the room's audio levels and active speaker
+    /// sfu and mcu rooms: members are told the room's audio levels and active speaker
     /// (`media::audio::volume`) this often while anyone speaks; 0 turns it off.
     pub audio_level_interval_ms: u64,
     /// After a subscribe connection is connected, forwarding to it starts this much later: the

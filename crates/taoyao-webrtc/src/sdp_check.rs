@@ -77,6 +77,27 @@ pub fn identity(sdp: &str) -> Result<SdpIdentity, MediaError> {
     })
 }
 
+/// RFC 6464: the sender's audio level, in a one-byte header extension.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// The id an SDP maps the header extension `uri` to (`a=extmap:<id>[/<direction>] <uri>`), in
+/// its first media section of `kind` that maps it.
+pub fn extmap_id(sdp: &str, kind: &str, uri: &str) -> Option<u8> {
+    let desc = sdp::SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())).ok()?;
+    desc.media_descriptions
+        .iter()
+        .filter(|m| m.media_name.media == kind)
+        .flat_map(|m| m.attributes.iter())
+        .filter(|a| a.key == "extmap")
+        .find_map(|a| {
+            let v = a.value.as_deref()?;
+            let (id, rest) = v.split_once(' ')?;
+            (rest.split_whitespace().next() == Some(uri))
+                .then(|| id.split('/').next()?.parse().ok())
+                .flatten()
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +144,18 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn extmap_ids_by_kind_and_uri() {
+        let s = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=extmap:3 urn:x:other\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=extmap:4 urn:x:other\r\n\
+            a=extmap:1/sendonly urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n";
+        assert_eq!(extmap_id(s, "audio", AUDIO_LEVEL_URI), Some(1));
+        assert_eq!(extmap_id(s, "video", AUDIO_LEVEL_URI), None);
+        assert_eq!(extmap_id(s, "video", "urn:x:other"), Some(3));
+        assert_eq!(extmap_id("garbage", "audio", AUDIO_LEVEL_URI), None);
     }
 
     #[test]
