@@ -157,6 +157,10 @@ struct Conn {
     tracks: FxHashMap<String, Inbound>,
     /// Remote addresses routed to this connection (to clean the address map on close).
     addrs: Vec<SocketAddr>,
+    state: RTCPeerConnectionState,
+    /// Tracks this connection subscribes to (it is a sink of each): asked for a keyframe when
+    /// it connects.
+    sources: Vec<TrackRef>,
 }
 
 /// Many peer connections sharing one local address; see the module docs.
@@ -261,6 +265,8 @@ impl Shard {
                 scheduled: None,
                 tracks: FxHashMap::default(),
                 addrs: Vec::new(),
+                state: RTCPeerConnectionState::New,
+                sources: Vec::new(),
             },
         );
         Ok(id)
@@ -375,6 +381,8 @@ impl Shard {
             .local_description()
             .ok_or(EngineError::Rtc("no local description".into()))?
             .sdp;
+        conn.sources
+            .extend(added.iter().map(|(src, _, _)| src.clone()));
         for (src, sender, ssrc) in added {
             if let Some(inbound) = self
                 .conns
@@ -388,9 +396,9 @@ impl Shard {
                     pt: None,
                 });
             }
-            // A subscriber joining mid-stream needs a keyframe to start decoding.
-            self.request_keyframe(now, &src);
         }
+        // The keyframe a subscriber joining mid-stream needs is asked for when it connects
+        // (before that, SRTP on the sink is not up and the keyframe would be lost).
         self.touch(now, sink);
         Ok(sdp)
     }
@@ -416,6 +424,12 @@ impl Shard {
 
     /// Asks the publisher of `src` for a keyframe (PLI).
     pub fn request_keyframe(&mut self, now: Instant, src: &TrackRef) {
+        self.pli(now, src);
+        self.touch(now, src.conn);
+    }
+
+    /// Writes a PLI for `src` and marks its connection for draining.
+    fn pli(&mut self, now: Instant, src: &TrackRef) {
         let Some(conn) = self.conns.get_mut(&src.conn) else {
             return;
         };
@@ -437,7 +451,9 @@ impl Shard {
                 }
             }
         }
-        self.touch(now, src.conn);
+        if !self.dirty.contains(&src.conn) {
+            self.dirty.push(src.conn);
+        }
     }
 
     /// Closes a connection: tells the peer, drops its routes and every forwarding leg to or
@@ -469,6 +485,7 @@ impl Shard {
             for t in conn.tracks.values_mut() {
                 t.sinks.retain(|s| s.conn != id);
             }
+            conn.sources.retain(|s| s.conn != id);
         }
     }
 
@@ -652,9 +669,13 @@ impl Shard {
                 payload: w.message,
             });
         }
+        let mut connected = false;
         while let Some(ev) = conn.pc.poll_event() {
             match ev {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                    connected |= state == RTCPeerConnectionState::Connected
+                        && conn.state != RTCPeerConnectionState::Connected;
+                    conn.state = state;
                     self.events.push_back(Event::State { conn: id, state });
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
@@ -698,6 +719,12 @@ impl Shard {
             // RTCP from subscribers (PLI, NACK) is handled by rtc's interceptors today; relaying
             // keyframe requests to the publisher is forwarder work still to come.
         }
+        if connected {
+            // A sink is up: its publishers' next keyframe lets it start decoding.
+            for src in conn.sources.clone() {
+                self.pli(now, &src);
+            }
+        }
         for (track, pkt) in packets {
             self.stats.rtp_in += 1;
             if rtp_events {
@@ -730,6 +757,11 @@ impl Shard {
             let Some(conn) = self.conns.get_mut(&sink.conn) else {
                 continue;
             };
+            // Until the sink is connected SRTP is not keyed and its negotiated payload types may
+            // not be final: skip it (today's sfu attaches sinks on connect for the same reason).
+            if conn.state != RTCPeerConnectionState::Connected {
+                continue;
+            }
             let pt = match sink.pt {
                 Some(pt) => pt,
                 None => {

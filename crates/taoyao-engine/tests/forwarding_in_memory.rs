@@ -64,4 +64,6 @@ fn publisher_rtp_reaches_every_subscriber_through_the_shard() {
         .count() as u64;
     assert_eq!(rtp_events, sent);
     assert_eq!(stats.unroutable, 0);
+    // Sinks are written to only once connected, so rtc refused no copy.
+    assert_eq!(stats.forward_errors, 0);
 }

@@ -165,6 +165,15 @@ async fn bench_peers_publish_and_subscribe_through_one_shard_port() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // Each subscriber's connect asked the publisher for a keyframe (PLI through the shard).
+    assert!(
+        publisher
+            .keyframe_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1,
+        "no keyframe request reached the publisher"
+    );
+
     // Four server connections, one server socket: every UDP socket the process opened since
     // the shard started belongs to a client (its port is in a client's SDP).
     let client_ports: HashSet<u16> = client_sdps
