@@ -700,12 +700,12 @@ impl Shard {
                         kind,
                     });
                 }
-                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track)) => {
-                    if conn.tracks.remove(&track).is_some() {
-                        self.events.push_back(Event::TrackClosed {
-                            track: TrackRef { conn: id, track },
-                        });
-                    }
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track))
+                    if conn.tracks.remove(&track).is_some() =>
+                {
+                    self.events.push_back(Event::TrackClosed {
+                        track: TrackRef { conn: id, track },
+                    });
                 }
                 _ => {}
             }
@@ -832,5 +832,81 @@ fn opus() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
         clock_rate: 48000,
         channels: 2,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::stun::message::{BINDING_REQUEST, TransactionId};
+    use rtc::stun::textattrs::Username;
+
+    fn shard() -> Shard {
+        Shard::new(ShardConfig::new("10.0.0.1:4000".parse().unwrap()))
+    }
+
+    fn check(username: &str) -> BytesMut {
+        let mut m = StunMessage::new();
+        m.build(&[
+            Box::new(BINDING_REQUEST),
+            Box::new(TransactionId::new()),
+            Box::new(Username::new(ATTR_USERNAME, username.to_owned())),
+        ])
+        .unwrap();
+        BytesMut::from(&m.raw[..])
+    }
+
+    #[test]
+    fn datagrams_from_unknown_addresses_need_a_known_ufrag() {
+        let mut s = shard();
+        let now = Instant::now();
+        let id = s.open_connection(now).unwrap();
+        let (local, from) = (s.cfg.announced, "10.0.9.9:999".parse().unwrap());
+        // Not STUN (DTLS / RTP from an address nobody checked from): dropped.
+        s.handle_datagram(now, local, from, BytesMut::from(&[22u8, 254, 253, 0][..]));
+        // STUN for a ufrag no connection has: dropped.
+        s.handle_datagram(now, local, from, check("nobody:client"));
+        assert_eq!(s.stats().unroutable, 2);
+        // STUN for this connection's ufrag, before its remote description: kept, not routed.
+        let ufrag = s.conns[&id].ufrag.clone();
+        s.handle_datagram(now, local, from, check(&format!("{ufrag}:client")));
+        assert_eq!(s.stats().unroutable, 2);
+        assert_eq!(s.stats().early_checks_kept, 1);
+        assert!(s.by_addr.is_empty());
+    }
+
+    #[test]
+    fn early_checks_are_bounded_per_connection() {
+        let mut s = shard();
+        s.cfg.early_checks = 3;
+        let now = Instant::now();
+        let id = s.open_connection(now).unwrap();
+        let ufrag = s.conns[&id].ufrag.clone();
+        for i in 0..10u16 {
+            let from = SocketAddr::from(([10, 0, 9, 9], 1000 + i));
+            s.handle_datagram(now, s.cfg.announced, from, check(&format!("{ufrag}:c")));
+        }
+        assert_eq!(s.conns[&id].early.len(), 3);
+        assert_eq!(s.stats().early_checks_kept, 3);
+    }
+
+    #[test]
+    fn closing_drops_routes() {
+        let mut s = shard();
+        let now = Instant::now();
+        let id = s.open_connection(now).unwrap();
+        let ufrag = s.conns[&id].ufrag.clone();
+        s.close(now, id).unwrap();
+        assert_eq!(s.connection_count(), 0);
+        assert!(!s.by_ufrag.contains_key(&ufrag));
+        assert!(matches!(
+            s.close(now, id),
+            Err(EngineError::NoConnection(_))
+        ));
+        assert_eq!(
+            s.next_timeout(),
+            None,
+            "a closed connection's timer entries are stale"
+        );
     }
 }

@@ -279,13 +279,13 @@ impl Net {
                     let out: Vec<_> = std::iter::from_fn(|| self.shard.poll_transmit()).collect();
                     self.shard_time += t0.elapsed();
                     for t in out {
-                        self.to_client(t);
+                        self.deliver_to_client(t);
                     }
                 }
             }
             while let Some(t) = self.shard.poll_transmit() {
                 moved = true;
-                self.to_client(t);
+                self.deliver_to_client(t);
             }
             if !moved {
                 return;
@@ -293,7 +293,7 @@ impl Net {
         }
     }
 
-    fn to_client(&mut self, t: taoyao_engine::Transmit) {
+    fn deliver_to_client(&mut self, t: taoyao_engine::Transmit) {
         let i = self.client_index(t.remote);
         if let Some(i) = i {
             self.clients[i].handle(self.now, t.local, t.payload);
