@@ -158,6 +158,8 @@ struct Conn {
     /// Remote addresses routed to this connection (to clean the address map on close).
     addrs: Vec<SocketAddr>,
     state: RTCPeerConnectionState,
+    /// In `Shard::dirty` already (a flag, not a search: a packet to N sinks queues N).
+    queued: bool,
     /// Tracks this connection subscribes to (it is a sink of each): asked for a keyframe when
     /// it connects.
     sources: Vec<TrackRef>,
@@ -266,6 +268,7 @@ impl Shard {
                 tracks: FxHashMap::default(),
                 addrs: Vec::new(),
                 state: RTCPeerConnectionState::New,
+                queued: false,
                 sources: Vec::new(),
             },
         );
@@ -451,7 +454,8 @@ impl Shard {
                 }
             }
         }
-        if !self.dirty.contains(&src.conn) {
+        if !conn.queued {
+            conn.queued = true;
             self.dirty.push(src.conn);
         }
     }
@@ -630,8 +634,16 @@ impl Shard {
     /// After any call into a connection: drain its output (and that of every sink a forwarded
     /// packet was written to), then reschedule their timers.
     fn touch(&mut self, now: Instant, id: ConnId) {
-        self.dirty.push(id);
+        if let Some(c) = self.conns.get_mut(&id)
+            && !c.queued
+        {
+            c.queued = true;
+            self.dirty.push(id);
+        }
         while let Some(id) = self.dirty.pop() {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.queued = false;
+            }
             self.drain_conn(now, id);
             self.reschedule(id);
         }
@@ -784,7 +796,8 @@ impl Shard {
             match sender.write_rtp(now, copy) {
                 Ok(()) => {
                     self.stats.rtp_forwarded += 1;
-                    if !self.dirty.contains(&sink.conn) {
+                    if !conn.queued {
+                        conn.queued = true;
                         self.dirty.push(sink.conn);
                     }
                 }
