@@ -2,7 +2,9 @@
 //! peers on both ends (the harness of the in-memory tests). Prints forwarded packets/s of shard
 //! time and microseconds of shard time per forwarded copy: the time spent inside the shard's own
 //! calls (demux, rtc receive + decrypt once, N rtc sends + encrypts, timers), measured around
-//! them; the clients' work is excluded. Single-threaded, so shard time is CPU time.
+//! them with the wall clock; the clients' work is excluded. Single-threaded, so shard time is
+//! CPU time unless the machine is loaded (then preemption inflates it: compare the run's wall
+//! and CPU columns, which cover shard and clients together).
 //!
 //!     cargo run --release -p taoyao-engine --example fanout [-- 10 20 40]
 //!
@@ -16,6 +18,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{Net, publish, subscribe};
+
+/// CPU time of this thread so far (ns; /proc/thread-self/schedstat, first field). The example
+/// is single-threaded, so this is the run's CPU: shard and clients together.
+fn thread_cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = text
+        .split_whitespace()
+        .next()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
+}
 
 fn run(subscribers: usize, packets: u64) {
     let mut net = Net::new(|_| {});
@@ -40,6 +54,7 @@ fn run(subscribers: usize, packets: u64) {
     let before = net.shard.stats();
     net.shard_time = Duration::ZERO;
     let wall = Instant::now();
+    let cpu = thread_cpu();
     for _ in 0..packets {
         let now = net.now;
         net.clients[publisher].send_rtp(now, payload.clone());
@@ -47,18 +62,20 @@ fn run(subscribers: usize, packets: u64) {
         net.step(Duration::from_micros(1100));
     }
     let wall = wall.elapsed();
+    let cpu = thread_cpu() - cpu;
     let after = net.shard.stats();
     let copies = after.rtp_forwarded - before.rtp_forwarded;
     let received: u64 = subs.iter().map(|&s| net.clients[s].rtp_received).sum();
     let shard = net.shard_time.as_secs_f64();
     println!(
         "subscribers {subscribers:>3}: {copies:>8} copies, shard {:>7.1} ms = {:>6.2} us/copy, \
-         {:>9.0} copies/s of shard time; whole run incl. clients {:>7.1} ms; \
-         received {received}, forward errors {}, conn timeouts {}",
+         {:>9.0} copies/s of shard time; whole run incl. clients: wall {:>7.1} ms, \
+         CPU {:>7.1} ms; received {received}, forward errors {}, conn timeouts {}",
         shard * 1e3,
         shard * 1e6 / copies.max(1) as f64,
         copies as f64 / shard.max(1e-9),
         wall.as_secs_f64() * 1e3,
+        cpu.as_secs_f64() * 1e3,
         after.forward_errors - before.forward_errors,
         after.conn_timeouts - before.conn_timeouts,
     );

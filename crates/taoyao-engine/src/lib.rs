@@ -19,6 +19,11 @@
 //!   of its local candidates, so the announced address is both the candidate and `local_addr`.
 //! - A STUN check that arrives before `set_remote_description` fails integrity (no remote
 //!   password yet) and is dropped by rtc: the shard keeps a few and replays them.
+//! - A webrtc-rs controlling client nominates on its next check tick (200 ms by default)
+//!   unless a binding request arrives on a pair that already succeeded; rtc's lite agent does
+//!   send binding requests, so answering kept early checks at once lets the client nominate
+//!   at once. The responses to those requests carry no USERNAME: the kept checks' source
+//!   address is routed to the connection when they are replayed, or the gain is lost.
 //! - ICE-lite with `with_ice_credentials` lets the engine pick the ufrag it routes by; a lite
 //!   agent is controlled whether it offers or answers (RFC 8445 6.1.1), so server offers work.
 //! - `RTCRtpSender::write_rtp` checks the SSRC, the payload type and every header extension id
