@@ -2,11 +2,15 @@
 //! channel (each with a reply), events out over another.
 //!
 //! Everything that decides anything is in [`crate::shard`]; this file only moves bytes and
-//! reads the clock. Plain `recv_from` / `send_to` today; `recvmmsg` / GSO batching is the next
-//! step (docs/architecture.md, "Engine (in progress)").
+//! reads the clock. The thread sleeps in `ppoll(2)` on its socket and an eventfd that command
+//! senders signal, with the shard's next deadline as the timeout, so it wakes for a datagram,
+//! a command or a timer and never polls. Plain `recv_from` / `send_to` today; `recvmmsg` /
+//! GSO batching is the next step (docs/architecture.md, "Engine (in progress)").
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,10 +20,10 @@ use bytes::BytesMut;
 use crate::error::EngineError;
 use crate::shard::{ConnId, Event, Shard, ShardConfig, ShardStats, TrackRef};
 
-/// How long the thread blocks in `recv_from` at most when no timer is due sooner. Commands wait
-/// at most this long to be seen: there is no waker on the socket yet (an eventfd with
-/// `poll(2)` over both is the fix), so this bounds command latency and idle wakeups (200/s).
-const MAX_BLOCK: Duration = Duration::from_millis(5);
+/// The longest sleep with no timer due (the shard has none only when it has no connection).
+const MAX_BLOCK: Duration = Duration::from_secs(1);
+/// Datagrams read per round before commands and timers get their turn.
+const RECV_BATCH: usize = 64;
 /// Commands queued before a sender blocks.
 const COMMAND_QUEUE: usize = 256;
 /// Events queued before the shard drops them (counted): the media path never waits for the
@@ -52,7 +56,59 @@ pub struct ShardThreadConfig {
 #[derive(Clone)]
 pub struct ShardHandle {
     commands: SyncSender<Command>,
+    waker: Arc<Waker>,
     local: SocketAddr,
+}
+
+/// An eventfd the shard thread polls beside its socket: a command sender writes to it after
+/// queueing, so a command is seen at once however far the next timer is.
+struct Waker(OwnedFd);
+
+impl Waker {
+    fn new() -> std::io::Result<Waker> {
+        // SAFETY: eventfd takes no pointers; a negative return is an error, checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor we own and nothing else closes.
+        Ok(Waker(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our own eventfd. A full counter (EAGAIN)
+        // means a wake is pending anyway.
+        unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    fn reset(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64; EAGAIN (nothing pending) is fine.
+        unsafe { libc::read(self.0.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+    }
+}
+
+/// Sleeps until the socket is readable, the waker is signalled, or `timeout` passes.
+fn wait(socket: &UdpSocket, waker: &Waker, timeout: Duration) {
+    let mut fds = [
+        libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: waker.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: fds and ts outlive the call; the count matches the array; no signal mask.
+    let _ = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, &ts, std::ptr::null()) };
 }
 
 /// Starts a shard thread. Returns its handle, its events and the thread's join handle.
@@ -60,7 +116,9 @@ pub fn spawn(
     cfg: ShardThreadConfig,
 ) -> Result<(ShardHandle, Receiver<Event>, JoinHandle<()>), EngineError> {
     let socket = UdpSocket::bind(cfg.bind)?;
+    socket.set_nonblocking(true)?;
     let bound = socket.local_addr()?;
+    let waker = Arc::new(Waker::new()?);
     let announced = SocketAddr::new(cfg.announced_ip.unwrap_or(bound.ip()), bound.port());
     let mut shard_cfg = ShardConfig::new(announced);
     shard_cfg.early_checks = cfg.early_checks;
@@ -68,10 +126,14 @@ pub fn spawn(
     let (etx, erx) = mpsc::sync_channel(EVENT_QUEUE);
     let thread = std::thread::Builder::new()
         .name(format!("shard-{}", bound.port()))
-        .spawn(move || run(socket, Shard::new(shard_cfg), crx, etx))?;
+        .spawn({
+            let waker = waker.clone();
+            move || run(socket, &waker, Shard::new(shard_cfg), crx, etx)
+        })?;
     Ok((
         ShardHandle {
             commands: ctx,
+            waker,
             local: announced,
         },
         erx,
@@ -90,6 +152,7 @@ impl ShardHandle {
         self.commands
             .send(make(tx))
             .map_err(|_| EngineError::Stopped)?;
+        self.waker.wake();
         rx.recv().map_err(|_| EngineError::Stopped)?
     }
 
@@ -126,11 +189,13 @@ impl ShardHandle {
     /// Asks the thread to end (join its handle to wait for it).
     pub fn stop(&self) {
         let _ = self.commands.send(Command::Stop);
+        self.waker.wake();
     }
 }
 
 fn run(
     socket: UdpSocket,
+    waker: &Waker,
     mut shard: Shard,
     commands: Receiver<Command>,
     events: SyncSender<Event>,
@@ -139,7 +204,9 @@ fn run(
     let local = shard.config().announced;
     let mut dropped_events = 0u64;
     loop {
-        // Commands first: they are rare and a reply is being waited for.
+        // Commands first: they are rare and a reply is being waited for. Reset the waker
+        // before draining, so a command queued after the drain wakes the next sleep.
+        waker.reset();
         loop {
             match commands.try_recv() {
                 Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
@@ -163,28 +230,23 @@ fn run(
                 Err(TrySendError::Disconnected(_)) => {}
             }
         }
-        let wait = shard
+        let timeout = shard
             .next_timeout()
             .map(|t| t.saturating_duration_since(Instant::now()))
             .unwrap_or(MAX_BLOCK)
-            .clamp(Duration::from_micros(100), MAX_BLOCK);
-        // A zero timeout means "block forever" to std: the clamp keeps it positive.
-        let _ = socket.set_read_timeout(Some(wait));
-        let mut first = true;
-        loop {
-            if !first {
-                // Drain what is queued without blocking, then go back to timers and commands.
-                let _ = socket.set_nonblocking(true);
-            }
+            .min(MAX_BLOCK);
+        if !timeout.is_zero() {
+            wait(&socket, waker, timeout);
+        }
+        // Read what is queued, at most a batch, then back to commands and timers (under a
+        // steady flood the socket is never empty: timers must still run).
+        for _ in 0..RECV_BATCH {
             match socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     shard.handle_datagram(Instant::now(), local, from, BytesMut::from(&buf[..n]));
                     flush(&socket, &mut shard);
                 }
-                Err(e)
-                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
-                        || e.kind() == ErrorKind::Interrupted =>
-                {
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
                     break;
                 }
                 // ICMP port unreachable from a gone client shows up as ECONNREFUSED on Linux.
@@ -194,9 +256,7 @@ fn run(
                     break;
                 }
             }
-            first = false;
         }
-        let _ = socket.set_nonblocking(false);
     }
 }
 
