@@ -4,8 +4,9 @@
 //! Everything that decides anything is in [`crate::shard`]; this file only moves bytes and
 //! reads the clock. The thread sleeps in `ppoll(2)` on its socket and an eventfd that command
 //! senders signal, with the shard's next deadline as the timeout, so it wakes for a datagram,
-//! a command or a timer and never polls. Plain `recv_from` / `send_to` today; `recvmmsg` /
-//! GSO batching is the next step (docs/architecture.md, "Engine (in progress)").
+//! a command or a timer and never polls. Datagrams come in by `recvmmsg` batches and what one
+//! batch makes the shard send goes out as one `sendmmsg` egress batch ([`crate::sys`]); GSO is
+//! the next step (docs/architecture.md, "Engine (in progress)").
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -18,12 +19,13 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::error::EngineError;
-use crate::shard::{ConnId, Event, Shard, ShardConfig, ShardStats, TrackRef};
+use crate::shard::{ConnId, Event, Shard, ShardConfig, ShardStats, TrackRef, Transmit};
+use crate::sys::{RecvBatch, send_batch};
 
 /// The longest sleep with no timer due (the shard has none only when it has no connection).
 const MAX_BLOCK: Duration = Duration::from_secs(1);
-/// Datagrams read per round before commands and timers get their turn.
-const RECV_BATCH: usize = 64;
+/// `recvmmsg` batches read per round before commands and timers get their turn.
+const RECV_ROUNDS: usize = 2;
 /// Commands queued before a sender blocks.
 const COMMAND_QUEUE: usize = 256;
 /// Events queued before the shard drops them (counted): the media path never waits for the
@@ -200,7 +202,8 @@ fn run(
     commands: Receiver<Command>,
     events: SyncSender<Event>,
 ) {
-    let mut buf = vec![0u8; 2048];
+    let mut rx = RecvBatch::new();
+    let mut egress: Vec<Transmit> = Vec::new();
     let local = shard.config().announced;
     let mut dropped_events = 0u64;
     loop {
@@ -216,7 +219,7 @@ fn run(
         }
         let now = Instant::now();
         shard.handle_timeout(now);
-        flush(&socket, &mut shard);
+        flush(&socket, &mut shard, &mut egress);
         while let Some(ev) = shard.poll_event() {
             match events.try_send(ev) {
                 Ok(()) => {}
@@ -238,14 +241,16 @@ fn run(
         if !timeout.is_zero() {
             wait(&socket, waker, timeout);
         }
-        // Read what is queued, at most a batch, then back to commands and timers (under a
-        // steady flood the socket is never empty: timers must still run).
-        for _ in 0..RECV_BATCH {
-            match socket.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    shard.handle_datagram(Instant::now(), local, from, BytesMut::from(&buf[..n]));
-                    flush(&socket, &mut shard);
-                }
+        // Read what is queued, a few batches at most, then back to commands and timers (under
+        // a steady flood the socket is never empty: timers must still run).
+        for _ in 0..RECV_ROUNDS {
+            let now = Instant::now();
+            let read = rx.recv(socket.as_raw_fd(), |from, bytes| {
+                shard.handle_datagram(now, local, from, BytesMut::from(bytes))
+            });
+            match read {
+                // One egress batch per receive batch.
+                Ok(_) => flush(&socket, &mut shard, &mut egress),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
                     break;
                 }
@@ -285,10 +290,14 @@ fn apply(shard: &mut Shard, now: Instant, cmd: Command) {
     }
 }
 
-fn flush(socket: &UdpSocket, shard: &mut Shard) {
-    while let Some(t) = shard.poll_transmit() {
-        if let Err(e) = socket.send_to(&t.payload, t.remote) {
-            tracing::debug!(to = %t.remote, "shard send: {e}");
-        }
+fn flush(socket: &UdpSocket, shard: &mut Shard, egress: &mut Vec<Transmit>) {
+    egress.extend(std::iter::from_fn(|| shard.poll_transmit()));
+    if egress.is_empty() {
+        return;
     }
+    let batch: Vec<(SocketAddr, &[u8])> =
+        egress.iter().map(|t| (t.remote, &t.payload[..])).collect();
+    send_batch(socket.as_raw_fd(), &batch);
+    drop(batch);
+    egress.clear();
 }

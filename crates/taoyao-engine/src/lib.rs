@@ -38,6 +38,7 @@
 pub mod driver;
 pub mod error;
 pub mod shard;
+mod sys;
 
 pub use error::EngineError;
 pub use shard::{ConnId, Event, Shard, ShardConfig, ShardStats, TrackRef, Transmit};
