@@ -461,7 +461,8 @@ impl Shard {
     }
 
     /// Closes a connection: tells the peer, drops its routes and every forwarding leg to or
-    /// from it.
+    /// from it. Subscribers of its tracks keep their (now silent) send tracks: removing them
+    /// is a renegotiation, the control plane's call.
     pub fn close(&mut self, now: Instant, id: ConnId) -> Result<(), EngineError> {
         let conn = self
             .conns

@@ -222,10 +222,6 @@ pub struct Net {
     pub shard: Shard,
     pub clients: Vec<Client>,
     shard_addr: SocketAddr,
-    /// Datagrams the clients sent that are held back instead of delivered (see `hold`).
-    pub held: Vec<(SocketAddr, BytesMut)>,
-    /// Client indexes whose datagrams to the shard are held, not delivered.
-    pub hold: Vec<usize>,
     /// Wall time spent inside the shard's calls (the fanout example's measure; reading the
     /// clock here is the harness's business, the shard never does).
     pub shard_time: Duration,
@@ -241,8 +237,6 @@ impl Net {
             shard: Shard::new(c),
             clients: Vec::new(),
             shard_addr,
-            held: Vec::new(),
-            hold: Vec::new(),
             shard_time: Duration::ZERO,
         }
     }
@@ -267,10 +261,6 @@ impl Net {
                     moved = true;
                     if to != self.shard_addr {
                         continue; // the fake network has nothing else
-                    }
-                    if self.hold.contains(&i) {
-                        self.held.push((self.clients[i].addr, bytes));
-                        continue;
                     }
                     let from = self.clients[i].addr;
                     let t0 = Instant::now();
