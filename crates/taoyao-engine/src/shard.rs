@@ -136,6 +136,9 @@ struct Sink {
     /// The payload type negotiated on this sink for the track's codec, looked up on the first
     /// packet after the sink's answer (before it, rtc has no negotiated codecs to write with).
     pt: Option<u8>,
+    /// The offer that added this leg has not been answered yet: not written to (a renegotiation
+    /// on a connected sink would otherwise write on a sender the client does not know yet).
+    awaiting_answer: bool,
 }
 
 /// A client track received on a connection.
@@ -397,6 +400,7 @@ impl Shard {
                     sender,
                     ssrc,
                     pt: None,
+                    awaiting_answer: true,
                 });
             }
         }
@@ -421,6 +425,26 @@ impl Shard {
         conn.pc
             .set_remote_description(now, answer)
             .map_err(EngineError::sdp)?;
+        let connected = conn.state == RTCPeerConnectionState::Connected;
+        let sources = conn.sources.clone();
+        // Arm the legs this answer covers. On a sink that is already connected (a
+        // renegotiation) they also need their keyframe now; otherwise it comes on connect.
+        for src in &sources {
+            let Some(inbound) = self
+                .conns
+                .get_mut(&src.conn)
+                .and_then(|c| c.tracks.get_mut(&src.track))
+            else {
+                continue;
+            };
+            let mut armed = false;
+            for leg in inbound.sinks.iter_mut().filter(|l| l.conn == id) {
+                armed |= std::mem::take(&mut leg.awaiting_answer);
+            }
+            if armed && connected {
+                self.pli(now, src);
+            }
+        }
         self.on_remote_set(now, id);
         Ok(())
     }
@@ -772,7 +796,7 @@ impl Shard {
             };
             // Until the sink is connected SRTP is not keyed and its negotiated payload types may
             // not be final: skip it (today's sfu attaches sinks on connect for the same reason).
-            if conn.state != RTCPeerConnectionState::Connected {
+            if sink.awaiting_answer || conn.state != RTCPeerConnectionState::Connected {
                 continue;
             }
             let pt = match sink.pt {
