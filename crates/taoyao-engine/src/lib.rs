@@ -7,7 +7,9 @@
 //! send tracks, and keeps a timer heap so only connections that are due get `handle_timeout`.
 //! It does no I/O and never reads the clock: time is passed in, datagrams and events come out,
 //! so it is tested on a virtual clock without sockets. [`driver`] runs one shard on one OS
-//! thread with one UDP socket, commands in over a bounded channel, events out.
+//! thread with one UDP socket (`recvmmsg` in, one `sendmmsg` egress batch per receive batch
+//! out, asleep in `ppoll` on the socket and an eventfd that command senders signal), commands
+//! in over a bounded channel with replies, events out.
 //!
 //! What it must not know: rooms, members, signaling, modes, recordings policy. It deals in
 //! connections ([`ConnId`]), tracks ([`TrackRef`]) and SDP strings; the control plane decides
