@@ -5,7 +5,7 @@
 //! reads the clock. The thread sleeps in `ppoll(2)` on its socket and an eventfd that command
 //! senders signal, with the shard's next deadline as the timeout, so it wakes for a datagram,
 //! a command or a timer and never polls. Datagrams come in by `recvmmsg` batches and what one
-//! batch makes the shard send goes out as one `sendmmsg` egress batch ([`crate::sys`]); GSO is
+//! batch makes the shard send goes out as one `sendmmsg` egress batch (`src/sys.rs`); GSO is
 //! the next step (docs/architecture.md, "Engine (in progress)").
 
 use std::io::ErrorKind;
