@@ -1,0 +1,303 @@
+//! The thin driver: one OS thread per shard with one UDP socket, commands in over a bounded
+//! channel (each with a reply), events out over another.
+//!
+//! Everything that decides anything is in [`crate::shard`]; this file only moves bytes and
+//! reads the clock. The thread sleeps in `ppoll(2)` on its socket and an eventfd that command
+//! senders signal, with the shard's next deadline as the timeout, so it wakes for a datagram,
+//! a command or a timer and never polls. Datagrams come in by `recvmmsg` batches and what one
+//! batch makes the shard send goes out as one `sendmmsg` egress batch (`src/sys.rs`); GSO is
+//! the next step (docs/architecture.md, "Engine (in progress)").
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use crate::error::EngineError;
+use crate::shard::{ConnId, Event, Shard, ShardConfig, ShardStats, TrackRef, Transmit};
+use crate::sys::{RecvBatch, send_batch};
+
+/// The longest sleep with no timer due (the shard has none only when it has no connection).
+const MAX_BLOCK: Duration = Duration::from_secs(1);
+/// `recvmmsg` batches read per round before commands and timers get their turn.
+const RECV_ROUNDS: usize = 2;
+/// Commands queued before a sender blocks.
+const COMMAND_QUEUE: usize = 256;
+/// Events queued before the shard drops them (counted): the media path never waits for the
+/// control plane.
+const EVENT_QUEUE: usize = 4096;
+
+type Reply<T> = SyncSender<Result<T, EngineError>>;
+
+enum Command {
+    AcceptOffer(String, Reply<(ConnId, String)>),
+    OpenConnection(Reply<ConnId>),
+    AddSubscriber(ConnId, Vec<TrackRef>, Reply<String>),
+    AcceptAnswer(ConnId, String, Reply<()>),
+    Close(ConnId, Reply<()>),
+    Stats(Reply<ShardStats>),
+    Stop,
+}
+
+/// Where to bind and what to announce.
+#[derive(Debug, Clone)]
+pub struct ShardThreadConfig {
+    /// The socket's address (port 0: any free port).
+    pub bind: SocketAddr,
+    /// The address written into candidates; `None`: the bound address.
+    pub announced_ip: Option<std::net::IpAddr>,
+    pub early_checks: usize,
+}
+
+/// A running shard thread. Cheap to clone; [`ShardHandle::stop`] ends the thread.
+#[derive(Clone)]
+pub struct ShardHandle {
+    commands: SyncSender<Command>,
+    waker: Arc<Waker>,
+    local: SocketAddr,
+}
+
+/// An eventfd the shard thread polls beside its socket: a command sender writes to it after
+/// queueing, so a command is seen at once however far the next timer is.
+struct Waker(OwnedFd);
+
+impl Waker {
+    fn new() -> std::io::Result<Waker> {
+        // SAFETY: eventfd takes no pointers; a negative return is an error, checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor we own and nothing else closes.
+        Ok(Waker(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our own eventfd. A full counter (EAGAIN)
+        // means a wake is pending anyway.
+        unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    fn reset(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64; EAGAIN (nothing pending) is fine.
+        unsafe { libc::read(self.0.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+    }
+}
+
+/// Sleeps until the socket is readable, the waker is signalled, or `timeout` passes.
+fn wait(socket: &UdpSocket, waker: &Waker, timeout: Duration) {
+    let mut fds = [
+        libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: waker.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: fds and ts outlive the call; the count matches the array; no signal mask.
+    let _ = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, &ts, std::ptr::null()) };
+}
+
+/// Starts a shard thread. Returns its handle, its events and the thread's join handle.
+pub fn spawn(
+    cfg: ShardThreadConfig,
+) -> Result<(ShardHandle, Receiver<Event>, JoinHandle<()>), EngineError> {
+    let socket = UdpSocket::bind(cfg.bind)?;
+    socket.set_nonblocking(true)?;
+    let bound = socket.local_addr()?;
+    let waker = Arc::new(Waker::new()?);
+    let announced = SocketAddr::new(cfg.announced_ip.unwrap_or(bound.ip()), bound.port());
+    let mut shard_cfg = ShardConfig::new(announced);
+    shard_cfg.early_checks = cfg.early_checks;
+    let (ctx, crx) = mpsc::sync_channel(COMMAND_QUEUE);
+    let (etx, erx) = mpsc::sync_channel(EVENT_QUEUE);
+    let thread = std::thread::Builder::new()
+        .name(format!("shard-{}", bound.port()))
+        .spawn({
+            let waker = waker.clone();
+            move || run(socket, &waker, Shard::new(shard_cfg), crx, etx)
+        })?;
+    Ok((
+        ShardHandle {
+            commands: ctx,
+            waker,
+            local: announced,
+        },
+        erx,
+        thread,
+    ))
+}
+
+impl ShardHandle {
+    /// The shard's announced address (every connection's host candidate).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, EngineError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.commands
+            .send(make(tx))
+            .map_err(|_| EngineError::Stopped)?;
+        self.waker.wake();
+        rx.recv().map_err(|_| EngineError::Stopped)?
+    }
+
+    /// See [`Shard::accept_offer`]. Blocks until the shard answers (call it from a blocking
+    /// context in async code).
+    pub fn accept_offer(&self, offer: String) -> Result<(ConnId, String), EngineError> {
+        self.call(|r| Command::AcceptOffer(offer, r))
+    }
+
+    pub fn open_connection(&self) -> Result<ConnId, EngineError> {
+        self.call(Command::OpenConnection)
+    }
+
+    pub fn add_subscriber(
+        &self,
+        sink: ConnId,
+        sources: Vec<TrackRef>,
+    ) -> Result<String, EngineError> {
+        self.call(|r| Command::AddSubscriber(sink, sources, r))
+    }
+
+    pub fn accept_answer(&self, conn: ConnId, answer: String) -> Result<(), EngineError> {
+        self.call(|r| Command::AcceptAnswer(conn, answer, r))
+    }
+
+    pub fn close(&self, conn: ConnId) -> Result<(), EngineError> {
+        self.call(|r| Command::Close(conn, r))
+    }
+
+    pub fn stats(&self) -> Result<ShardStats, EngineError> {
+        self.call(Command::Stats)
+    }
+
+    /// Asks the thread to end (join its handle to wait for it).
+    pub fn stop(&self) {
+        let _ = self.commands.send(Command::Stop);
+        self.waker.wake();
+    }
+}
+
+fn run(
+    socket: UdpSocket,
+    waker: &Waker,
+    mut shard: Shard,
+    commands: Receiver<Command>,
+    events: SyncSender<Event>,
+) {
+    let mut rx = RecvBatch::new();
+    let mut egress: Vec<Transmit> = Vec::new();
+    let local = shard.config().announced;
+    let mut dropped_events = 0u64;
+    loop {
+        // Commands first: they are rare and a reply is being waited for. Reset the waker
+        // before draining, so a command queued after the drain wakes the next sleep.
+        waker.reset();
+        loop {
+            match commands.try_recv() {
+                Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
+                Ok(cmd) => apply(&mut shard, Instant::now(), cmd),
+                Err(mpsc::TryRecvError::Empty) => break,
+            }
+        }
+        let now = Instant::now();
+        shard.handle_timeout(now);
+        flush(&socket, &mut shard, &mut egress);
+        while let Some(ev) = shard.poll_event() {
+            match events.try_send(ev) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    dropped_events += 1;
+                    if dropped_events.is_power_of_two() {
+                        tracing::warn!(dropped_events, "shard event queue full");
+                    }
+                }
+                // Nobody listens: keep forwarding media anyway.
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+        let timeout = shard
+            .next_timeout()
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .unwrap_or(MAX_BLOCK)
+            .min(MAX_BLOCK);
+        if !timeout.is_zero() {
+            wait(&socket, waker, timeout);
+        }
+        // Read what is queued, a few batches at most, then back to commands and timers (under
+        // a steady flood the socket is never empty: timers must still run).
+        for _ in 0..RECV_ROUNDS {
+            let now = Instant::now();
+            let read = rx.recv(socket.as_raw_fd(), |from, bytes| {
+                shard.handle_datagram(now, local, from, BytesMut::from(bytes))
+            });
+            match read {
+                // One egress batch per receive batch.
+                Ok(_) => flush(&socket, &mut shard, &mut egress),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                    break;
+                }
+                // ICMP port unreachable from a gone client shows up as ECONNREFUSED on Linux.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                Err(e) => {
+                    tracing::warn!("shard recv: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn apply(shard: &mut Shard, now: Instant, cmd: Command) {
+    // A reply nobody waits for any more is not an error of the shard's.
+    match cmd {
+        Command::AcceptOffer(sdp, r) => {
+            let _ = r.send(shard.accept_offer(now, sdp));
+        }
+        Command::OpenConnection(r) => {
+            let _ = r.send(shard.open_connection(now));
+        }
+        Command::AddSubscriber(sink, sources, r) => {
+            let _ = r.send(shard.add_subscriber(now, sink, &sources));
+        }
+        Command::AcceptAnswer(conn, sdp, r) => {
+            let _ = r.send(shard.accept_answer(now, conn, sdp));
+        }
+        Command::Close(conn, r) => {
+            let _ = r.send(shard.close(now, conn));
+        }
+        Command::Stats(r) => {
+            let _ = r.send(Ok(shard.stats()));
+        }
+        Command::Stop => {}
+    }
+}
+
+fn flush(socket: &UdpSocket, shard: &mut Shard, egress: &mut Vec<Transmit>) {
+    egress.extend(std::iter::from_fn(|| shard.poll_transmit()));
+    if egress.is_empty() {
+        return;
+    }
+    let batch: Vec<(SocketAddr, &[u8])> =
+        egress.iter().map(|t| (t.remote, &t.payload[..])).collect();
+    send_batch(socket.as_raw_fd(), &batch);
+    drop(batch);
+    egress.clear();
+}

@@ -1,0 +1,46 @@
+//! taoyao-engine: the server's media plane on webrtc-rs `rtc` (sans-IO), built for issue 14.
+//!
+//! A [`Shard`] owns many `rtc` peer connections behind one local UDP address: it routes each
+//! datagram to its connection (by remote address, else by the server ufrag in a STUN check's
+//! USERNAME), keeps STUN checks that arrive before a connection's remote description and
+//! replays them once it is set, forwards RTP from a publisher's track to its subscribers'
+//! send tracks, and keeps a timer heap so only connections that are due get `handle_timeout`.
+//! It does no I/O and never reads the clock: time is passed in, datagrams and events come out,
+//! so it is tested on a virtual clock without sockets. [`driver`] runs one shard on one OS
+//! thread with one UDP socket (`recvmmsg` in, one `sendmmsg` egress batch per receive batch
+//! out, asleep in `ppoll` on the socket and an eventfd that command senders signal), commands
+//! in over a bounded channel with replies, events out.
+//!
+//! What it must not know: rooms, members, signaling, modes, recordings policy. It deals in
+//! connections ([`ConnId`]), tracks ([`TrackRef`]) and SDP strings; the control plane decides
+//! who subscribes to what. It is the only server crate meant to touch webrtc-rs once issue 14
+//! is done; today it stands beside `taoyao-webrtc-sfu` and nothing in the server uses it yet.
+//!
+//! Facts about `rtc` 0.21 this depends on (read in its sources, checked by the tests):
+//! - The ICE agent rejects non-STUN datagrams whose `TransportContext::local_addr` is not one
+//!   of its local candidates, so the announced address is both the candidate and `local_addr`.
+//! - A STUN check that arrives before `set_remote_description` fails integrity (no remote
+//!   password yet) and is dropped by rtc: the shard keeps a few and replays them.
+//! - A webrtc-rs controlling client nominates on its next check tick (200 ms by default)
+//!   unless a binding request arrives on a pair that already succeeded; rtc's lite agent does
+//!   send binding requests, so answering kept early checks at once lets the client nominate
+//!   at once. The responses to those requests carry no USERNAME: the kept checks' source
+//!   address is routed to the connection when they are replayed, or the gain is lost.
+//! - ICE-lite with `with_ice_credentials` lets the engine pick the ufrag it routes by; a lite
+//!   agent is controlled whether it offers or answers (RFC 8445 6.1.1), so server offers work.
+//! - `RTCRtpSender::write_rtp` checks the SSRC, the payload type and every header extension id
+//!   against what that sender negotiated: forwarding rewrites SSRC and payload type and drops
+//!   the publisher's extensions.
+//! - After any call into a peer connection, drain `poll_write`, `poll_event`, `poll_read`, then
+//!   ask `poll_timeout` again; `handle_timeout` before a deadline is harmless, which lets the
+//!   timer heap hold one entry per connection and skip rescheduling to later deadlines.
+//! - Each connection builds its own certificate at `build` (keygen per connection); sharing one
+//!   per shard through the configuration is a later optimisation.
+
+pub mod driver;
+pub mod error;
+pub mod shard;
+mod sys;
+
+pub use error::EngineError;
+pub use shard::{ConnId, Event, Shard, ShardConfig, ShardStats, TrackRef, Transmit};

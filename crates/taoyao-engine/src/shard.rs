@@ -1,0 +1,950 @@
+//! The sans-IO shard: many `rtc` peer connections behind one local address.
+//!
+//! No socket and no clock in here: every call takes `now`, datagrams come in through
+//! [`Shard::handle_datagram`] and go out through [`Shard::poll_transmit`], and the driver asks
+//! [`Shard::next_timeout`] when to call [`Shard::handle_timeout`]. That keeps the whole media
+//! path deterministic, so tests run it on a virtual clock with no network at all.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::stun::attributes::ATTR_USERNAME;
+use rtc::stun::message::Message as StunMessage;
+use rtc::stun::textattrs::TextAttribute;
+use rustc_hash::FxHashMap;
+
+use crate::error::EngineError;
+
+/// A connection on one shard. Unique within the shard, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "conn{}", self.0)
+    }
+}
+
+/// A received track: the connection it arrives on and rtc's track id there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TrackRef {
+    pub conn: ConnId,
+    pub track: String,
+}
+
+/// How a shard is set up.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    /// The address every connection's one host candidate announces, and the `local_addr` the
+    /// engine hands rtc with each datagram: rtc's ICE agent rejects non-STUN traffic whose
+    /// local address is not one of its local candidates, so the two must be the same.
+    pub announced: SocketAddr,
+    /// STUN checks kept per connection while its remote description is not set yet (rtc drops
+    /// them: it has no remote password to check them with). 0 disables keeping them.
+    pub early_checks: usize,
+    /// Also report every received RTP packet as [`Event::Rtp`] (tests and taps; forwarding does
+    /// not need it, and at full rate it is one event per packet).
+    pub rtp_events: bool,
+}
+
+impl ShardConfig {
+    pub fn new(announced: SocketAddr) -> Self {
+        ShardConfig {
+            announced,
+            early_checks: 8,
+            rtp_events: false,
+        }
+    }
+}
+
+/// One datagram to send.
+#[derive(Debug)]
+pub struct Transmit {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub payload: BytesMut,
+}
+
+/// What happened on the shard, for the control plane.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The connection's state changed (rtc's peer connection state).
+    State {
+        conn: ConnId,
+        state: RTCPeerConnectionState,
+    },
+    /// A client's track is open on the server: it can be forwarded.
+    TrackOpened { track: TrackRef, kind: RtpCodecKind },
+    /// A track ended.
+    TrackClosed { track: TrackRef },
+    /// A received RTP packet (only with [`ShardConfig::rtp_events`]).
+    Rtp {
+        track: TrackRef,
+        sequence_number: u16,
+        payload_len: usize,
+    },
+}
+
+/// Counters of what the shard did (cheap, always on).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShardStats {
+    pub datagrams_in: u64,
+    pub datagrams_out: u64,
+    /// Datagrams from an unknown address that were not a STUN check for a known ufrag.
+    pub unroutable: u64,
+    /// STUN checks kept because they came before the remote description, and replayed later.
+    pub early_checks_kept: u64,
+    pub early_checks_replayed: u64,
+    /// RTP packets received from clients and copies written to subscribers.
+    pub rtp_in: u64,
+    pub rtp_forwarded: u64,
+    /// Copies that rtc refused (negotiation not done yet, codec missing on the sink).
+    pub forward_errors: u64,
+    /// `handle_timeout` calls on connections (only due ones are touched).
+    pub conn_timeouts: u64,
+}
+
+/// One subscriber leg of a forwarded track.
+#[derive(Debug)]
+struct Sink {
+    conn: ConnId,
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    /// The payload type negotiated on this sink for the track's codec, looked up on the first
+    /// packet after the sink's answer (before it, rtc has no negotiated codecs to write with).
+    pt: Option<u8>,
+    /// The offer that added this leg has not been answered yet: not written to (a renegotiation
+    /// on a connected sink would otherwise write on a sender the client does not know yet).
+    awaiting_answer: bool,
+}
+
+/// A client track received on a connection.
+#[derive(Debug)]
+struct Inbound {
+    receiver: RTCRtpReceiverId,
+    kind: RtpCodecKind,
+    sinks: Vec<Sink>,
+}
+
+struct Conn {
+    pc: RTCPeerConnection,
+    ufrag: String,
+    remote_set: bool,
+    /// Checks that came before the remote description: (from, bytes).
+    early: Vec<(SocketAddr, BytesMut)>,
+    /// The instant this connection has in the timer heap, if any.
+    scheduled: Option<Instant>,
+    tracks: FxHashMap<String, Inbound>,
+    /// Remote addresses routed to this connection (to clean the address map on close).
+    addrs: Vec<SocketAddr>,
+    state: RTCPeerConnectionState,
+    /// In `Shard::dirty` already (a flag, not a search: a packet to N sinks queues N).
+    queued: bool,
+    /// Tracks this connection subscribes to (it is a sink of each): asked for a keyframe when
+    /// it connects.
+    sources: Vec<TrackRef>,
+}
+
+/// Many peer connections sharing one local address; see the module docs.
+pub struct Shard {
+    cfg: ShardConfig,
+    next_id: u64,
+    conns: FxHashMap<ConnId, Conn>,
+    by_addr: FxHashMap<SocketAddr, ConnId>,
+    by_ufrag: FxHashMap<String, ConnId>,
+    /// Min-heap of (deadline, conn). Entries go stale when a connection's deadline moves; a
+    /// popped entry counts only if it still equals the connection's `scheduled`.
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    /// Connections with output to drain (a forwarded write makes a sink dirty).
+    dirty: Vec<ConnId>,
+    stats: ShardStats,
+}
+
+impl Shard {
+    pub fn new(cfg: ShardConfig) -> Self {
+        Shard {
+            cfg,
+            next_id: 1,
+            conns: FxHashMap::default(),
+            by_addr: FxHashMap::default(),
+            by_ufrag: FxHashMap::default(),
+            timers: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            dirty: Vec::new(),
+            stats: ShardStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &ShardConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> ShardStats {
+        self.stats
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// A new server-side peer connection: ICE-lite with credentials the engine chose (so a
+    /// check's USERNAME names the connection), DTLS server when answering, and one host
+    /// candidate, the shard's announced address.
+    fn new_conn(&mut self, now: Instant) -> Result<ConnId, EngineError> {
+        let id = ConnId(self.next_id);
+        self.next_id += 1;
+        // The ufrag is a routing key, not a secret: the id makes it unique on this shard, the
+        // random part keeps a stale client from landing on a later connection. The password is.
+        let ufrag = format!("t{:x}{:08x}", id.0, rand::random::<u32>());
+        let pwd = format!(
+            "{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        );
+        let mut me = MediaEngine::default();
+        me.register_default_codecs().map_err(EngineError::rtc)?;
+        let registry =
+            register_default_interceptors(Default::default(), &mut me).map_err(EngineError::rtc)?;
+        let settings = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_ice_credentials(ufrag.clone(), pwd)
+            .with_answering_dtls_role(RTCDtlsRole::Server)
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(me)
+            .with_setting_engine(settings)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .map_err(EngineError::rtc)?;
+        let host = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: self.cfg.announced.ip().to_string(),
+                port: self.cfg.announced.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .map_err(EngineError::rtc)?;
+        let init = RTCIceCandidate::from(&host)
+            .to_json()
+            .map_err(EngineError::rtc)?;
+        pc.add_local_candidate(init).map_err(EngineError::rtc)?;
+        self.by_ufrag.insert(ufrag.clone(), id);
+        self.conns.insert(
+            id,
+            Conn {
+                pc,
+                ufrag,
+                remote_set: false,
+                early: Vec::new(),
+                scheduled: None,
+                tracks: FxHashMap::default(),
+                addrs: Vec::new(),
+                state: RTCPeerConnectionState::New,
+                queued: false,
+                sources: Vec::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    /// Answers a client's offer (publish style: the client offers its tracks).
+    pub fn accept_offer(
+        &mut self,
+        now: Instant,
+        offer_sdp: String,
+    ) -> Result<(ConnId, String), EngineError> {
+        let offer = RTCSessionDescription::offer(offer_sdp).map_err(EngineError::sdp)?;
+        let id = self.new_conn(now)?;
+        match self.answer_on(now, id, offer) {
+            Ok(answer) => Ok((id, answer)),
+            Err(e) => {
+                self.remove(id);
+                Err(e)
+            }
+        }
+    }
+
+    fn answer_on(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        offer: RTCSessionDescription,
+    ) -> Result<String, EngineError> {
+        let conn = self
+            .conns
+            .get_mut(&id)
+            .ok_or(EngineError::NoConnection(id))?;
+        conn.pc
+            .set_remote_description(now, offer)
+            .map_err(EngineError::sdp)?;
+        let answer = conn.pc.create_answer(None).map_err(EngineError::rtc)?;
+        conn.pc
+            .set_local_description(now, answer)
+            .map_err(EngineError::rtc)?;
+        let sdp = conn
+            .pc
+            .local_description()
+            .ok_or(EngineError::Rtc("no local description".into()))?
+            .sdp;
+        self.on_remote_set(now, id);
+        Ok(sdp)
+    }
+
+    /// A server connection with nothing on it yet, for subscribing: the server will offer.
+    pub fn open_connection(&mut self, now: Instant) -> Result<ConnId, EngineError> {
+        let id = self.new_conn(now)?;
+        self.touch(now, id);
+        Ok(id)
+    }
+
+    /// Adds a send track on `sink` for each source track, forwards the sources' RTP to them from
+    /// now on, and returns the server's offer (apply the client's answer with
+    /// [`Shard::accept_answer`]). All tracks of one negotiation go in one call: rtc offers once
+    /// per call and this does not queue changes while an answer is pending.
+    pub fn add_subscriber(
+        &mut self,
+        now: Instant,
+        sink: ConnId,
+        sources: &[TrackRef],
+    ) -> Result<String, EngineError> {
+        let mut legs = Vec::with_capacity(sources.len());
+        for src in sources {
+            let conn = self
+                .conns
+                .get(&src.conn)
+                .ok_or(EngineError::NoConnection(src.conn))?;
+            let inbound = conn
+                .tracks
+                .get(&src.track)
+                .ok_or_else(|| EngineError::NoTrack(src.clone()))?;
+            legs.push((src.clone(), inbound.kind));
+        }
+        let conn = self
+            .conns
+            .get_mut(&sink)
+            .ok_or(EngineError::NoConnection(sink))?;
+        let mut added = Vec::with_capacity(legs.len());
+        for (src, kind) in &legs {
+            let codec = match kind {
+                RtpCodecKind::Video => vp8(),
+                _ => opus(),
+            };
+            let ssrc = rand::random::<u32>();
+            let track = MediaStreamTrack::new(
+                format!("{}", src.conn),
+                format!("{}-{}", src.conn, src.track),
+                format!("{}-{}", src.conn, src.track),
+                *kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec,
+                    ..Default::default()
+                }],
+            );
+            let sender = conn.pc.add_track(track).map_err(EngineError::rtc)?;
+            added.push((src.clone(), sender, ssrc));
+        }
+        let offer = conn.pc.create_offer(None).map_err(EngineError::rtc)?;
+        conn.pc
+            .set_local_description(now, offer)
+            .map_err(EngineError::rtc)?;
+        let sdp = conn
+            .pc
+            .local_description()
+            .ok_or(EngineError::Rtc("no local description".into()))?
+            .sdp;
+        conn.sources
+            .extend(added.iter().map(|(src, _, _)| src.clone()));
+        for (src, sender, ssrc) in added {
+            if let Some(inbound) = self
+                .conns
+                .get_mut(&src.conn)
+                .and_then(|c| c.tracks.get_mut(&src.track))
+            {
+                inbound.sinks.push(Sink {
+                    conn: sink,
+                    sender,
+                    ssrc,
+                    pt: None,
+                    awaiting_answer: true,
+                });
+            }
+        }
+        // The keyframe a subscriber joining mid-stream needs is asked for when it connects
+        // (before that, SRTP on the sink is not up and the keyframe would be lost).
+        self.touch(now, sink);
+        Ok(sdp)
+    }
+
+    /// Applies a client's answer to the server's offer.
+    pub fn accept_answer(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        answer_sdp: String,
+    ) -> Result<(), EngineError> {
+        let answer = RTCSessionDescription::answer(answer_sdp).map_err(EngineError::sdp)?;
+        let conn = self
+            .conns
+            .get_mut(&id)
+            .ok_or(EngineError::NoConnection(id))?;
+        conn.pc
+            .set_remote_description(now, answer)
+            .map_err(EngineError::sdp)?;
+        let connected = conn.state == RTCPeerConnectionState::Connected;
+        let sources = conn.sources.clone();
+        // Arm the legs this answer covers. On a sink that is already connected (a
+        // renegotiation) they also need their keyframe now; otherwise it comes on connect.
+        for src in &sources {
+            let Some(inbound) = self
+                .conns
+                .get_mut(&src.conn)
+                .and_then(|c| c.tracks.get_mut(&src.track))
+            else {
+                continue;
+            };
+            let mut armed = false;
+            for leg in inbound.sinks.iter_mut().filter(|l| l.conn == id) {
+                armed |= std::mem::take(&mut leg.awaiting_answer);
+            }
+            if armed && connected {
+                self.pli(now, src);
+            }
+        }
+        self.on_remote_set(now, id);
+        Ok(())
+    }
+
+    /// Asks the publisher of `src` for a keyframe (PLI).
+    pub fn request_keyframe(&mut self, now: Instant, src: &TrackRef) {
+        self.pli(now, src);
+        self.touch(now, src.conn);
+    }
+
+    /// Writes a PLI for `src` and marks its connection for draining.
+    fn pli(&mut self, now: Instant, src: &TrackRef) {
+        let Some(conn) = self.conns.get_mut(&src.conn) else {
+            return;
+        };
+        let Some(inbound) = conn.tracks.get(&src.track) else {
+            return;
+        };
+        if inbound.kind != RtpCodecKind::Video {
+            return;
+        }
+        if let Some(mut rx) = conn.pc.rtp_receiver(inbound.receiver) {
+            let ssrc = rx.track().ssrcs().last();
+            if let Some(media_ssrc) = ssrc {
+                let pli = PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc,
+                };
+                if let Err(e) = rx.write_rtcp(now, vec![Box::new(pli)]) {
+                    tracing::debug!(conn = %src.conn, "PLI not sent: {e}");
+                }
+            }
+        }
+        if !conn.queued {
+            conn.queued = true;
+            self.dirty.push(src.conn);
+        }
+    }
+
+    /// Closes a connection: tells the peer, drops its routes and every forwarding leg to or
+    /// from it. Subscribers of its tracks keep their (now silent) send tracks: removing them
+    /// is a renegotiation, the control plane's call.
+    pub fn close(&mut self, now: Instant, id: ConnId) -> Result<(), EngineError> {
+        let conn = self
+            .conns
+            .get_mut(&id)
+            .ok_or(EngineError::NoConnection(id))?;
+        let _ = conn.pc.close();
+        self.drain_conn(now, id);
+        self.remove(id);
+        Ok(())
+    }
+
+    fn remove(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.remove(&id) {
+            self.by_ufrag.remove(&conn.ufrag);
+            for a in conn.addrs {
+                self.by_addr.remove(&a);
+            }
+            for track in conn.tracks.into_keys() {
+                self.events.push_back(Event::TrackClosed {
+                    track: TrackRef { conn: id, track },
+                });
+            }
+        }
+        for conn in self.conns.values_mut() {
+            for t in conn.tracks.values_mut() {
+                t.sinks.retain(|s| s.conn != id);
+            }
+            conn.sources.retain(|s| s.conn != id);
+        }
+    }
+
+    /// The remote description is set: checks kept until now can be answered.
+    fn on_remote_set(&mut self, now: Instant, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.remote_set = true;
+        let early = std::mem::take(&mut conn.early);
+        for (from, _) in &early {
+            // The kept checks' source is this connection's too: route its next datagrams (the
+            // responses to our checks carry no USERNAME) by address.
+            if !conn.addrs.contains(from) {
+                conn.addrs.push(*from);
+                self.by_addr.insert(*from, id);
+            }
+        }
+        for (from, bytes) in early {
+            self.stats.early_checks_replayed += 1;
+            self.read_into(now, id, from, bytes);
+        }
+        self.touch(now, id);
+    }
+
+    /// One datagram from the socket. Routed by remote address, else by the server ufrag in a
+    /// STUN check's USERNAME; anything else is dropped (counted in `unroutable`).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        payload: BytesMut,
+    ) {
+        self.stats.datagrams_in += 1;
+        let _ = local; // one local address per shard today; kept for ICE-TCP / multi-homing.
+        let id = match self.by_addr.get(&remote) {
+            Some(id) => *id,
+            None => {
+                let Some(id) = self.route_stun(&payload) else {
+                    self.stats.unroutable += 1;
+                    return;
+                };
+                let Some(conn) = self.conns.get_mut(&id) else {
+                    self.stats.unroutable += 1;
+                    return;
+                };
+                if !conn.remote_set {
+                    if conn.early.len() < self.cfg.early_checks {
+                        conn.early.push((remote, payload));
+                        self.stats.early_checks_kept += 1;
+                    }
+                    return;
+                }
+                // A check with the right ufrag: the address belongs to this connection now.
+                // (Integrity is checked by rtc; a forged check could only misroute packets
+                // from the forger's own address.)
+                conn.addrs.push(remote);
+                self.by_addr.insert(remote, id);
+                id
+            }
+        };
+        self.read_into(now, id, remote, payload);
+        self.touch(now, id);
+    }
+
+    fn read_into(&mut self, now: Instant, id: ConnId, remote: SocketAddr, payload: BytesMut) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.cfg.announced,
+                peer_addr: remote,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: payload,
+        };
+        if let Err(e) = conn.pc.handle_read(msg) {
+            tracing::debug!(conn = %id, "handle_read: {e}");
+        }
+    }
+
+    /// The server ufrag of a STUN binding request (`<server ufrag>:<client ufrag>`).
+    fn route_stun(&self, payload: &[u8]) -> Option<ConnId> {
+        // RFC 7983: STUN starts with 0..=3 and carries the magic cookie at bytes 4..8.
+        if payload.len() < 20 || payload[0] > 3 || payload[4..8] != [0x21, 0x12, 0xa4, 0x42] {
+            return None;
+        }
+        let mut msg = StunMessage::new();
+        msg.unmarshal_binary(payload).ok()?;
+        let user = TextAttribute::get_from_as(&msg, ATTR_USERNAME).ok()?;
+        let server = user.text.split(':').next()?;
+        self.by_ufrag.get(server).copied()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the control plane.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Shard::handle_timeout`] should next be called.
+    pub fn next_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if self.conns.get(&id).and_then(|c| c.scheduled) == Some(at) {
+                return Some(at);
+            }
+            self.timers.pop(); // stale
+        }
+        None
+    }
+
+    /// Runs the timers of the connections that are due, and only those.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            if conn.scheduled != Some(at) {
+                continue; // stale entry
+            }
+            conn.scheduled = None;
+            self.stats.conn_timeouts += 1;
+            if let Err(e) = conn.pc.handle_timeout(now) {
+                tracing::debug!(conn = %id, "handle_timeout: {e}");
+            }
+            self.touch(now, id);
+        }
+    }
+
+    /// After any call into a connection: drain its output (and that of every sink a forwarded
+    /// packet was written to), then reschedule their timers.
+    fn touch(&mut self, now: Instant, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(&id)
+            && !c.queued
+        {
+            c.queued = true;
+            self.dirty.push(id);
+        }
+        while let Some(id) = self.dirty.pop() {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.queued = false;
+            }
+            self.drain_conn(now, id);
+            self.reschedule(id);
+        }
+    }
+
+    fn reschedule(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let Some(next) = conn.pc.poll_timeout() else {
+            return;
+        };
+        // Push only when the deadline moves earlier: a later one is found when the earlier
+        // entry fires (rtc's handle_timeout ignores timers that are not due), which keeps the
+        // heap near one entry per connection instead of one per packet.
+        match conn.scheduled {
+            Some(s) if s <= next => {}
+            _ => {
+                conn.scheduled = Some(next);
+                self.timers.push(Reverse((next, id)));
+            }
+        }
+    }
+
+    fn drain_conn(&mut self, now: Instant, id: ConnId) {
+        let rtp_events = self.cfg.rtp_events;
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        while let Some(w) = conn.pc.poll_write() {
+            self.stats.datagrams_out += 1;
+            self.transmits.push_back(Transmit {
+                local: w.transport.local_addr,
+                remote: w.transport.peer_addr,
+                payload: w.message,
+            });
+        }
+        let mut connected = false;
+        while let Some(ev) = conn.pc.poll_event() {
+            match ev {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                    connected |= state == RTCPeerConnectionState::Connected
+                        && conn.state != RTCPeerConnectionState::Connected;
+                    conn.state = state;
+                    self.events.push_back(Event::State { conn: id, state });
+                }
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    let kind = conn
+                        .pc
+                        .rtp_receiver(init.receiver_id)
+                        .map(|r| r.track().kind())
+                        .unwrap_or(RtpCodecKind::Unspecified);
+                    conn.tracks.insert(
+                        init.track_id.clone(),
+                        Inbound {
+                            receiver: init.receiver_id,
+                            kind,
+                            sinks: Vec::new(),
+                        },
+                    );
+                    self.events.push_back(Event::TrackOpened {
+                        track: TrackRef {
+                            conn: id,
+                            track: init.track_id,
+                        },
+                        kind,
+                    });
+                }
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track))
+                    if conn.tracks.remove(&track).is_some() =>
+                {
+                    self.events.push_back(Event::TrackClosed {
+                        track: TrackRef { conn: id, track },
+                    });
+                }
+                _ => {}
+            }
+        }
+        // Forwarding needs two connections mutably at once; take the packets out first.
+        let mut packets = Vec::new();
+        while let Some(TaggedRTCMessage { message, .. }) = conn.pc.poll_read() {
+            if let RTCMessage::RtpPacket(track, pkt) = message {
+                packets.push((track, pkt));
+            }
+            // RTCP from subscribers (PLI, NACK) is handled by rtc's interceptors today; relaying
+            // keyframe requests to the publisher is forwarder work still to come.
+        }
+        if connected {
+            // A sink is up: its publishers' next keyframe lets it start decoding.
+            for src in conn.sources.clone() {
+                self.pli(now, &src);
+            }
+        }
+        for (track, pkt) in packets {
+            self.stats.rtp_in += 1;
+            if rtp_events {
+                self.events.push_back(Event::Rtp {
+                    track: TrackRef {
+                        conn: id,
+                        track: track.clone(),
+                    },
+                    sequence_number: pkt.header.sequence_number,
+                    payload_len: pkt.payload.len(),
+                });
+            }
+            self.forward(now, id, &track, pkt);
+        }
+    }
+
+    /// One packet in, one write per sink: SSRC and payload type rewritten to the sink's, header
+    /// extensions dropped (the sink negotiated its own ids; rtc refuses unknown ones). The
+    /// payload is a refcounted `Bytes`, shared by every copy.
+    fn forward(&mut self, now: Instant, src: ConnId, track: &str, pkt: rtc::rtp::packet::Packet) {
+        let Some(mut sinks) = self
+            .conns
+            .get_mut(&src)
+            .and_then(|c| c.tracks.get_mut(track))
+            .map(|t| std::mem::take(&mut t.sinks))
+        else {
+            return;
+        };
+        for sink in &mut sinks {
+            let Some(conn) = self.conns.get_mut(&sink.conn) else {
+                continue;
+            };
+            // Until the sink is connected SRTP is not keyed and its negotiated payload types may
+            // not be final: skip it (today's sfu attaches sinks on connect for the same reason).
+            if sink.awaiting_answer || conn.state != RTCPeerConnectionState::Connected {
+                continue;
+            }
+            let pt = match sink.pt {
+                Some(pt) => pt,
+                None => {
+                    let Some(pt) = sink_payload_type(conn, sink.sender) else {
+                        self.stats.forward_errors += 1;
+                        continue;
+                    };
+                    sink.pt = Some(pt);
+                    pt
+                }
+            };
+            let mut copy = pkt.clone();
+            copy.header.ssrc = sink.ssrc;
+            copy.header.payload_type = pt;
+            copy.header.extension = false;
+            copy.header.extensions.clear();
+            let Some(mut sender) = conn.pc.rtp_sender(sink.sender) else {
+                continue;
+            };
+            match sender.write_rtp(now, copy) {
+                Ok(()) => {
+                    self.stats.rtp_forwarded += 1;
+                    if !conn.queued {
+                        conn.queued = true;
+                        self.dirty.push(sink.conn);
+                    }
+                }
+                Err(_) => self.stats.forward_errors += 1,
+            }
+        }
+        if let Some(t) = self
+            .conns
+            .get_mut(&src)
+            .and_then(|c| c.tracks.get_mut(track))
+        {
+            t.sinks = sinks;
+        }
+    }
+}
+
+/// The sink sender's payload type for the one codec of its kind this demo forwards (VP8 or
+/// Opus; publishers offering other codecs are the forwarder's job, still to come).
+fn sink_payload_type(conn: &mut Conn, sender: RTCRtpSenderId) -> Option<u8> {
+    let mut sender = conn.pc.rtp_sender(sender)?;
+    let mime = match sender.track().kind() {
+        RtpCodecKind::Video => "video/VP8",
+        _ => "audio/opus",
+    };
+    sender
+        .get_parameters()
+        .rtp_parameters
+        .codecs
+        .iter()
+        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+        .map(|c| c.payload_type)
+}
+
+fn vp8() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+    rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+        mime_type: "video/VP8".into(),
+        clock_rate: 90000,
+        ..Default::default()
+    }
+}
+
+fn opus() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+    rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+        mime_type: "audio/opus".into(),
+        clock_rate: 48000,
+        channels: 2,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::stun::message::{BINDING_REQUEST, TransactionId};
+    use rtc::stun::textattrs::Username;
+
+    fn shard() -> Shard {
+        Shard::new(ShardConfig::new("10.0.0.1:4000".parse().unwrap()))
+    }
+
+    fn check(username: &str) -> BytesMut {
+        let mut m = StunMessage::new();
+        m.build(&[
+            Box::new(BINDING_REQUEST),
+            Box::new(TransactionId::new()),
+            Box::new(Username::new(ATTR_USERNAME, username.to_owned())),
+        ])
+        .unwrap();
+        BytesMut::from(&m.raw[..])
+    }
+
+    #[test]
+    fn datagrams_from_unknown_addresses_need_a_known_ufrag() {
+        let mut s = shard();
+        let now = Instant::now();
+        let id = s.open_connection(now).unwrap();
+        let (local, from) = (s.cfg.announced, "10.0.9.9:999".parse().unwrap());
+        // Not STUN (DTLS / RTP from an address nobody checked from): dropped.
+        s.handle_datagram(now, local, from, BytesMut::from(&[22u8, 254, 253, 0][..]));
+        // STUN for a ufrag no connection has: dropped.
+        s.handle_datagram(now, local, from, check("nobody:client"));
+        assert_eq!(s.stats().unroutable, 2);
+        // STUN for this connection's ufrag, before its remote description: kept, not routed.
+        let ufrag = s.conns[&id].ufrag.clone();
+        s.handle_datagram(now, local, from, check(&format!("{ufrag}:client")));
+        assert_eq!(s.stats().unroutable, 2);
+        assert_eq!(s.stats().early_checks_kept, 1);
+        assert!(s.by_addr.is_empty());
+    }
+
+    #[test]
+    fn early_checks_are_bounded_per_connection() {
+        let mut s = shard();
+        s.cfg.early_checks = 3;
+        let now = Instant::now();
+        let id = s.open_connection(now).unwrap();
+        let ufrag = s.conns[&id].ufrag.clone();
+        for i in 0..10u16 {
+            let from = SocketAddr::from(([10, 0, 9, 9], 1000 + i));
+            s.handle_datagram(now, s.cfg.announced, from, check(&format!("{ufrag}:c")));
+        }
+        assert_eq!(s.conns[&id].early.len(), 3);
+        assert_eq!(s.stats().early_checks_kept, 3);
+    }
+
+    #[test]
+    fn closing_drops_routes() {
+        let mut s = shard();
+        let now = Instant::now();
+        let id = s.open_connection(now).unwrap();
+        let ufrag = s.conns[&id].ufrag.clone();
+        s.close(now, id).unwrap();
+        assert_eq!(s.connection_count(), 0);
+        assert!(!s.by_ufrag.contains_key(&ufrag));
+        assert!(matches!(
+            s.close(now, id),
+            Err(EngineError::NoConnection(_))
+        ));
+        assert_eq!(
+            s.next_timeout(),
+            None,
+            "a closed connection's timer entries are stale"
+        );
+    }
+}

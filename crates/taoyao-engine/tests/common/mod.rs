@@ -1,0 +1,392 @@
+//! A simulated network for the shard: rtc client peers (full ICE, DTLS client) and one
+//! [`Shard`], datagrams passed between them in memory, time a virtual clock that jumps to the
+//! next deadline. Shared by the in-memory tests and `examples/fanout.rs`.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::RTCPeerConnectionBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use taoyao_engine::{Shard, ShardConfig};
+
+pub const SHARD_ADDR: &str = "10.0.0.1:4000";
+
+/// A client peer at a fake address.
+pub struct Client {
+    pub pc: RTCPeerConnection,
+    pub addr: SocketAddr,
+    sender: Option<(RTCRtpSenderId, u32)>,
+    seq: u16,
+    /// RTP packets received (any track) and their payload bytes.
+    pub rtp_received: u64,
+    pub bytes_received: u64,
+    pub state: RTCPeerConnectionState,
+    pub connected_at: Option<Instant>,
+    /// Outgoing datagrams not delivered yet (the net decides when).
+    pub outbox: Vec<(SocketAddr, BytesMut)>,
+}
+
+impl Client {
+    pub fn new(now: Instant, addr: SocketAddr, check_interval: Duration) -> Client {
+        let mut me = MediaEngine::default();
+        me.register_default_codecs().expect("default codecs");
+        let registry =
+            register_default_interceptors(Default::default(), &mut me).expect("interceptors");
+        let settings = SettingEngineBuilder::new()
+            .with_ice_connection_attempts(Some(check_interval), Some(20))
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(me)
+            .with_setting_engine(settings)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .expect("client peer");
+        let host = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: addr.ip().to_string(),
+                port: addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .expect("host candidate");
+        pc.add_local_candidate(RTCIceCandidate::from(&host).to_json().expect("candidate"))
+            .expect("add candidate");
+        Client {
+            pc,
+            addr,
+            sender: None,
+            seq: 1000,
+            rtp_received: 0,
+            bytes_received: 0,
+            state: RTCPeerConnectionState::New,
+            connected_at: None,
+            outbox: Vec::new(),
+        }
+    }
+
+    /// Adds one VP8 track and returns the offer.
+    pub fn publish_offer(&mut self, now: Instant) -> String {
+        let ssrc = 0x1234_0000 | u32::from(self.addr.port());
+        let track = MediaStreamTrack::new(
+            "pub".into(),
+            "video".into(),
+            "video".into(),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: RTCRtpCodec {
+                    mime_type: "video/VP8".into(),
+                    clock_rate: 90000,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
+        );
+        let sender = self.pc.add_track(track).expect("add track");
+        self.sender = Some((sender, ssrc));
+        let offer = self.pc.create_offer(None).expect("offer");
+        self.pc.set_local_description(now, offer).expect("local");
+        self.drain(now);
+        self.pc.local_description().expect("local").sdp
+    }
+
+    pub fn accept_answer(&mut self, now: Instant, sdp: String) {
+        let answer = RTCSessionDescription::answer(sdp).expect("answer sdp");
+        self.pc.set_remote_description(now, answer).expect("remote");
+        self.drain(now);
+    }
+
+    /// Answers a server offer (subscriber).
+    pub fn answer(&mut self, now: Instant, sdp: String) -> String {
+        let offer = RTCSessionDescription::offer(sdp).expect("offer sdp");
+        self.pc.set_remote_description(now, offer).expect("remote");
+        let answer = self.pc.create_answer(None).expect("answer");
+        self.pc.set_local_description(now, answer).expect("local");
+        self.drain(now);
+        self.pc.local_description().expect("local").sdp
+    }
+
+    /// Sends one RTP packet on the published track (VP8 payload type as negotiated).
+    pub fn send_rtp(&mut self, now: Instant, payload: Bytes) -> bool {
+        let Some((id, ssrc)) = self.sender else {
+            return false;
+        };
+        let Some(mut sender) = self.pc.rtp_sender(id) else {
+            return false;
+        };
+        let Some(pt) = sender
+            .get_parameters()
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case("video/VP8"))
+            .map(|c| c.payload_type)
+        else {
+            return false;
+        };
+        self.seq = self.seq.wrapping_add(1);
+        let pkt = rtc::rtp::packet::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                payload_type: pt,
+                sequence_number: self.seq,
+                timestamp: u32::from(self.seq) * 3000,
+                ssrc,
+                marker: true,
+                ..Default::default()
+            },
+            payload,
+        };
+        let ok = sender.write_rtp(now, pkt).is_ok();
+        self.drain(now);
+        ok
+    }
+
+    pub fn handle(&mut self, now: Instant, from: SocketAddr, bytes: BytesMut) {
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.addr,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: bytes,
+        };
+        let _ = self.pc.handle_read(msg);
+        self.drain(now);
+    }
+
+    pub fn timeout(&mut self, now: Instant) {
+        if self.pc.poll_timeout().is_some_and(|t| t <= now) {
+            let _ = self.pc.handle_timeout(now);
+            self.drain(now);
+        }
+    }
+
+    pub fn drain(&mut self, now: Instant) {
+        while let Some(w) = self.pc.poll_write() {
+            self.outbox.push((w.transport.peer_addr, w.message));
+        }
+        while let Some(ev) = self.pc.poll_event() {
+            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
+                self.state = s;
+                if s == RTCPeerConnectionState::Connected && self.connected_at.is_none() {
+                    self.connected_at = Some(now);
+                }
+            }
+        }
+        while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+            if let RTCMessage::RtpPacket(_, pkt) = message {
+                self.rtp_received += 1;
+                self.bytes_received += pkt.payload.len() as u64;
+            }
+        }
+        // Drain again: reading may have queued writes (RTCP) after the first loop.
+        while let Some(w) = self.pc.poll_write() {
+            self.outbox.push((w.transport.peer_addr, w.message));
+        }
+    }
+}
+
+/// The shard, its clients and a virtual clock. Delivery is instant and lossless; time moves
+/// only when nothing is in flight, straight to the earliest deadline.
+pub struct Net {
+    pub now: Instant,
+    pub shard: Shard,
+    pub clients: Vec<Client>,
+    shard_addr: SocketAddr,
+    /// Wall time spent inside the shard's calls (the fanout example's measure; reading the
+    /// clock here is the harness's business, the shard never does).
+    pub shard_time: Duration,
+}
+
+impl Net {
+    pub fn new(cfg: impl FnOnce(&mut ShardConfig)) -> Net {
+        let shard_addr: SocketAddr = SHARD_ADDR.parse().expect("addr");
+        let mut c = ShardConfig::new(shard_addr);
+        cfg(&mut c);
+        Net {
+            now: Instant::now(),
+            shard: Shard::new(c),
+            clients: Vec::new(),
+            shard_addr,
+            shard_time: Duration::ZERO,
+        }
+    }
+
+    pub fn add_client(&mut self, check_interval: Duration) -> usize {
+        let i = self.clients.len();
+        let addr: SocketAddr = format!("10.0.1.{}:{}", 1 + i / 200, 5000 + i)
+            .parse()
+            .expect("addr");
+        self.clients
+            .push(Client::new(self.now, addr, check_interval));
+        i
+    }
+
+    /// Delivers everything in flight until nothing is.
+    pub fn deliver(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.clients.len() {
+                let out = std::mem::take(&mut self.clients[i].outbox);
+                for (to, bytes) in out {
+                    moved = true;
+                    if to != self.shard_addr {
+                        continue; // the fake network has nothing else
+                    }
+                    let from = self.clients[i].addr;
+                    let t0 = Instant::now();
+                    self.shard
+                        .handle_datagram(self.now, self.shard_addr, from, bytes);
+                    let out: Vec<_> = std::iter::from_fn(|| self.shard.poll_transmit()).collect();
+                    self.shard_time += t0.elapsed();
+                    for t in out {
+                        self.deliver_to_client(t);
+                    }
+                }
+            }
+            while let Some(t) = self.shard.poll_transmit() {
+                moved = true;
+                self.deliver_to_client(t);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn deliver_to_client(&mut self, t: taoyao_engine::Transmit) {
+        let i = self.client_index(t.remote);
+        if let Some(i) = i {
+            self.clients[i].handle(self.now, t.local, t.payload);
+        }
+    }
+
+    /// Clients sit at 10.0.1.x:5000+i, so the index is the port's offset (no search).
+    fn client_index(&self, addr: SocketAddr) -> Option<usize> {
+        let i = usize::from(addr.port()).checked_sub(5000)?;
+        (self.clients.get(i)?.addr == addr).then_some(i)
+    }
+
+    /// Delivers what is in flight, then moves the clock to the next deadline (at most `max`
+    /// ahead) and fires it.
+    pub fn step(&mut self, max: Duration) {
+        self.deliver();
+        let mut next = self.now + max;
+        if let Some(t) = self.shard.next_timeout() {
+            next = next.min(t);
+        }
+        for c in &mut self.clients {
+            if let Some(t) = c.pc.poll_timeout() {
+                next = next.min(t);
+            }
+        }
+        self.now = next.max(self.now);
+        let t0 = Instant::now();
+        self.shard.handle_timeout(self.now);
+        self.shard_time += t0.elapsed();
+        for c in &mut self.clients {
+            c.timeout(self.now);
+        }
+        self.deliver();
+    }
+
+    /// Steps until `done` or `limit` of virtual time; returns whether `done` held.
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) -> bool {
+        let end = self.now + limit;
+        // A deadline that never moves would spin here without advancing the clock.
+        for _ in 0..1_000_000 {
+            if done(self) {
+                return true;
+            }
+            if self.now >= end {
+                return false;
+            }
+            self.step(end - self.now);
+        }
+        panic!("virtual clock stuck at {:?}", self.now);
+    }
+
+    pub fn connected(&self, i: usize) -> bool {
+        self.clients[i].state == RTCPeerConnectionState::Connected
+    }
+}
+
+/// Connects client `publisher` as a publisher of one VP8 track and returns the track as the
+/// shard knows it (it opens on the first RTP packet, so this sends a few).
+pub fn publish(
+    net: &mut Net,
+    publisher: usize,
+) -> (taoyao_engine::ConnId, taoyao_engine::TrackRef) {
+    let now = net.now;
+    let offer = net.clients[publisher].publish_offer(now);
+    let (conn, answer) = net.shard.accept_offer(now, offer).expect("accept_offer");
+    net.clients[publisher].accept_answer(now, answer);
+    assert!(
+        net.run_until(Duration::from_secs(5), |n| n.connected(publisher)),
+        "publisher not connected"
+    );
+    let mut opened = None;
+    for _ in 0..50 {
+        let now = net.now;
+        net.clients[publisher].send_rtp(now, Bytes::from_static(&[0x90, 0x80, 0, 0x9d, 1, 42]));
+        net.step(Duration::from_millis(20));
+        while let Some(ev) = net.shard.poll_event() {
+            if let taoyao_engine::Event::TrackOpened { track, .. } = ev {
+                opened = Some(track);
+            }
+        }
+        if opened.is_some() {
+            break;
+        }
+    }
+    (conn, opened.expect("publisher's track opened on the shard"))
+}
+
+/// Opens a subscriber connection for client `sub` to `track` and completes negotiation
+/// (server offers, client answers). Returns the shard's connection id.
+pub fn subscribe(
+    net: &mut Net,
+    sub: usize,
+    track: &taoyao_engine::TrackRef,
+) -> taoyao_engine::ConnId {
+    let now = net.now;
+    let conn = net.shard.open_connection(now).expect("open");
+    let offer = net
+        .shard
+        .add_subscriber(now, conn, std::slice::from_ref(track))
+        .expect("add_subscriber");
+    let answer = net.clients[sub].answer(now, offer);
+    net.shard
+        .accept_answer(now, conn, answer)
+        .expect("accept_answer");
+    conn
+}
