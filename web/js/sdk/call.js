@@ -3,7 +3,25 @@
 
 import { Peer } from './peer.js';
 
+/** @typedef {import('./index.js').PeerStats} PeerStats */
+/**
+ * A 1:1 P2P call: make one with Call.dial or Call.incoming.
+ * @property {string} sessionId - the session's id
+ * @property {string} remoteId - the other side's clientId
+ * @fires Call#track - {stream}: the other side's media
+ * @fires Call#state - {state}: the connection state
+ * @fires Call#remote-pause - {type}: the other side muted 'audio' or 'video'
+ * @fires Call#remote-resume - {type}: and unmuted it
+ * @fires Call#error - an Error from negotiating
+ * @fires Call#closed - {reason}
+ */
 export class Call extends EventTarget {
+  /**
+   * Use Call.dial or Call.incoming (not in index.d.ts).
+   * @param {import('./signal.js').SignalClient} signal - a registered client
+   * @param {{sessionId: string, remoteId: string, localStream: MediaStream|null, caller: boolean}} o
+   *   - the session, the other side, our media, whether we called
+   */
   constructor(signal, { sessionId, remoteId, localStream, caller }) {
     super();
     this.signal = signal;
@@ -34,6 +52,14 @@ export class Call extends EventTarget {
   }
 
   /** Calls a client; the call starts negotiating at once. */
+  /**
+   * @param {import('./signal.js').SignalClient} signal - a registered client
+   * @param {string} clientId - whom to call
+   * @param {MediaStream|null} localStream - what we send
+   * @param {{audio?: boolean, video?: boolean}} [o] - what the call carries (both by default)
+   * @returns {Promise<Call>}
+   * @throws {import('./signal.js').SignalError} the server refused the call
+   */
   static async dial(signal, clientId, localStream, { audio = true, video = true } = {}) {
     const r = await signal.request('session::call', { clientId, audio, video });
     const call = new Call(signal, { sessionId: r.sessionId, remoteId: clientId, localStream, caller: true });
@@ -43,11 +69,20 @@ export class Call extends EventTarget {
   }
 
   /** An incoming call (from a session::call notification), not yet answered. */
+  /**
+   * @param {import('./signal.js').SignalClient} signal - a registered client
+   * @param {Record<string, unknown>} body - the session::call notification's body
+   * @returns {Call}
+   */
   static incoming(signal, body) {
     return new Call(signal, { sessionId: body.sessionId, remoteId: body.clientId, localStream: null, caller: false });
   }
 
   /** Answers an incoming call with our media; offers that arrived while ringing are handled now. */
+  /**
+   * @param {MediaStream|null} localStream - what we send
+   * @returns {Promise<void>}
+   */
   async accept(localStream) {
     this.localStream = localStream;
     this.accepted = true;
@@ -62,15 +97,30 @@ export class Call extends EventTarget {
     try { await this.peer.receive(n, this.localStream); } catch (err) { this.#emit('error', err); }
   }
 
+  /**
+   * Mutes or unmutes our audio or video, and tells the other side.
+   * @param {'audio'|'video'} type - which of our tracks
+   * @param {boolean} enabled - false mutes
+   * @returns {Promise<void>}
+   */
   async setEnabled(type, enabled) {
     for (const t of this.localStream?.getTracks() ?? []) if (t.kind === type) t.enabled = enabled;
     await this.signal.request(enabled ? 'session::resume' : 'session::pause', { sessionId: this.sessionId, type });
   }
 
+  /**
+   * A summary of the call's getStats().
+   * @returns {Promise<PeerStats>}
+   */
   async stats() {
     return this.peer.stats();
   }
 
+  /**
+   * Ends the call (session::close), here even if the request fails.
+   * @fires Call#closed
+   * @returns {Promise<void>}
+   */
   async hangUp() {
     try { await this.signal.request('session::close', { sessionId: this.sessionId }); } finally { this.#end('hung up'); }
   }

@@ -5,8 +5,22 @@
 // Events: 'message' {from, name, text, at, mine}, 'hand' {clientId, raised},
 // 'member-state' {clientId, mic, camera}, 'screen' {clientId, on}.
 
+/** @typedef {import('./index.js').ChatMessage} ChatMessage */
+/**
+ * Room messages on room::broadcast: chat, raised hands, microphone / camera / screen state
+ * (`room.chat`).
+ * @property {ChatMessage[]} messages - the chat so far
+ * @property {Set<string>} hands - clientIds with a raised hand
+ * @property {Set<string>} screens - clientIds sharing their screen
+ * @property {Map<string, {mic: boolean, camera: boolean}>} states - each member's last told state
+ * @fires Chat#message - a ChatMessage
+ * @fires Chat#hand - {clientId, raised}
+ * @fires Chat#member-state - {clientId, mic, camera}
+ * @fires Chat#screen - {clientId, on}
+ */
 export class Chat extends EventTarget {
   /**
+   * Follows one room's room::broadcast notifications.
    * @param {import('./signal.js').SignalClient} signal
    * @param {string} roomId
    */
@@ -61,6 +75,11 @@ export class Chat extends EventTarget {
   }
 
   /** Tells the room we started (or stopped) sharing our screen. */
+  /**
+   * @param {boolean} on - whether we share our screen now
+   * @fires Chat#screen
+   * @returns {Promise<void>}
+   */
   async tellScreen(on) {
     this.#setScreen(this.signal.clientId, on);
     await this.#send({ kind: 'screen', on });
@@ -71,6 +90,12 @@ export class Chat extends EventTarget {
   }
 
   /** Sends a chat message to everyone in the room; resolves once the server took it. */
+  /**
+   * @param {string} text - the message
+   * @param {string} [name] - the name shown (default: the login's name, or our clientId)
+   * @fires Chat#message
+   * @returns {Promise<ChatMessage>} the message as sent
+   */
   async send(text, name = this.signal.login?.name ?? this.signal.clientId) {
     const m = { from: this.signal.clientId, name, text, at: Date.now(), mine: true };
     await this.#send({ kind: 'chat', text, name, at: m.at });
@@ -80,6 +105,11 @@ export class Chat extends EventTarget {
   }
 
   /** Raises or lowers our hand, for everyone. */
+  /**
+   * @param {boolean} raised - true raises, false lowers
+   * @fires Chat#hand
+   * @returns {Promise<void>}
+   */
   async raiseHand(raised) {
     await this.#send({ kind: 'hand', raised });
     this.#setHand(this.signal.clientId, raised);
@@ -87,18 +117,30 @@ export class Chat extends EventTarget {
 
   /** Tells the room our microphone and camera state (and hand): after a change, and to a
    * newcomer, who cannot learn it otherwise in a mesh room. */
+  /**
+   * @param {{mic: boolean, camera: boolean}} state - our microphone and camera, true when on
+   * @returns {Promise<unknown>}
+   */
   tellState({ mic, camera }) {
     const me = this.signal.clientId;
     return this.#send({ kind: 'state', mic, camera, hand: this.hands.has(me), screen: this.screens.has(me) });
   }
 
   /** A member left: forget its hand and state. */
+  /**
+   * @param {string} clientId - the member who left
+   * @returns {void}
+   */
   forget(clientId) {
     this.states.delete(clientId);
     this.#setHand(clientId, false);
     this.#setScreen(clientId, false);
   }
 
+  /**
+   * Stops following the room.
+   * @returns {void}
+   */
   close() {
     for (const u of this.unsubscribe) u();
   }

@@ -3,8 +3,19 @@
 
 import { Connection } from './connection.js';
 
+/** @typedef {import('./index.js').PeerStats} PeerStats */
+/**
+ * One RTCPeerConnection to one remote peer, with perfect negotiation (mesh rooms and calls).
+ * @property {RTCPeerConnection} pc - the connection
+ * @property {MediaStream} stream - the remote's camera and microphone
+ * @property {string} remoteId - the remote's clientId
+ * @fires Peer#track - {track, stream, extra}: `extra` is true for a second stream (a screen)
+ * @fires Peer#state - {state}: the connection state ('closed' after close())
+ * @fires Peer#error - an Error from negotiating
+ */
 export class Peer extends EventTarget {
   /**
+   * Makes the connection; nothing is sent before start() or the first receive().
    * @param {object} o
    * @param {string} o.remoteId
    * @param {boolean} o.polite
@@ -59,11 +70,22 @@ export class Peer extends EventTarget {
   }
 
   /** Adds the local tracks (or receive-only slots where there is none) and, as the offerer, offers. */
+  /**
+   * @param {MediaStream|null} localStream - what we send (null: receive only)
+   * @param {{offerer: boolean}} o - `offerer`: we make the first offer
+   * @returns {void}
+   */
   start(localStream, { offerer }) {
     this.mayOffer = offerer;
     this.addLocal(localStream);
   }
 
+  /**
+   * Adds the local tracks once (receive-only slots for a missing kind); start() and receive()
+   * call it.
+   * @param {MediaStream|null} localStream - what we send
+   * @returns {void}
+   */
   addLocal(localStream) {
     if (this.localAdded) return;
     this.localAdded = true;
@@ -81,6 +103,8 @@ export class Peer extends EventTarget {
    * Starts or stops sending on a running connection (a listener made presenter, a presenter
    * back to listening): each kind's transceiver gets the new track (or none) and its direction,
    * which renegotiates. Before the first offer the tracks go in with it (addLocal).
+   * @param {MediaStream|null} localStream - what to send now (null: stop sending)
+   * @returns {Promise<void>}
    */
   async setLocal(localStream) {
     if (!this.localAdded) return;
@@ -99,12 +123,18 @@ export class Peer extends EventTarget {
   }
 
   /** Sends a second video (a shared screen) in a stream of its own; renegotiates. */
+  /**
+   * @param {MediaStreamTrack} track - the screen's video track
+   * @param {MediaStream} stream - its stream
+   * @returns {void}
+   */
   addExtra(track, stream) {
     if (this.extraSender) return;
     this.extraSender = this.pc.addTrack(track, stream);
   }
 
   /** Stops sending the second video; renegotiates. */
+  /** @returns {void} */
   removeExtra() {
     if (!this.extraSender) return;
     try { this.pc.removeTrack(this.extraSender); } catch (_) { /* closed */ }
@@ -112,12 +142,21 @@ export class Peer extends EventTarget {
   }
 
   /** Sends `track` instead of the current track of its kind, without renegotiating. */
+  /**
+   * @param {MediaStreamTrack} track - the new camera or microphone track
+   * @returns {Promise<void>}
+   */
   async replaceTrack(track) {
     const t = this.pc.getTransceivers().find((x) => x.sender.track?.kind === track.kind && x.sender !== this.extraSender);
     if (t) await t.sender.replaceTrack(track);
   }
 
   /** Handles an offer, answer or candidate from the remote side. */
+  /**
+   * @param {object} n - {type: 'offer'|'answer', sdp} or {type: 'candidate', candidate}
+   * @param {MediaStream|null} localStream - what we send (added when answering a first offer)
+   * @returns {Promise<void>}
+   */
   async receive(n, localStream) {
     const pc = this.pc;
     if (n.type === 'candidate') {
@@ -139,11 +178,17 @@ export class Peer extends EventTarget {
   }
 
   /** A compact summary of getStats() for this connection. */
+  /** @returns {Promise<PeerStats>} */
   async stats() {
     const all = summarize(await this.pc.getStats(), () => this.pc.connectionState);
     return all['*'] ?? { connectionState: this.pc.connectionState, video: {}, audio: {} };
   }
 
+  /**
+   * Closes the connection.
+   * @fires Peer#state - {state: 'closed'}
+   * @returns {void}
+   */
   close() {
     this.conn.close();
     this.#emit('state', { state: 'closed' });
@@ -155,6 +200,10 @@ export class Peer extends EventTarget {
  * ('*' when the connection carries one member). Each summary: {connectionState, rttMs,
  * video: {packetsReceived, packetsLost, bytesReceived, framesDecoded},
  * audio: {packetsReceived, packetsLost, bytesReceived, totalSamplesReceived, totalAudioEnergy, audioLevel}}.
+ * @param {RTCStatsReport|Map<string, any>} report - a getStats() report
+ * @param {() => string} connectionState - gives the connection's state
+ * @param {(stat: any) => string} [keyOf] - names an inbound-rtp stat's sender (default '*')
+ * @returns {Record<string, PeerStats>} a summary per sender
  */
 export function summarize(report, connectionState, keyOf = () => '*') {
   const out = {};
@@ -182,6 +231,12 @@ export function summarize(report, connectionState, keyOf = () => '*') {
 }
 
 /** Puts `track` into `stream` in place of the stream's track of the same kind (stopped). */
+/**
+ * SDK plumbing (not in index.d.ts).
+ * @param {MediaStream|null} stream - the stream to change (nothing happens if null)
+ * @param {MediaStreamTrack} track - the new track
+ * @returns {void}
+ */
 export function swapTrack(stream, track) {
   if (!stream) return;
   for (const old of stream.getTracks()) {

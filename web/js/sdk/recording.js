@@ -7,8 +7,21 @@
 // 'local-file' {name, url, bytes, type, head} (mesh: our own recording is ready; url is a blob
 // URL, head the first bytes in hex); 'error'.
 
+/**
+ * Recording state and requests of one room (`room.recording`).
+ * @property {Map<string, {file: string|null, by: string}>} active - who is being recorded, by
+ *   clientId
+ * @property {{file: string, by: string}|null} mix - mcu: the room's mix recording, if one runs
+ * @property {{name: string, url: string, bytes: number, type: string, head: string}[]} localFiles
+ *   - mesh: our own finished recordings
+ * @fires Recording#state - {active}: who is being recorded changed
+ * @fires Recording#stopped - {clientId, file, durationMs, error}: the server finalized a file
+ * @fires Recording#local-file - {name, url, bytes, type, head}: mesh, our own recording is ready
+ * @fires Recording#error - an Error (mesh: no local media or MediaRecorder)
+ */
 export class Recording extends EventTarget {
   /**
+   * Takes the running recordings of the room::enter answer and follows the room.
    * @param {import('./signal.js').SignalClient} signal
    * @param {object} status  the room::enter answer (its `recordings` are the running ones)
    * @param {() => MediaStream|null} localStream  what we send (for mesh local recording)
@@ -55,15 +68,34 @@ export class Recording extends EventTarget {
   }
 
   /** Records a member (clientId), or (none: the owner only) every member. */
+  /**
+   * @param {string} [clientId] - the member (none: everyone, the owner only)
+   * @returns {Promise<unknown>}
+   */
   start(clientId) { return this.#req('record::start', clientId ? { clientId } : {}); }
   /** Stops recording a member, or (no clientId, owner) everyone; resolves once finalized. */
+  /**
+   * @param {string} [clientId] - the member (none: everyone, the owner only)
+   * @returns {Promise<unknown>}
+   */
   stop(clientId) { return this.#req('record::stop', clientId ? { clientId } : {}); }
   /** mcu, the owner: records (or stops recording) the room's mixed audio, one Opus file. */
+  /** @returns {Promise<unknown>} */
   startMix() { return this.#req('record::start', { mix: true }); }
+  /**
+   * Stops the mix recording (mcu, the owner).
+   * @returns {Promise<unknown>}
+   */
   stopMix() { return this.#req('record::stop', { mix: true }); }
   /** The room's files on the server: [{file, bytes, modifiedAt, url}]. */
+  /** @returns {Promise<{file: string, bytes: number, modifiedAt: number, url: string}[]>} */
   async list() { return (await this.#req('record::list')).files; }
 
+  /**
+   * Whether a member is being recorded.
+   * @param {string} clientId - the member
+   * @returns {boolean}
+   */
   isRecording(clientId) { return this.active.has(clientId); }
 
   // ---- mesh: our own recording, made here ----
@@ -102,6 +134,10 @@ export class Recording extends EventTarget {
     if (rec && rec.state !== 'inactive') rec.stop();
   }
 
+  /**
+   * Stops our own recording (mesh) and stops following the room.
+   * @returns {void}
+   */
   close() {
     this.#stopLocal();
     for (const u of this.unsubscribe) u();

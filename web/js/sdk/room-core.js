@@ -7,8 +7,31 @@
 // kind, action, streamId?}, 'reentered' {status}, 'error', 'closed' {reason}, and the
 // strategy's 'track' {clientId, stream, screen?} and 'peer-state' {clientId, state}.
 
+/** @typedef {import('./index.js').Member} Member */
+/** @typedef {import('./index.js').Capabilities} Capabilities */
+/**
+ * The room model both media strategies share: what index.d.ts calls {@link AnyRoom} (Room and
+ * SfuRoom extend it; RoomCore itself is not in index.d.ts). Room.enter also attaches
+ * `password`, `capabilities`, `stage`, `recording` and `chat`.
+ * @abstract
+ * @property {string} roomId - the room's id
+ * @property {string} name - the room's name
+ * @property {string} architecture - 'mesh', 'sfu' or 'mcu'
+ * @property {string} owner - the owner's clientId
+ * @property {Map<string, Member>} members - the other members, by clientId
+ * @property {MediaStream|null} localStream - what we send
+ * @fires RoomCore#member-joined - {member}
+ * @fires RoomCore#member-left - {clientId, reason}
+ * @fires RoomCore#media-state - {clientId, kind, action, streamId?}
+ * @fires RoomCore#reentered - {status}: entered again after the signaling connection came back
+ * @fires RoomCore#error - an Error from negotiating
+ * @fires RoomCore#closed - {reason}
+ * @fires RoomCore#track - (the strategy's) {clientId, stream, screen?}
+ * @fires RoomCore#peer-state - (the strategy's) {clientId, state}
+ */
 export class RoomCore extends EventTarget {
   /**
+   * Takes the members of the room::enter answer (all but us) and follows the room.
    * @param {import('./signal.js').SignalClient} signal
    * @param {object} status  the room::enter answer
    * @param {MediaStream|null} localStream
@@ -27,11 +50,22 @@ export class RoomCore extends EventTarget {
     this.#listen();
   }
 
+  /**
+   * Dispatches a CustomEvent of this room (for the media strategies).
+   * @param {string} type - the event's name
+   * @param {any} [detail] - its detail
+   * @returns {void}
+   */
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
   /** Calls `fn(body)` for `signal` notifications about this room, until the room ends. */
+  /**
+   * @param {string} signal - a room notification's signal
+   * @param {(body: any) => void} fn - called with its body
+   * @returns {void}
+   */
   listen(signal, fn) {
     this.unsubscribe.push(this.signal.on(signal, (b) => b.roomId === this.roomId && fn(b)));
   }
@@ -81,15 +115,31 @@ export class RoomCore extends EventTarget {
 
   /** Mutes or unmutes our own audio or video, and tells the room (in sfu/mcu rooms the
    * server also stops forwarding it). */
+  /**
+   * @param {'audio'|'video'} kind - which of our tracks
+   * @param {boolean} enabled - false mutes
+   * @returns {Promise<void>}
+   */
   async setEnabled(kind, enabled) {
     for (const t of this.localStream?.getTracks() ?? []) if (t.kind === kind) t.enabled = enabled;
     await this.signal.request(enabled ? 'media::resume' : 'media::pause', { roomId: this.roomId, kind });
   }
 
+  /**
+   * Leaves the room (room::leave) and ends it here, even if the request fails.
+   * @fires RoomCore#closed
+   * @returns {Promise<void>}
+   */
   async leave() {
     try { await this.signal.request('room::leave', { roomId: this.roomId }); } finally { this.end('left'); }
   }
 
+  /**
+   * Ends the room here (once): drops the media, stops listening, closes stage, recording, chat.
+   * @param {string} reason - why (the 'closed' event's reason)
+   * @fires RoomCore#closed
+   * @returns {void}
+   */
   end(reason) {
     if (this.ended) return;
     this.ended = true;

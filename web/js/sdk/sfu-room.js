@@ -11,7 +11,25 @@ import { summarize, swapTrack } from './peer.js';
 import { Connection } from './connection.js';
 import { RoomCore } from './room-core.js';
 
+/** @typedef {import('./index.js').PeerStats} PeerStats */
+/**
+ * An sfu or mcu room: publish and subscribe connections with the server. Implements AnyRoom
+ * (index.d.ts), with RoomCore's events and these.
+ * @extends RoomCore
+ * @property {Map<string, MediaStream>} streams - what we receive, per publisher's clientId
+ * @fires RoomCore#track - {clientId, stream}
+ * @fires RoomCore#peer-state - {clientId, state} (the subscribe connection's state, ', paused'
+ *   when the member paused a stream)
+ * @fires SfuRoom#volume - (mcu) {volumes: [{clientId, volume}], speaker}; volume in dBov,
+ *   0 loudest .. -127
+ */
 export class SfuRoom extends RoomCore {
+  /**
+   * Makes the room from the room::enter answer; Room.enter is the way in (and publishes).
+   * @param {import('./signal.js').SignalClient} signal - a registered client
+   * @param {object} status - the room::enter answer
+   * @param {MediaStream|null} localStream - what we publish
+   */
   constructor(signal, status, localStream) {
     super(signal, status, localStream);
     this.streams = new Map(); // clientId -> MediaStream of what we receive from them
@@ -24,15 +42,31 @@ export class SfuRoom extends RoomCore {
     return { iceServers: this.signal.config?.iceServers ?? [], bundlePolicy: 'max-bundle' };
   }
 
+  /**
+   * Strategy hook (RoomCore): a media:: publish / unpublish / pause / resume; re-emits
+   * 'peer-state' for the member.
+   * @param {{clientId: string, streamId?: string}} body - the notification's body
+   * @param {string} action - 'publish', 'unpublish', 'pause' or 'resume'
+   * @returns {void}
+   */
   onMediaState({ clientId, streamId }, action) {
     if (streamId) this.paused.set(streamId, action === 'pause');
     queueMicrotask(() => this.emit('peer-state', { clientId, state: this.#stateOf(clientId) }));
   }
 
+  /**
+   * Strategy hook (RoomCore): a member left; forgets its stream.
+   * @param {string} clientId - the member
+   * @returns {void}
+   */
   onMemberLeft(clientId) {
     this.streams.delete(clientId);
   }
 
+  /**
+   * Strategy hook (RoomCore): closes both connections and forgets what we received.
+   * @returns {void}
+   */
   dropMedia() {
     this.pub?.close();
     this.pub = null;
@@ -42,6 +76,11 @@ export class SfuRoom extends RoomCore {
     this.paused.clear();
   }
 
+  /**
+   * Strategy hook (RoomCore): after re-entering, publishes again if we may.
+   * @param {{mayPublish?: boolean}} status - the new room::enter answer
+   * @returns {Promise<void>}
+   */
   async restartMedia(status) {
     if (status.mayPublish !== false) await this.publish();
   }
@@ -53,11 +92,19 @@ export class SfuRoom extends RoomCore {
   }
 
   /** Handles negotiation messages that arrived before the room object existed. */
+  /**
+   * @param {object[]} messages - media::exchange bodies, in the order they came
+   * @returns {void}
+   */
   replay(messages) {
     for (const b of messages) this.onExchange(b).catch((err) => this.emit('error', err));
   }
 
   /** Publishes our camera and microphone on the publish connection (again after unpublish). */
+  /**
+   * @param {MediaStream|null} [localStream] - what to publish (default: the room's localStream)
+   * @returns {Promise<void>}
+   */
   async publish(localStream = this.localStream) {
     this.localStream = localStream;
     if (!this.localStream || this.pub) return;
@@ -128,6 +175,12 @@ export class SfuRoom extends RoomCore {
     await this.publish();
   }
 
+  /**
+   * Strategy hook (RoomCore): the server's offer or candidate for the subscribe connection.
+   * @param {{transport: string, type: string, sdp?: string, candidate?: RTCIceCandidateInit}} body
+   *   - the media::exchange body
+   * @returns {Promise<void>}
+   */
   async onExchange({ transport, type, sdp, candidate }) {
     if (transport !== 'subscribe') return;
     const pc = this.#subscribePc();
@@ -144,6 +197,7 @@ export class SfuRoom extends RoomCore {
   }
 
   /** Per publisher, a summary of what we receive from it (same shape as the mesh Room's). */
+  /** @returns {Promise<Record<string, PeerStats>>} keyed by the publisher's clientId */
   async stats() {
     const sub = this.sub;
     if (!sub) return {};
@@ -163,6 +217,9 @@ export class SfuRoom extends RoomCore {
    * Shares `stream` (getDisplayMedia) as a second video on the publish connection: the server
    * makes it a stream of ours like the camera (`clientId:videoN`, a later N), which the others
    * receive in our stream, after our camera.
+   * @param {MediaStream} stream - the screen (getDisplayMedia)
+   * @returns {Promise<void>}
+   * @throws {Error} 'not publishing' when there is no publish connection
    */
   async shareScreen(stream) {
     if (!this.pub) throw new Error('not publishing');
@@ -183,6 +240,7 @@ export class SfuRoom extends RoomCore {
 
   /** Stops sharing: ends the screen's stream on the server (media::unpublish) and makes its
    * section inactive, so sharing again adds a new one. */
+  /** @returns {Promise<void>} */
   async stopScreen() {
     const t = this.screenTransceiver;
     if (!t) return;
@@ -198,6 +256,10 @@ export class SfuRoom extends RoomCore {
   }
 
   /** Sends `track` instead of our current track of its kind, without renegotiating. */
+  /**
+   * @param {MediaStreamTrack} track - the new camera or microphone track
+   * @returns {Promise<void>}
+   */
   async replaceTrack(track) {
     swapTrack(this.localStream, track);
     const sender = this.pub?.getSenders().find((x) => x.track?.kind === track.kind && x !== this.screenTransceiver?.sender);
@@ -207,6 +269,7 @@ export class SfuRoom extends RoomCore {
   /** Stops publishing (e.g. taken off stage): says so (media::unpublish: the server ends our
    * streams; it may have done so already) and closes the publish connection. Publishing again
    * offers on a new connection (docs/protocol.md, "SFU rooms"). */
+  /** @returns {Promise<void>} */
   async unpublishLocal() {
     const pc = this.pub;
     this.pub = null;

@@ -5,10 +5,29 @@
 // delayMs} (before each try), 'reconnected' {attempt}, 'failed' {reason} (reconnection gave up:
 // the login is refused now, or `giveUpAfterMs` passed), 'config', 'error' (platform::error).
 
+/** @typedef {import('./index.js').Login} Login */
+/** @typedef {import('./index.js').SignalOptions} SignalOptions */
+/**
+ * The version of the signaling protocol this SDK speaks (the `v` of every header).
+ * @type {string}
+ */
 export const PROTOCOL_VERSION = '1.0.0';
 
 /** A failed request: the server's code and message. */
+/**
+ * @augments Error
+ * @property {string} code - the server's code (docs/protocol.md, "Codes"); '2000' not
+ *   connected or connection closed, '2001' no answer in time
+ * @property {string} reason - the server's message
+ * @property {string} [signal] - the signal of the failed request
+ */
 export class SignalError extends Error {
+  /**
+   * Makes the error of a failed request.
+   * @param {string} code - the server's code
+   * @param {string} message - the server's message (kept as `reason`)
+   * @param {string} [signal] - the request's signal
+   */
   constructor(code, message, signal) {
     super(`${code}: ${message}`);
     this.code = code;
@@ -24,12 +43,31 @@ const FINAL_REGISTER = new Set(['3401', '1003']);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * One WebSocket to the server: taoyao's envelope, requests by id, notifications, heartbeats,
+ * and reconnection with re-register. Events are CustomEvents (payload in `detail`).
+ * @property {string} url - ws(s)://host/websocket.signal
+ * @property {Login} login - what is sent on client::register
+ * @property {string} [clientId] - our client id, once registered
+ * @property {boolean} registered - whether the current socket is registered
+ * @property {{iceServers?: RTCIceServer[], limits?: Record<string, number>}|null} config - the
+ *   last client::config body
+ * @fires SignalClient#closed - {code, reason}: a registered connection dropped
+ * @fires SignalClient#reconnecting - {attempt, delayMs}: before each try
+ * @fires SignalClient#reconnected - {attempt}: registered again
+ * @fires SignalClient#failed - {reason, code}: reconnection gave up (login refused, replaced,
+ *   or `giveUpAfterMs` passed)
+ * @fires SignalClient#config - the client::config body
+ * @fires SignalClient#error - a SignalError from platform::error
+ */
 export class SignalClient extends EventTarget {
   /**
+   * Makes a client for one server and login; nothing is sent before connect().
    * @param {string} url  ws(s)://host/websocket.signal
    * @param {object} login  {clientId, name, clientType, username, password}
    * @param {object} [options]  {requestTimeoutMs, reconnect, backoffMs (first retry),
    *   maxBackoffMs, giveUpAfterMs}
+   * Types as in index.d.ts: `login` is a {@link Login}, `options` a {@link SignalOptions}.
    */
   constructor(url, login, options = {}) {
     super();
@@ -51,6 +89,10 @@ export class SignalClient extends EventTarget {
 
   /** Connects and registers; resolves with the register answer's body. A refused register
    * closes this connection (and never reconnects), so a retry is a new SignalClient. */
+  /**
+   * @returns {Promise<Record<string, unknown>>} the register answer's body
+   * @throws {SignalError} the socket could not open, or the register was refused
+   */
   async connect() {
     this.closedByUs = false;
     try {
@@ -64,6 +106,11 @@ export class SignalClient extends EventTarget {
   }
 
   /** Calls `fn(body, message)` for every notification or request of this signal. */
+  /**
+   * @param {string} signal - the signal, e.g. 'room::enter'
+   * @param {(body: any, message: any) => void} fn - called with the body and the whole message
+   * @returns {() => void} unsubscribes `fn`
+   */
   on(signal, fn) {
     if (!this.handlers.has(signal)) this.handlers.set(signal, new Set());
     this.handlers.get(signal).add(fn);
@@ -71,6 +118,13 @@ export class SignalClient extends EventTarget {
   }
 
   /** Sends a request; resolves with the answer's body, rejects with a SignalError. */
+  /**
+   * @param {string} signal - the request's signal
+   * @param {Record<string, unknown>} [body] - the request's body (default {})
+   * @returns {Promise<any>} the answer's body
+   * @throws {SignalError} '2000' not connected or closed, '2001' no answer in time, or the
+   *   server's code
+   */
   request(signal, body = {}) {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
       return Promise.reject(new SignalError('2000', 'not connected', signal));
@@ -87,12 +141,23 @@ export class SignalClient extends EventTarget {
   }
 
   /** Answers a request the server sent (same id and signal). */
+  /**
+   * @param {any} message - the server's request (its header is sent back)
+   * @param {Record<string, unknown>} [body] - the answer's body (default {})
+   * @param {string} [code] - the answer's code (default '0000')
+   * @param {string} [text] - the answer's message (default 'success')
+   * @returns {void}
+   */
   respond(message, body = {}, code = '0000', text = 'success') {
     if (this.ws?.readyState !== WebSocket.OPEN) return;
     this.ws.send(JSON.stringify({ code, message: text, header: message.header, body }));
   }
 
   /** Closes for good (no reconnect). */
+  /**
+   * Says client::close (if it can), then closes the socket.
+   * @returns {Promise<void>}
+   */
   async close() {
     this.closedByUs = true;
     clearInterval(this.heartbeat);

@@ -4,7 +4,30 @@
 // 'cohost' {action, clientId, from, by}, 'may-publish' {mayPublish}, 'republish' (our streams
 // were ended by the server though we may still publish: publish again).
 
+/**
+ * Modes, presenters, floor and live of one room (`room.stage`).
+ * @property {'meeting'|'broadcast'|'intercom'} mode - the meeting mode
+ * @property {string[]} presenters - who may publish in broadcast mode
+ * @property {{holder: string|null, queue: string[]}} floor - intercom: who holds the floor,
+ *   who waits
+ * @property {{anchor: string, cohosts: string[], viewers: number, paused: boolean, startedAt: number}|null} live
+ *   - the live, if one runs
+ * @property {boolean} mayPublish - whether we may publish now
+ * @fires Stage#mode - {mode, presenters, floor}
+ * @fires Stage#floor - the mode state and the floor event
+ * @fires Stage#live - the live's state, or null
+ * @fires Stage#live-stopped - the live::stop body
+ * @fires Stage#live-paused - the live::pause body
+ * @fires Stage#cohost - {action, clientId, from, by}
+ * @fires Stage#may-publish - {mayPublish}
+ * @fires Stage#republish - {}: the server ended our streams though we may still publish
+ */
 export class Stage extends EventTarget {
+  /**
+   * Takes the stage state of a room::enter answer and follows the room's notifications.
+   * @param {import('./signal.js').SignalClient} signal - the room's client
+   * @param {object} status - the room::enter answer
+   */
   constructor(signal, status) {
     super();
     this.signal = signal;
@@ -62,6 +85,12 @@ export class Stage extends EventTarget {
   }
 
   /** Takes the state of a fresh room::enter answer (after re-entering). */
+  /**
+   * @param {Record<string, unknown>} status - the room::enter answer
+   * @fires Stage#mode
+   * @fires Stage#live
+   * @returns {void}
+   */
   update(status) {
     this.mode = status.mode ?? 'meeting';
     this.presenters = status.presenters ?? [];
@@ -72,6 +101,10 @@ export class Stage extends EventTarget {
     this.#recheck();
   }
 
+  /**
+   * Whether we hold the floor (intercom mode).
+   * @returns {boolean}
+   */
   holdsFloor() {
     return this.floor?.holder === this.signal.clientId;
   }
@@ -80,19 +113,56 @@ export class Stage extends EventTarget {
     return this.signal.request(signal, { roomId: this.roomId, ...body });
   }
 
+  /**
+   * Sets the room's mode (the owner; room::mode).
+   * @param {string} mode - 'meeting', 'broadcast' or 'intercom'
+   * @returns {Promise<unknown>}
+   */
   setMode(mode) { return this.#req('room::mode', { mode }); }
+  /**
+   * Adds, removes or hands over to a presenter (broadcast mode; room::presenter).
+   * @param {string} clientId - the member
+   * @param {'add'|'remove'|'handover'} [action] - default 'add'
+   * @returns {Promise<unknown>}
+   */
   presenter(clientId, action = 'add') { return this.#req('room::presenter', { clientId, action }); }
+  /**
+   * Asks for the floor (intercom mode), or a place in its queue.
+   * @returns {Promise<unknown>}
+   */
   requestFloor() { return this.#req('room::floor', { action: 'request' }); }
+  /**
+   * Gives the floor back (intercom mode).
+   * @returns {Promise<unknown>}
+   */
   releaseFloor() { return this.#req('room::floor', { action: 'release' }); }
+  /**
+   * Goes live (the owner of an sfu or mcu room; live::start).
+   * @fires Stage#live
+   * @returns {Promise<unknown>} the live's state
+   */
   async startLive() {
     this.live = await this.#req('live::start');
     this.#emit('live', this.live);
     return this.live;
   }
+  /**
+   * Ends the live (live::stop).
+   * @returns {Promise<unknown>}
+   */
   stopLive() { return this.#req('live::stop'); }
   /** action: request | invite | accept | decline | end; clientId: the viewer (anchor's side). */
+  /**
+   * @param {'request'|'invite'|'accept'|'decline'|'end'} action - the co-host step
+   * @param {string} [clientId] - the viewer (on the anchor's side)
+   * @returns {Promise<unknown>}
+   */
   cohost(action, clientId) { return this.#req('live::cohost', clientId ? { action, clientId } : { action }); }
 
+  /**
+   * Stops following the room.
+   * @returns {void}
+   */
   close() {
     for (const u of this.unsubscribe) u();
   }
