@@ -35,6 +35,19 @@ async function api(method, path, body) {
   return json;
 }
 
+// Each stream's bytes at the last refresh: a bitrate is the change between two refreshes.
+const lastBytes = new Map();
+
+/** The stream's bitrate since the previous refresh, in words ("" on the first one). */
+function bitrate(stream) {
+  const now = performance.now();
+  const before = lastBytes.get(stream.streamId);
+  lastBytes.set(stream.streamId, { bytes: stream.bytesReceived ?? 0, at: now });
+  if (!before || now <= before.at) return '';
+  const kbps = ((stream.bytesReceived - before.bytes) * 8) / (now - before.at);
+  return `${Math.max(0, Math.round(kbps))} kbit/s`;
+}
+
 const enc = encodeURIComponent;
 
 function el(tag, attrs = {}, ...children) {
@@ -81,7 +94,7 @@ function renderRoom(room, status, files) {
     el('tr', {}, el('th', {}, 'member'), el('th', {}, 'streams'), el('th', {}, 'actions')));
   for (const m of status.members ?? []) {
     const streams = (status.streams ?? []).filter((s) => s.clientId === m.clientId)
-      .map((s) => `${s.kind}${s.paused ? ' (paused)' : ''}`).join(', ') || '—';
+      .map((s) => `${s.kind}${s.paused ? ' (paused)' : ''} ${bitrate(s)}`.trim()).join(', ') || '—';
     const who = { 'data-client': m.clientId };
     // Each row's buttons say whose they are (screen readers, and the browser test's clicks).
     const named = (label, kind) => ({ ...data(kind, who), 'aria-label': `${label} ${m.clientId}` });

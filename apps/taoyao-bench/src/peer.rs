@@ -54,6 +54,9 @@ pub struct PeerOptions {
     /// Put this RFC 6464 audio level (dBov, 0 loudest .. 127 silent) on every audio packet,
     /// as browsers do (offered as the `ssrc-audio-level` extension); `None`: no levels.
     pub audio_level: Option<u8>,
+    /// Leave out every Nth audio packet (its sequence number is skipped, as a lossy network
+    /// would): what the server sees as a publisher's loss.
+    pub audio_gap_every: Option<u32>,
 }
 
 impl Default for PeerOptions {
@@ -65,6 +68,7 @@ impl Default for PeerOptions {
             ice_check_interval: Duration::from_millis(50),
             audio_first_seq: None,
             audio_level: None,
+            audio_gap_every: None,
         }
     }
 }
@@ -480,6 +484,7 @@ pub struct ClientPeer {
     pub sent_bytes: Arc<AtomicU64>,
     audio_first_seq: Option<u16>,
     audio_level: Option<u8>,
+    audio_gap_every: Option<u32>,
 }
 
 fn sample_track(kind: RtpCodecKind, ssrc: u32) -> anyhow::Result<Arc<TrackLocalStaticSample>> {
@@ -604,6 +609,7 @@ impl ClientPeer {
             sent_bytes,
             audio_first_seq: opts.audio_first_seq,
             audio_level: opts.audio_level,
+            audio_gap_every: opts.audio_gap_every,
         })
     }
 
@@ -778,12 +784,20 @@ impl ClientPeer {
                 Some((u8::try_from(id).ok()?, Bytes::from(vec![byte])))
             });
             let mut audio_ts = rand::random::<u32>();
+            let gap_every = self.audio_gap_every.filter(|n| *n > 1);
+            let mut audio_sent = 0u32;
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 let mut i = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     tick.tick().await;
                     if !video {
+                        audio_sent = audio_sent.wrapping_add(1);
+                        if gap_every.is_some_and(|n| audio_sent % n == 0) {
+                            // Lost on the way: the number is used, nothing arrives.
+                            audio_seq = audio_seq.wrapping_add(1);
+                            audio_ts = audio_ts.wrapping_add(960);
+                        }
                         let mut packet = rtc::rtp::packet::Packet {
                             header: rtc::rtp::header::Header {
                                 version: 2,

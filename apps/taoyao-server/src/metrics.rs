@@ -74,6 +74,14 @@ pub struct Metrics {
     recordings_active: Gauge,
     resident_memory: Gauge,
     cpu_seconds: Counter<f64, AtomicU64>,
+    // The media engine's running totals, caught up at scrape time.
+    forwarded_packets: Counter,
+    forwarded_bytes: Counter,
+    publisher_packets_lost: Counter,
+    keyframe_requests: Counter,
+    nacks_received: Counter,
+    mix_ticks_late: Counter,
+    mix_ticks_skipped: Counter,
     // Moved as things happen.
     signals: Family<SignalLabels, Counter>,
     rate_limited: Counter,
@@ -113,6 +121,13 @@ impl Metrics {
             recordings_active: Gauge::default(),
             resident_memory: Gauge::default(),
             cpu_seconds: Counter::default(),
+            forwarded_packets: Counter::default(),
+            forwarded_bytes: Counter::default(),
+            publisher_packets_lost: Counter::default(),
+            keyframe_requests: Counter::default(),
+            nacks_received: Counter::default(),
+            mix_ticks_late: Counter::default(),
+            mix_ticks_skipped: Counter::default(),
             signals: Family::default(),
             rate_limited: Counter::default(),
             connections_refused: Counter::default(),
@@ -199,6 +214,42 @@ impl Metrics {
             "User and system CPU time of the server process",
             Unit::Seconds,
             m.cpu_seconds.clone(),
+        );
+        r.register(
+            "taoyao_media_forwarded_packets",
+            "RTP packets the server wrote to subscribers (sfu and mcu video), since it started",
+            m.forwarded_packets.clone(),
+        );
+        r.register_with_unit(
+            "taoyao_media_forwarded",
+            "RTP payload bytes the server wrote to subscribers, since it started",
+            Unit::Bytes,
+            m.forwarded_bytes.clone(),
+        );
+        r.register(
+            "taoyao_media_publisher_packets_lost",
+            "RTP packets missing from publishers' streams as they arrived (sequence gaps)",
+            m.publisher_packets_lost.clone(),
+        );
+        r.register(
+            "taoyao_media_keyframe_requests",
+            "Keyframe requests (PLI) the server sent to publishers",
+            m.keyframe_requests.clone(),
+        );
+        r.register(
+            "taoyao_media_nacks_received",
+            "NACK packets (retransmission requests) received from subscribers",
+            m.nacks_received.clone(),
+        );
+        r.register(
+            "taoyao_mixer_ticks_late",
+            "mcu mixer: 20 ms ticks mixed late, after a late wakeup",
+            m.mix_ticks_late.clone(),
+        );
+        r.register(
+            "taoyao_mixer_ticks_skipped",
+            "mcu mixer: 20 ms ticks skipped after a stall (their audio is lost)",
+            m.mix_ticks_skipped.clone(),
         );
         r.register(
             "taoyao_signals_handled",
@@ -341,6 +392,19 @@ impl Metrics {
         }
         self.media_tasks
             .set((parts.sfu.stats().tasks + parts.mcu.stats().tasks) as i64);
+        // The sfu and the mcu share one factory, so one of them gives the totals.
+        let totals = parts.sfu.media_counters();
+        for (c, total) in [
+            (&self.forwarded_packets, totals.forwarded_packets),
+            (&self.forwarded_bytes, totals.forwarded_bytes),
+            (&self.publisher_packets_lost, totals.publisher_packets_lost),
+            (&self.keyframe_requests, totals.keyframe_requests),
+            (&self.nacks_received, totals.nacks_received),
+            (&self.mix_ticks_late, totals.mix_ticks_late),
+            (&self.mix_ticks_skipped, totals.mix_ticks_skipped),
+        ] {
+            c.inc_by(total.saturating_sub(c.get()));
+        }
         self.recordings_active
             .set(parts.rooms.recordings_running() as i64);
         if let Some(p) = read_proc_self() {

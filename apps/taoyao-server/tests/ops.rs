@@ -132,7 +132,12 @@ async fn metrics_move_as_clients_register_rooms_open_and_media_flows() {
     assert_eq!(value(&s, "taoyao_clients_online", &[]), 0.0);
     assert_eq!(value(&s, "taoyao_rooms", &[]), 0.0);
     assert!(value(&s, "process_resident_memory_bytes", &[]) > 1e6);
-    assert!(value(&s, "process_cpu_seconds_total", &[]) > 0.0);
+    // The process may have used less than one clock tick (10 ms) yet: it is counted later.
+    assert!(
+        s.samples
+            .iter()
+            .any(|x| x.metric == "process_cpu_seconds_total")
+    );
 
     let a = member_in(&server, "a", "metrics-sfu", "sfu").await;
     let b = member_in(&server, "b", "metrics-sfu", "sfu").await;
@@ -173,6 +178,26 @@ async fn metrics_move_as_clients_register_rooms_open_and_media_flows() {
     })
     .await;
     assert!(value(&s, "taoyao_media_tasks", &[]) > 0.0);
+    assert!(value(&s, "process_cpu_seconds_total", &[]) > 0.0);
+    // The media engine's running totals: copies and bytes to subscribers, keyframe requests
+    // for the joiners; the mixer's counters are there (no mcu room yet: 0).
+    let forwarded = value(&s, "taoyao_media_forwarded_packets_total", &[]);
+    assert!(forwarded > 100.0, "{forwarded}");
+    assert!(value(&s, "taoyao_media_forwarded_bytes_total", &[]) > 100.0 * forwarded);
+    assert!(value(&s, "taoyao_media_keyframe_requests_total", &[]) >= 1.0);
+    for name in [
+        "taoyao_mixer_ticks_late_total",
+        "taoyao_mixer_ticks_skipped_total",
+    ] {
+        assert!(
+            s.samples.iter().any(|x| x.metric == name),
+            "{name} is exported"
+        );
+    }
+    metrics_until(&server, "more packets forwarded", |s| {
+        value(s, "taoyao_media_forwarded_packets_total", &[]) > forwarded
+    })
+    .await;
     // The failed signal is counted under its code.
     let r = a
         .request("room::status", json!({"roomId": "no-such-room"}))
@@ -230,6 +255,66 @@ async fn metrics_move_as_clients_register_rooms_open_and_media_flows() {
         ),
         1.0
     );
+    server.stop().await;
+}
+
+/// Loss on the way in and retransmission requests on the way out are counted: a publisher whose
+/// audio misses every 10th packet, a subscriber that drops 10% of what it receives and NACKs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_loss_and_subscriber_nacks_are_counted() {
+    use taoyao_bench::member::Member;
+    use taoyao_bench::peer::PeerOptions;
+    let server = TestServer::start().await;
+    let join = |id: &'static str, opts: PeerOptions| {
+        let url = server.url();
+        async move {
+            let m = Member::connect(
+                &url,
+                json!({"clientId": id, "username": "taoyao", "password": "taoyao"}),
+                opts,
+            )
+            .await
+            .expect("member connects");
+            m.enter_with(json!({"roomId": "lossy", "architecture": "sfu", "subscribe": "all"}))
+                .await
+                .expect("enters");
+            m
+        }
+    };
+    let s = scrape(&server).await;
+    assert_eq!(
+        value(&s, "taoyao_media_publisher_packets_lost_total", &[]),
+        0.0
+    );
+    let publisher = join(
+        "pub",
+        PeerOptions {
+            audio_gap_every: Some(10),
+            ..PeerOptions::default()
+        },
+    )
+    .await;
+    let _lossy = join(
+        "sub",
+        PeerOptions {
+            drop_incoming_pct: 10,
+            ..PeerOptions::default()
+        },
+    )
+    .await;
+    publisher
+        .publish(media(), true, true)
+        .await
+        .expect("publishes");
+    let s = metrics_until(&server, "loss and NACKs counted", |s| {
+        value(s, "taoyao_media_publisher_packets_lost_total", &[]) >= 5.0
+            && value(s, "taoyao_media_nacks_received_total", &[]) >= 1.0
+    })
+    .await;
+    // One in ten audio packets (50 a second) never arrives; video arrives whole.
+    let lost = value(&s, "taoyao_media_publisher_packets_lost_total", &[]);
+    let forwarded = value(&s, "taoyao_media_forwarded_packets_total", &[]);
+    assert!(lost < forwarded / 5.0, "lost {lost} of about {forwarded}");
     server.stop().await;
 }
 
@@ -431,6 +516,20 @@ async fn admin_actions_work_on_a_live_sfu_room() {
         .unwrap()
         .clone();
     assert_eq!(ma["streams"].as_array().unwrap().len(), 2, "{members}");
+    // Each stream's received bytes grow (the dashboard's bitrate is their change).
+    let bytes = |st: &Value| -> u64 {
+        st["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["clientId"] == "a")
+            .map(|s| s["bytesReceived"].as_u64().expect("bytesReceived"))
+            .sum()
+    };
+    let before = bytes(&st);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, st2) = api(&server, "get", &format!("/rooms/{id}"), t, None).await;
+    assert!(bytes(&st2) > before, "{st2}");
 
     // Mute a's audio on the server: b stops receiving it, and both are told.
     let (s, m) = api(

@@ -115,6 +115,55 @@ impl Sink {
     }
 }
 
+/// Running totals of the server's media work since it started, shared by every forwarder,
+/// connection and mixer built on one [`crate::peer::PeerFactory`] (what `/metrics` reads).
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    /// RTP packets written to subscribers, and their payload bytes.
+    pub forwarded_packets: AtomicU64,
+    pub forwarded_bytes: AtomicU64,
+    /// RTP packets missing from publishers' streams (sequence gaps seen on arrival).
+    pub publisher_packets_lost: AtomicU64,
+    /// Keyframe requests (PLI) sent to publishers.
+    pub keyframe_requests: AtomicU64,
+    /// NACK packets (retransmission requests) received from subscribers.
+    pub nacks_received: AtomicU64,
+    /// mcu mixer: ticks mixed late (after a late wakeup) and ticks skipped after a stall.
+    pub mix_ticks_late: AtomicU64,
+    pub mix_ticks_skipped: AtomicU64,
+}
+
+/// A copy of [`MediaCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaCountersSnapshot {
+    pub forwarded_packets: u64,
+    pub forwarded_bytes: u64,
+    pub publisher_packets_lost: u64,
+    pub keyframe_requests: u64,
+    pub nacks_received: u64,
+    pub mix_ticks_late: u64,
+    pub mix_ticks_skipped: u64,
+}
+
+impl MediaCounters {
+    pub fn snapshot(&self) -> MediaCountersSnapshot {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MediaCountersSnapshot {
+            forwarded_packets: r(&self.forwarded_packets),
+            forwarded_bytes: r(&self.forwarded_bytes),
+            publisher_packets_lost: r(&self.publisher_packets_lost),
+            keyframe_requests: r(&self.keyframe_requests),
+            nacks_received: r(&self.nacks_received),
+            mix_ticks_late: r(&self.mix_ticks_late),
+            mix_ticks_skipped: r(&self.mix_ticks_skipped),
+        }
+    }
+
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// A stream's RFC 6464 audio levels since they were last read: the loudest (dBov, 0 loudest ..
 /// 127 silent) and how many packets (20 ms frames) were louder than the silence threshold.
 /// Written by the forwarder per packet, read by the room's level reports; atomics, no lock.
@@ -175,11 +224,15 @@ struct Inner {
     keyframe_wanted: Notify,
     keyframe_interval: Duration,
     packets_in: AtomicU64,
+    bytes_in: AtomicU64,
     stop: CancellationToken,
     /// Recordings of this stream.
     taps: Taps,
     /// Audio: the levels the publisher sends (RFC 6464), when it offered them.
     level: Option<AudioLevel>,
+    counters: Arc<MediaCounters>,
+    /// The last incoming sequence number (with [`VALID`] once one arrived): gaps are loss.
+    last_in: AtomicU32,
 }
 
 /// Handle to a running forwarder; clones share it. It stops when its publisher's track ends
@@ -200,6 +253,7 @@ impl Forwarder {
         keyframe_interval: Duration,
         tasks: Arc<AtomicUsize>,
         level: Option<AudioLevel>,
+        counters: Arc<MediaCounters>,
     ) -> Forwarder {
         let inner = Arc::new(Inner {
             stream: stream.into(),
@@ -213,9 +267,12 @@ impl Forwarder {
             keyframe_wanted: Notify::new(),
             keyframe_interval,
             packets_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
             stop: CancellationToken::new(),
             taps: Taps::default(),
             level,
+            counters,
+            last_in: AtomicU32::new(0),
         });
         let f = Forwarder { inner, tasks };
         let run = f.clone();
@@ -233,6 +290,10 @@ impl Forwarder {
 
     pub fn kind(&self) -> MediaKind {
         self.inner.kind
+    }
+
+    pub fn bytes_in(&self) -> u64 {
+        self.inner.bytes_in.load(Ordering::Relaxed)
     }
 
     pub fn packets_in(&self) -> u64 {
@@ -408,8 +469,9 @@ impl Forwarder {
                 sender_ssrc: 0,
                 media_ssrc,
             };
-            if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
-                tracing::debug!(stream = self.inner.stream, "PLI not sent: {e}");
+            match track.write_rtcp(vec![Box::new(pli)]).await {
+                Ok(()) => MediaCounters::add(&self.inner.counters.keyframe_requests, 1),
+                Err(e) => tracing::debug!(stream = self.inner.stream, "PLI not sent: {e}"),
             }
         }
         self.inner.stop.cancel();
@@ -418,6 +480,25 @@ impl Forwarder {
 
     async fn forward(&self, p: rtc::rtp::packet::Packet) {
         self.inner.packets_in.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .bytes_in
+            .fetch_add(p.payload.len() as u64, Ordering::Relaxed);
+        let seq = p.header.sequence_number;
+        let last = self.inner.last_in.load(Ordering::Relaxed);
+        let ahead = seq.wrapping_sub(last as u16);
+        if last & VALID == 0 || (ahead != 0 && ahead < 0x8000) {
+            if last & VALID != 0 && ahead > 1 {
+                // Packets between the last one and this one have not arrived (yet): lost,
+                // unless a late one fills in (not subtracted: loss as a receiver report sees it).
+                MediaCounters::add(
+                    &self.inner.counters.publisher_packets_lost,
+                    u64::from(ahead - 1),
+                );
+            }
+            self.inner
+                .last_in
+                .store(VALID | u32::from(seq), Ordering::Relaxed);
+        }
         let sinks = self.inner.sinks.load();
         if self.inner.paused.load(Ordering::Relaxed) || self.inner.gated.load(Ordering::Relaxed) {
             for s in sinks.iter() {
@@ -462,8 +543,11 @@ impl Forwarder {
             out.header.extensions.clear();
             out.header.extensions_padding = 0;
             out.header.sequence_number = sink.map_seq(p.header.sequence_number);
+            let bytes = out.payload.len() as u64;
             if sink.track.write_rtp(out).await.is_ok() {
                 sink.sent.fetch_add(1, Ordering::Relaxed);
+                MediaCounters::add(&self.inner.counters.forwarded_packets, 1);
+                MediaCounters::add(&self.inner.counters.forwarded_bytes, bytes);
             }
         }
     }

@@ -84,6 +84,12 @@ impl Sfu {
         }
     }
 
+    /// The media totals of the factory this backend runs on (shared with an mcu built on the
+    /// same factory: read them from one of the two).
+    pub fn media_counters(&self) -> crate::forwarder::MediaCountersSnapshot {
+        self.factory.counters().snapshot()
+    }
+
     pub fn stats(&self) -> SfuStats {
         SfuStats {
             peer_connections: self.factory.open_count(),
@@ -119,6 +125,7 @@ impl MediaArchitecture for Sfu {
                 mixing::spawn(
                     room.to_owned(),
                     self.tasks.clone(),
+                    self.factory.counters().clone(),
                     mixing::MixSettings {
                         max_speakers: cfg.mcu_max_speakers,
                         level_interval: Duration::from_millis(cfg.audio_level_interval_ms),
@@ -204,6 +211,7 @@ impl Stream {
             client_id: self.owner.clone(),
             kind: self.kind,
             paused: self.forwarder.is_paused(),
+            bytes_received: self.forwarder.bytes_in(),
         }
     }
 }
@@ -461,6 +469,7 @@ impl Shared {
             self.keyframe_interval,
             self.tasks.clone(),
             level,
+            self.factory.counters().clone(),
         );
         let stream = Arc::new(Stream {
             id: id.clone(),

@@ -62,6 +62,7 @@ pub(crate) struct MixSettings {
 pub(crate) fn spawn(
     room: String,
     tasks: Arc<AtomicUsize>,
+    counters: Arc<crate::forwarder::MediaCounters>,
     settings: MixSettings,
     events: MediaEvents,
 ) -> mpsc::UnboundedSender<MixCmd> {
@@ -133,7 +134,15 @@ pub(crate) fn spawn(
                     // A tick or a few late (a busy machine): mix each, so no 20 ms of audio
                     // goes missing (ticks were lost here before); after a longer stall mix
                     // once and skip the rest rather than send a burst.
-                    for index in clock.to_mix(Instant::now(), MAX_CATCH_UP) {
+                    let before = clock.ticks();
+                    let mix = clock.to_mix(Instant::now(), MAX_CATCH_UP);
+                    // More than one tick due: this wakeup was late; the ticks before the range
+                    // were skipped (after a stall), the range's extra ones are mixed late.
+                    let late = (mix.end - mix.start).saturating_sub(1);
+                    let skipped = mix.start - before;
+                    crate::forwarder::MediaCounters::add(&counters.mix_ticks_late, late);
+                    crate::forwarder::MediaCounters::add(&counters.mix_ticks_skipped, skipped);
+                    for index in mix {
                         let tick = match mixer.tick() {
                             Ok(t) => t,
                             Err(e) => {

@@ -22,6 +22,7 @@ use webrtc::peer_connection::{
     register_default_interceptors,
 };
 
+use crate::forwarder::MediaCounters;
 use crate::rtcp::KeyframeRequestInterceptor;
 use taoyao_webrtc::sdp_check::{self, SdpIdentity};
 use taoyao_webrtc::{Candidate, MediaError, MediaKind, WebrtcConfig};
@@ -186,6 +187,7 @@ pub struct PeerFactory {
     cfg: WebrtcConfig,
     ports: Ports,
     open: Arc<AtomicUsize>,
+    counters: Arc<MediaCounters>,
 }
 
 impl PeerFactory {
@@ -199,7 +201,13 @@ impl PeerFactory {
             },
             cfg,
             open: Arc::new(AtomicUsize::new(0)),
+            counters: Arc::default(),
         }
+    }
+
+    /// The running totals of every connection, forwarder and mixer built on this factory.
+    pub fn counters(&self) -> &Arc<MediaCounters> {
+        &self.counters
     }
 
     pub fn config(&self) -> &WebrtcConfig {
@@ -238,7 +246,7 @@ impl PeerFactory {
                 .map_err(internal)?
                 .with(
                     rtc::interceptor::Slot::from(14_000usize),
-                    KeyframeRequestInterceptor::default(),
+                    KeyframeRequestInterceptor::counting(self.counters.clone()),
                 );
             let settings = SettingEngineBuilder::new()
                 .with_multicast_dns_mode(MulticastDnsMode::Disabled)

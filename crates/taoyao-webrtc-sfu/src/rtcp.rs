@@ -9,6 +9,7 @@ use std::time::Instant;
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
@@ -16,6 +17,18 @@ use rtc::shared::error::Error;
 pub struct KeyframeRequestInterceptor {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
+    /// Where the NACKs the far end sends are counted (the server's connections).
+    counters: Option<std::sync::Arc<crate::forwarder::MediaCounters>>,
+}
+
+impl KeyframeRequestInterceptor {
+    /// Also counts the NACKs that arrive (in `counters.nacks_received`).
+    pub fn counting(counters: std::sync::Arc<crate::forwarder::MediaCounters>) -> Self {
+        KeyframeRequestInterceptor {
+            counters: Some(counters),
+            ..Default::default()
+        }
+    }
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestInterceptor {
@@ -27,6 +40,13 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestInterceptor {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
+            if let Some(c) = &self.counters {
+                let nacks = packets
+                    .iter()
+                    .filter(|p| p.as_any().is::<TransportLayerNack>())
+                    .count();
+                crate::forwarder::MediaCounters::add(&c.nacks_received, nacks as u64);
+            }
             let wanted: Vec<Box<dyn rtc::rtcp::Packet>> = packets
                 .iter()
                 .filter(|p| {

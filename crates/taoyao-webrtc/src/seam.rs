@@ -364,6 +364,9 @@ pub struct StreamInfo {
     pub client_id: String,
     pub kind: MediaKind,
     pub paused: bool,
+    /// RTP payload bytes received from the publisher so far (a bitrate is its change over
+    /// time).
+    pub bytes_received: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
