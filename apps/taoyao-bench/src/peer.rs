@@ -793,7 +793,7 @@ impl ClientPeer {
                     tick.tick().await;
                     if !video {
                         audio_sent = audio_sent.wrapping_add(1);
-                        if gap_every.is_some_and(|n| audio_sent % n == 0) {
+                        if gap_every.is_some_and(|n| audio_sent.is_multiple_of(n)) {
                             // Lost on the way: the number is used, nothing arrives.
                             audio_seq = audio_seq.wrapping_add(1);
                             audio_ts = audio_ts.wrapping_add(960);
