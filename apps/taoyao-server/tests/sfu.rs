@@ -252,9 +252,10 @@ async fn a_vanished_member_leaves_nothing_behind() {
         })
     })
     .await;
-    // 3 members x (publish + subscribe); 6 forwarders + 12 sinks' feedback tasks.
+    // 3 members x (publish + subscribe); 6 forwarders + 12 sinks' feedback tasks + the room's
+    // audio level reports.
     assert_eq!(sfu.stats().peer_connections, 6);
-    assert_eq!(sfu.stats().tasks, 18);
+    assert_eq!(sfu.stats().tasks, 19);
     let c = members.pop().unwrap();
     c.vanish().await;
     for m in &members {
@@ -274,7 +275,7 @@ async fn a_vanished_member_leaves_nothing_behind() {
     eventually(
         Duration::from_secs(5),
         "c's connections and tasks to end",
-        || sfu.stats().peer_connections == 4 && sfu.stats().tasks == 8,
+        || sfu.stats().peer_connections == 4 && sfu.stats().tasks == 9,
     )
     .await;
     assert_eq!(server.media_counts("sfu-vanish").await, (2, 4, 4, 4));
