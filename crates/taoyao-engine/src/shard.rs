@@ -185,6 +185,20 @@ pub struct Shard {
     stats: ShardStats,
 }
 
+/// Applies our offer or answer and returns the SDP as the connection now describes itself.
+fn set_local(
+    pc: &mut RTCPeerConnection,
+    now: Instant,
+    desc: RTCSessionDescription,
+) -> Result<String, EngineError> {
+    pc.set_local_description(now, desc)
+        .map_err(EngineError::rtc)?;
+    Ok(pc
+        .local_description()
+        .ok_or(EngineError::Rtc("no local description".into()))?
+        .sdp)
+}
+
 impl Shard {
     pub fn new(cfg: ShardConfig) -> Self {
         Shard {
@@ -309,14 +323,7 @@ impl Shard {
             .set_remote_description(now, offer)
             .map_err(EngineError::sdp)?;
         let answer = conn.pc.create_answer(None).map_err(EngineError::rtc)?;
-        conn.pc
-            .set_local_description(now, answer)
-            .map_err(EngineError::rtc)?;
-        let sdp = conn
-            .pc
-            .local_description()
-            .ok_or(EngineError::Rtc("no local description".into()))?
-            .sdp;
+        let sdp = set_local(&mut conn.pc, now, answer)?;
         self.on_remote_set(now, id);
         Ok(sdp)
     }
@@ -379,14 +386,7 @@ impl Shard {
             added.push((src.clone(), sender, ssrc));
         }
         let offer = conn.pc.create_offer(None).map_err(EngineError::rtc)?;
-        conn.pc
-            .set_local_description(now, offer)
-            .map_err(EngineError::rtc)?;
-        let sdp = conn
-            .pc
-            .local_description()
-            .ok_or(EngineError::Rtc("no local description".into()))?
-            .sdp;
+        let sdp = set_local(&mut conn.pc, now, offer)?;
         conn.sources
             .extend(added.iter().map(|(src, _, _)| src.clone()));
         for (src, sender, ssrc) in added {
