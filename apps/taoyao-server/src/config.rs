@@ -112,6 +112,14 @@ pub struct WebhooksConfig {
     pub backoff_ms: u64,
     /// Longest wait between retries.
     pub max_backoff_ms: u64,
+    /// A PEM file of certificates trusted for https receivers besides the public roots (a
+    /// private CA, a self-signed receiver).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// At shutdown, after the rooms have ended, how long delivery of the events still queued
+    /// (the rooms' last ones among them) may go on before the rest are given up (counted as
+    /// dropped).
+    pub drain_ms: u64,
 }
 
 impl Default for WebhooksConfig {
@@ -124,6 +132,8 @@ impl Default for WebhooksConfig {
             retries: 5,
             backoff_ms: 500,
             max_backoff_ms: 30_000,
+            ca_file: None,
+            drain_ms: 5_000,
         }
     }
 }

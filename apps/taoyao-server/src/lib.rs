@@ -63,12 +63,14 @@ pub struct Parts {
     pub sfu: Arc<Sfu>,
     pub mcu: Arc<Sfu>,
     pub metrics: Arc<Metrics>,
+    /// The webhook senders, when `webhooks.urls` is set (drained at shutdown).
+    pub webhooks: Option<Arc<Webhooks>>,
 }
 
 /// What watches the rooms: the metrics count each event, the webhooks queue it.
 struct RoomWatch {
     metrics: Arc<Metrics>,
-    webhooks: Option<Webhooks>,
+    webhooks: Option<Arc<Webhooks>>,
 }
 
 impl taoyao_meeting::RoomObserver for RoomWatch {
@@ -110,11 +112,12 @@ pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
     )
     .map_err(ServerError::Wiring)?;
     let metrics = Arc::new(Metrics::new());
-    let webhooks = Webhooks::start(&cfg.webhooks, ids.clone(), metrics.clone(), shutdown)
-        .map_err(ServerError::Wiring)?;
+    let webhooks = Webhooks::start(&cfg.webhooks, ids.clone(), metrics.clone())
+        .map_err(ServerError::Wiring)?
+        .map(Arc::new);
     rooms.observe(Arc::new(RoomWatch {
         metrics: metrics.clone(),
-        webhooks,
+        webhooks: webhooks.clone(),
     }));
     let calls = Arc::new(Calls::new(cfg.calls.clone(), ids.clone()));
     let hub = SignalHub::builder(cfg.signal.clone(), cfg.auth.clone(), shutdown.clone())
@@ -132,6 +135,7 @@ pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
         sfu,
         mcu,
         metrics,
+        webhooks,
     })
 }
 
@@ -187,6 +191,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> Result<Running, ServerErr
         stopper.graceful_shutdown(Some(grace));
     });
     let tls_metrics = parts.metrics.clone();
+    let webhooks = parts.webhooks.clone();
     let task = tokio::spawn(async move {
         let served = match tls {
             Some(tls) => {
@@ -214,6 +219,11 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> Result<Running, ServerErr
         // Sessions tell their clients and close on the same signal; wait for them.
         if !shutdown.drained(grace).await {
             tracing::warn!("some connections did not close within {grace:?}");
+        }
+        // The rooms have ended (room tasks are tracked by the shutdown): their last events
+        // are queued; deliver them.
+        if let Some(w) = webhooks {
+            w.finish().await;
         }
         Ok(())
     });

@@ -414,6 +414,12 @@ impl Metrics {
                 self.cpu_seconds.inc_by(p.cpu_seconds - seen);
             }
         }
+        self.encode()
+    }
+
+    /// The registry as it stands, without reading the gauges first (counters are current;
+    /// gauges hold what the last [`Metrics::render`] read): for a server that has stopped.
+    pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -12,15 +12,17 @@
 //! `exp` bound its age (5 minutes) and `iss` is "taoyao". The receiver checks the JWT with the
 //! shared secret, then hashes the body it received and compares.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use taoyao_boot::{IdGenerator, Shutdown};
+use taoyao_boot::IdGenerator;
 use taoyao_meeting::RoomEvent;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::config::WebhooksConfig;
 use crate::metrics::Metrics;
@@ -49,20 +51,26 @@ struct SignatureClaims<'a> {
 /// One serialized event, shared by every receiver's queue.
 type Body = Arc<Vec<u8>>;
 
-/// The sending side: cheap to clone into a room observer.
+/// The sending side, shared by the room observer and the server's shutdown.
 pub struct Webhooks {
-    queues: Vec<mpsc::Sender<Body>>,
+    /// One queue per receiver; taken (closed) by [`Webhooks::finish`].
+    queues: Mutex<Vec<mpsc::Sender<Body>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    /// Events queued and not yet delivered or given up, over all receivers.
+    pending: Arc<AtomicUsize>,
+    drain: Duration,
     ids: Arc<IdGenerator>,
     metrics: Arc<Metrics>,
 }
 
 impl Webhooks {
-    /// Starts one delivery task per URL (ending on shutdown); None when no URL is configured.
+    /// Starts one delivery task per URL; None when no URL is configured. The tasks run until
+    /// [`Webhooks::finish`] (not until the shutdown signal: the rooms' last events are queued
+    /// after it).
     pub fn start(
         cfg: &WebhooksConfig,
         ids: Arc<IdGenerator>,
         metrics: Arc<Metrics>,
-        shutdown: &Shutdown,
     ) -> Result<Option<Webhooks>, String> {
         if cfg.urls.is_empty() {
             return Ok(None);
@@ -71,12 +79,30 @@ impl Webhooks {
             .secret
             .clone()
             .ok_or("webhooks.secret is required with webhooks.urls")?;
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.timeout_ms))
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &cfg.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("webhooks.ca_file {}: {e}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("webhooks.ca_file {}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "webhooks.ca_file {}: no PEM certificate in it",
+                    path.display()
+                ));
+            }
+            for c in certs {
+                client = client.add_root_certificate(c);
+            }
+        }
+        let client = client
             .build()
             .map_err(|e| format!("webhook HTTP client: {e}"))?;
+        let pending = Arc::new(AtomicUsize::new(0));
         let mut queues = Vec::new();
+        let mut workers = Vec::new();
         for url in &cfg.urls {
             let (tx, rx) = mpsc::channel(cfg.queue);
             queues.push(tx);
@@ -88,19 +114,15 @@ impl Webhooks {
                 backoff: Duration::from_millis(cfg.backoff_ms),
                 max_backoff: Duration::from_millis(cfg.max_backoff_ms),
                 metrics: metrics.clone(),
+                pending: pending.clone(),
             };
-            let stop = shutdown.clone();
-            shutdown.spawn(async move {
-                tokio::select! {
-                    _ = worker.run(rx) => {}
-                    // Events still queued at shutdown are not delivered (they are lost with the
-                    // process anyway); room_finished of the closing rooms may be among them.
-                    _ = stop.triggered() => {}
-                }
-            });
+            workers.push(tokio::spawn(worker.run(rx)));
         }
         Ok(Some(Webhooks {
-            queues,
+            queues: Mutex::new(queues),
+            workers: Mutex::new(workers),
+            pending,
+            drain: Duration::from_millis(cfg.drain_ms),
             ids,
             metrics,
         }))
@@ -120,8 +142,45 @@ impl Webhooks {
                 return;
             }
         };
-        for q in &self.queues {
+        let queues = self.queues.lock().expect("webhook queues");
+        if queues.is_empty() {
+            // After finish: nothing delivers any more.
+            self.metrics.webhook("dropped");
+        }
+        for q in queues.iter() {
+            // Counted before it is queued, so the worker's decrement never comes first.
+            self.pending.fetch_add(1, Ordering::Relaxed);
             if q.try_send(body.clone()).is_err() {
+                self.pending.fetch_sub(1, Ordering::Relaxed);
+                self.metrics.webhook("dropped");
+            }
+        }
+    }
+
+    /// Called at shutdown once the rooms have ended: closes the queues, lets the receivers'
+    /// tasks deliver what is queued for up to `webhooks.drain_ms`, then gives up the rest
+    /// (counted as dropped). Later events are dropped.
+    pub async fn finish(&self) {
+        drop(std::mem::take(
+            &mut *self.queues.lock().expect("webhook queues"),
+        ));
+        let workers = std::mem::take(&mut *self.workers.lock().expect("webhook workers"));
+        let aborts: Vec<_> = workers.iter().map(|w| w.abort_handle()).collect();
+        let all = async {
+            for w in workers {
+                let _ = w.await;
+            }
+        };
+        if tokio::time::timeout(self.drain, all).await.is_err() {
+            for a in aborts {
+                a.abort();
+            }
+            let left = self.pending.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                "{left} webhook deliveries still queued after {:?} at shutdown: dropped",
+                self.drain
+            );
+            for _ in 0..left {
                 self.metrics.webhook("dropped");
             }
         }
@@ -136,6 +195,7 @@ struct Worker {
     backoff: Duration,
     max_backoff: Duration,
     metrics: Arc<Metrics>,
+    pending: Arc<AtomicUsize>,
 }
 
 impl Worker {
@@ -147,6 +207,7 @@ impl Worker {
                 match self.deliver(&body).await {
                     Ok(()) => {
                         self.metrics.webhook("delivered");
+                        self.pending.fetch_sub(1, Ordering::Relaxed);
                         break;
                     }
                     Err(why) if attempt >= self.retries => {
@@ -155,6 +216,7 @@ impl Worker {
                             "webhook given up after {attempt} retries: {why}"
                         );
                         self.metrics.webhook("failed");
+                        self.pending.fetch_sub(1, Ordering::Relaxed);
                         break;
                     }
                     Err(why) => {

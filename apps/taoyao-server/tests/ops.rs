@@ -1,7 +1,8 @@
 //! Running it in production: `/metrics` (parsed as Prometheus text, values moving with real
 //! clients and real webrtc-rs media), the admin REST API (every route's door, every action,
 //! bad input, the OpenAPI document), `/ready`, and webhooks to a real HTTP receiver (order,
-//! signatures, and a down or slow receiver holding up no signal).
+//! signatures, a down or slow receiver holding up no signal, https receivers checked against
+//! the trusted roots, the last events delivered at shutdown).
 
 mod common;
 
@@ -966,9 +967,11 @@ async fn ready_checks_the_media_address_and_the_recording_dir() {
 
 const HOOK_SECRET: &str = "webhook-secret-webhook-secret-0123456789";
 
-/// A webhook receiver on 127.0.0.1:0: hands each delivery's (Authorization, body) to the
-/// test, answering after `delay`.
-async fn receiver(delay: Duration) -> (String, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+type Deliveries = mpsc::UnboundedReceiver<(String, Vec<u8>)>;
+
+/// A webhook receiver's routes: hands each delivery's (Authorization, body) to the test,
+/// answering after `delay`.
+fn receiver_app(delay: Duration) -> (axum::Router, Deliveries) {
     let (tx, rx) = mpsc::unbounded_channel();
     let app = axum::Router::new().route(
         "/hook",
@@ -988,9 +991,31 @@ async fn receiver(delay: Duration) -> (String, mpsc::UnboundedReceiver<(String, 
             },
         ),
     );
+    (app, rx)
+}
+
+/// A plain-http webhook receiver on 127.0.0.1:0.
+async fn receiver(delay: Duration) -> (String, Deliveries) {
+    let (app, rx) = receiver_app(delay);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+/// An https webhook receiver on 127.0.0.1:0 with a server certificate of `certs`' own CA.
+async fn tls_receiver(certs: &taoyao_boot::tls::DevCerts) -> (String, Deliveries) {
+    let (app, rx) = receiver_app(Duration::ZERO);
+    let tls = taoyao_boot::tls::server_config(&certs.server_cert, &certs.server_key).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("https://{}/hook", listener.local_addr().unwrap());
+    let server = axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(tls),
+    )
+    .unwrap();
+    tokio::spawn(async move { server.serve(app.into_make_service()).await });
     (url, rx)
 }
 
@@ -1186,4 +1211,139 @@ async fn a_down_or_slow_receiver_delays_no_signal() {
         .unwrap();
     assert_eq!(verify(&auth, &body)["event"], "room_started");
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_receivers_are_checked_against_the_trusted_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = taoyao_boot::tls::generate_dev_certs(&dir.path().join("trusted"), &[]).unwrap();
+    let other = taoyao_boot::tls::generate_dev_certs(&dir.path().join("other"), &[]).unwrap();
+    let (good, mut good_rx) = tls_receiver(&trusted).await;
+    let (bad, mut bad_rx) = tls_receiver(&other).await;
+    let ca = trusted.ca_cert.clone();
+    let server = TestServer::with(move |c| {
+        c.webhooks.urls = vec![good, bad];
+        c.webhooks.secret = Some(HOOK_SECRET.into());
+        c.webhooks.ca_file = Some(ca);
+        c.webhooks.retries = 0;
+    })
+    .await;
+    let mut a = server.client("a").await;
+    let r = a.request("room::enter", json!({"roomId": "secure"})).await;
+    assert_eq!(code(&r), "0000", "{r}");
+    let (auth, body) = tokio::time::timeout(Duration::from_secs(10), good_rx.recv())
+        .await
+        .expect("the trusted https receiver gets the event")
+        .unwrap();
+    assert_eq!(verify(&auth, &body)["event"], "room_started");
+    // The receiver whose certificate no trusted root signed gets nothing: each attempt fails
+    // its handshake and is counted.
+    metrics_until(&server, "the untrusted receiver's deliveries fail", |s| {
+        value(s, "taoyao_webhook_events_total", &[("outcome", "failed")]) >= 2.0
+    })
+    .await;
+    assert!(
+        bad_rx.try_recv().is_err(),
+        "nothing reached the untrusted receiver"
+    );
+    server.stop().await;
+}
+
+#[test]
+fn a_webhook_ca_file_that_holds_no_certificate_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.pem");
+    std::fs::write(&path, "not a certificate").unwrap();
+    let mut cfg = taoyao_server::config::WebhooksConfig {
+        urls: vec!["https://127.0.0.1:9/hook".into()],
+        secret: Some(HOOK_SECRET.into()),
+        ca_file: Some(path),
+        ..Default::default()
+    };
+    let start = |cfg: &taoyao_server::config::WebhooksConfig| {
+        taoyao_server::webhooks::Webhooks::start(
+            cfg,
+            std::sync::Arc::new(taoyao_boot::IdGenerator::new()),
+            std::sync::Arc::new(taoyao_server::metrics::Metrics::new()),
+        )
+        .map(|_| ())
+    };
+    let err = start(&cfg).unwrap_err();
+    assert!(err.contains("no PEM certificate"), "{err}");
+    cfg.ca_file = Some(dir.path().join("missing.pem"));
+    let err = start(&cfg).unwrap_err();
+    assert!(err.contains("missing.pem"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rooms_last_events_are_delivered_at_shutdown() {
+    // Each delivery takes 300 ms, so the last ones are still queued when the server stops.
+    let (url, mut rx) = receiver(Duration::from_millis(300)).await;
+    let server = TestServer::with(|c| {
+        c.webhooks.urls = vec![url.clone()];
+        c.webhooks.secret = Some(HOOK_SECRET.into());
+    })
+    .await;
+    let mut a = server.client("a").await;
+    let mut b = server.client("b").await;
+    for c in [&mut a, &mut b] {
+        let r = c.request("room::enter", json!({"roomId": "ending"})).await;
+        assert_eq!(code(&r), "0000", "{r}");
+    }
+    server.stop().await;
+    let mut events = Vec::new();
+    while let Ok((auth, body)) = rx.try_recv() {
+        events.push(verify(&auth, &body)["event"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        events.first().map(String::as_str),
+        Some("room_started"),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("room_finished"),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.iter().filter(|e| *e == "participant_joined").count(),
+        2,
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_is_down_at_shutdown_holds_it_only_for_the_drain_time() {
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/hook", l.local_addr().unwrap())
+    };
+    let server = TestServer::with(|c| {
+        c.webhooks.urls = vec![down];
+        c.webhooks.secret = Some(HOOK_SECRET.into());
+        c.webhooks.retries = 1_000;
+        c.webhooks.backoff_ms = 100;
+        c.webhooks.drain_ms = 1_000;
+    })
+    .await;
+    let mut a = server.client("a").await;
+    let r = a.request("room::enter", json!({"roomId": "stuck"})).await;
+    assert_eq!(code(&r), "0000", "{r}");
+    let metrics = server.parts().metrics.clone();
+    let t = Instant::now();
+    server.stop().await;
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "the server stopped {:?} after the signal",
+        t.elapsed()
+    );
+    // Every event that never got through is counted as dropped.
+    let text = metrics.encode();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let dropped = value(
+        &scrape,
+        "taoyao_webhook_events_total",
+        &[("outcome", "dropped")],
+    );
+    assert!(dropped >= 3.0, "{text}");
 }
