@@ -12,6 +12,7 @@ use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -60,6 +61,8 @@ pub struct ShardHandle {
     commands: SyncSender<Command>,
     waker: Arc<Waker>,
     local: SocketAddr,
+    /// The shard's connection count, stored by its thread after every command.
+    connections: Arc<AtomicUsize>,
 }
 
 /// An eventfd the shard thread polls beside its socket: a command sender writes to it after
@@ -126,17 +129,29 @@ pub fn spawn(
     shard_cfg.early_checks = cfg.early_checks;
     let (ctx, crx) = mpsc::sync_channel(COMMAND_QUEUE);
     let (etx, erx) = mpsc::sync_channel(EVENT_QUEUE);
+    let connections = Arc::new(AtomicUsize::new(0));
     let thread = std::thread::Builder::new()
         .name(format!("shard-{}", bound.port()))
         .spawn({
             let waker = waker.clone();
-            move || run(socket, &waker, Shard::new(shard_cfg), crx, etx)
+            let connections = connections.clone();
+            move || {
+                run(
+                    socket,
+                    &waker,
+                    Shard::new(shard_cfg),
+                    crx,
+                    etx,
+                    &connections,
+                )
+            }
         })?;
     Ok((
         ShardHandle {
             commands: ctx,
             waker,
             local: announced,
+            connections,
         },
         erx,
         thread,
@@ -147,6 +162,11 @@ impl ShardHandle {
     /// The shard's announced address (every connection's host candidate).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The shard's connections, as of its last command (what room placement weighs).
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, EngineError> {
@@ -201,6 +221,7 @@ fn run(
     mut shard: Shard,
     commands: Receiver<Command>,
     events: SyncSender<Event>,
+    connections: &AtomicUsize,
 ) {
     let mut rx = RecvBatch::new();
     let mut egress: Vec<Transmit> = Vec::new();
@@ -213,7 +234,10 @@ fn run(
         loop {
             match commands.try_recv() {
                 Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
-                Ok(cmd) => apply(&mut shard, Instant::now(), cmd),
+                Ok(cmd) => {
+                    apply(&mut shard, Instant::now(), cmd);
+                    connections.store(shard.connection_count(), Ordering::Relaxed);
+                }
                 Err(mpsc::TryRecvError::Empty) => break,
             }
         }

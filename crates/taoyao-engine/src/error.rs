@@ -16,6 +16,9 @@ pub enum EngineError {
     /// rtc refused an operation.
     #[error("rtc: {0}")]
     Rtc(String),
+    /// The engine's settings cannot be applied (ports, shard count, a bind that failed).
+    #[error("engine config: {0}")]
+    Config(String),
     /// The shard thread is gone (driver only).
     #[error("shard stopped")]
     Stopped,

@@ -9,7 +9,8 @@
 //! so it is tested on a virtual clock without sockets. [`driver`] runs one shard on one OS
 //! thread with one UDP socket (`recvmmsg` in, one `sendmmsg` egress batch per receive batch
 //! out, asleep in `ppoll` on the socket and an eventfd that command senders signal), commands
-//! in over a bounded channel with replies, events out.
+//! in over a bounded channel with replies, events out. [`Engine`] runs `shards` of those
+//! threads and places each room on the least-loaded one, where all its connections live.
 //!
 //! What it must not know: rooms, members, signaling, modes, recordings policy. It deals in
 //! connections ([`ConnId`]), tracks ([`TrackRef`]) and SDP strings; the control plane decides
@@ -38,9 +39,11 @@
 //!   per shard through the configuration is a later optimisation.
 
 pub mod driver;
+pub mod engine;
 pub mod error;
 pub mod shard;
 mod sys;
 
+pub use engine::{Engine, EngineConfig, Placement, ShardPorts};
 pub use error::EngineError;
 pub use shard::{ConnId, Event, Shard, ShardConfig, ShardStats, TrackRef, Transmit};

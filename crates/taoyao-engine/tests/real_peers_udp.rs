@@ -4,103 +4,17 @@
 //! both tracks. Every connection uses the shard's one port: each SDP the shard writes has one
 //! candidate, that port, and the process opened no UDP socket for them beyond the clients' own.
 
+mod udp;
+
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-use taoyao_bench::media::{MediaSpec, TestMedia};
 use taoyao_bench::peer::{ClientPeer, PeerOptions};
-use taoyao_engine::driver::{self, ShardHandle, ShardThreadConfig};
-use taoyao_engine::{Event, TrackRef};
-
-fn media() -> Arc<TestMedia> {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("media");
-    let spec = MediaSpec {
-        seconds: 3,
-        ..MediaSpec::default()
-    };
-    Arc::new(TestMedia::make(&dir, &spec).expect("test media (ffmpeg)"))
-}
-
-/// Ports of the `a=candidate` lines of an SDP.
-fn candidate_ports(sdp: &str) -> Vec<u16> {
-    sdp.lines()
-        .filter(|l| l.starts_with("a=candidate:"))
-        .filter_map(|l| l.split_whitespace().nth(5)?.parse().ok())
-        .collect()
-}
-
-/// Local ports of this process's UDP sockets (/proc/self/fd socket inodes matched in
-/// /proc/net/udp{,6}).
-fn own_udp_ports() -> HashSet<u16> {
-    let inodes: HashSet<String> = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter_map(|l| {
-            let l = l.to_string_lossy().into_owned();
-            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
-        })
-        .collect();
-    let mut ports = HashSet::new();
-    for table in ["/proc/net/udp", "/proc/net/udp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() > 9 && inodes.contains(f[9]) {
-                let port = f[1].rsplit(':').next().unwrap();
-                ports.insert(u16::from_str_radix(port, 16).unwrap());
-            }
-        }
-    }
-    ports
-}
-
-/// The shard writes one host candidate (repeated per media section): its own port.
-fn assert_only_shard_port(sdp: &str, port: u16) {
-    let ports = candidate_ports(sdp);
-    assert!(
-        !ports.is_empty() && ports.iter().all(|&p| p == port),
-        "candidates {ports:?}, shard port {port}"
-    );
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
-
-/// Waits for `n` opened tracks among the shard's events.
-async fn opened_tracks(events: Receiver<Event>, n: usize) -> (Receiver<Event>, Vec<TrackRef>) {
-    blocking(move || {
-        let mut tracks = Vec::new();
-        while tracks.len() < n {
-            match events.recv_timeout(Duration::from_secs(10)) {
-                Ok(Event::TrackOpened { track, .. }) => tracks.push(track),
-                Ok(_) => {}
-                Err(e) => panic!("{} of {n} tracks opened: {e}", tracks.len()),
-            }
-        }
-        (events, tracks)
-    })
-    .await
-}
-
-/// A client peer subscribed to `tracks`; also returns the server's offer and the client's answer.
-async fn subscriber(shard: &ShardHandle, tracks: &[TrackRef]) -> (ClientPeer, String, String) {
-    let peer = ClientPeer::new(&PeerOptions::default()).await.unwrap();
-    let (s, t) = (shard.clone(), tracks.to_vec());
-    let (conn, offer) = blocking(move || {
-        let conn = s.open_connection().unwrap();
-        (conn, s.add_subscriber(conn, t).unwrap())
-    })
-    .await;
-    let answer = peer.answer(offer.clone()).await.unwrap();
-    let (s, a) = (shard.clone(), answer.clone());
-    blocking(move || s.accept_answer(conn, a).unwrap()).await;
-    (peer, offer, answer)
-}
+use taoyao_engine::driver::{self, ShardThreadConfig};
+use udp::{
+    assert_only_shard_port, blocking, candidate_ports, media, opened_tracks, own_udp_ports,
+    subscriber,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_peers_publish_and_subscribe_through_one_shard_port() {
