@@ -9,6 +9,7 @@
 pub mod clock;
 #[cfg(any(test, feature = "ffcheck"))]
 pub mod ffcheck;
+pub mod forward;
 pub mod jitter;
 pub mod keyframe;
 pub mod levels;

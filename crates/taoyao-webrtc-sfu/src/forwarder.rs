@@ -8,12 +8,13 @@
 //! do not look lost to the subscriber. A video sink starts, and restarts after a pause, on a
 //! keyframe; the forwarder asks the publisher for one (PLI), at most once per configured interval.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use taoyao_media::forward::{KeyframeRequests, SeqRewriter};
 use taoyao_media::keyframe::{VideoCodec, is_keyframe};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -42,10 +43,6 @@ impl Drop for TaskCount {
 
 const VALID: u32 = 1 << 16;
 
-/// The shortest time between two keyframe requests when a subscriber has just started waiting
-/// (joined, resumed): one request per join storm step, not one per joiner.
-const FRESH_KEYFRAME_GAP: Duration = Duration::from_millis(100);
-
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -61,11 +58,8 @@ pub struct Sink {
     payload_type: u8,
     paused: AtomicBool,
     need_keyframe: AtomicBool,
-    /// Set when packets were skipped: the next forwarded one closes the sequence gap.
-    gap: AtomicBool,
-    /// Last sequence number sent (low 16 bits) with VALID set once one was sent.
-    last_out: AtomicU32,
-    offset: AtomicU32,
+    /// Outgoing sequence numbers; only the forwarder task locks it (never contended).
+    seq: Mutex<SeqRewriter>,
     sent: AtomicU64,
 }
 
@@ -84,9 +78,7 @@ impl Sink {
             payload_type,
             paused: AtomicBool::new(false),
             need_keyframe: AtomicBool::new(false),
-            gap: AtomicBool::new(false),
-            last_out: AtomicU32::new(0),
-            offset: AtomicU32::new(0),
+            seq: Mutex::new(SeqRewriter::new()),
             sent: AtomicU64::new(0),
         })
     }
@@ -102,16 +94,12 @@ impl Sink {
 
     /// The outgoing sequence number for `seq`; only the forwarder task calls this.
     fn map_seq(&self, seq: u16) -> u16 {
-        let last = self.last_out.load(Ordering::Relaxed);
-        if self.gap.swap(false, Ordering::Relaxed) && last & VALID != 0 {
-            let next = (last as u16).wrapping_add(1);
-            self.offset
-                .store(u32::from(seq.wrapping_sub(next)), Ordering::Relaxed);
-        }
-        let out = seq.wrapping_sub(self.offset.load(Ordering::Relaxed) as u16);
-        self.last_out
-            .store(VALID | u32::from(out), Ordering::Relaxed);
-        out
+        self.seq.lock().expect("sequence rewriter").map(seq)
+    }
+
+    /// A packet was not sent to this subscriber.
+    fn skip(&self) {
+        self.seq.lock().expect("sequence rewriter").skip();
     }
 }
 
@@ -420,13 +408,11 @@ impl Forwarder {
 
     async fn run(&self, track: Arc<dyn TrackRemote>) {
         let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
-        let mut last_pli: Option<Instant> = None;
-        // A request held back by the rate limit goes at this moment instead of being lost.
-        let mut deferred: Option<Instant> = None;
+        let mut limit = KeyframeRequests::new(self.inner.keyframe_interval);
         let mut tick = tokio::time::interval(self.inner.keyframe_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let deferred_at = deferred.map(tokio::time::Instant::from_std);
+            let deferred_at = limit.deadline().map(tokio::time::Instant::from_std);
             let want_pli = tokio::select! {
                 ev = track.poll() => match ev {
                     Some(TrackRemoteEvent::OnRtpPacket(p)) => {
@@ -439,32 +425,21 @@ impl Forwarder {
                 _ = self.inner.keyframe_wanted.notified() => true,
                 // Someone still waits for a keyframe: ask again.
                 _ = tick.tick() => self.inner.waiting.load(Ordering::Relaxed) > 0,
-                _ = sleep_until_opt(deferred_at) => {
-                    deferred = None;
-                    true
-                }
+                _ = sleep_until_opt(deferred_at) => true,
                 _ = self.inner.stop.cancelled() => break,
             };
             if !want_pli {
                 continue;
             }
-            // Repeated requests (subscribers' PLIs, re-asking) wait the keyframe interval; a
-            // subscriber that just started waiting is served sooner, so a joiner does not wait
-            // out a request made for someone else.
-            let gap = if self.inner.fresh.load(Ordering::Relaxed) {
-                FRESH_KEYFRAME_GAP.min(self.inner.keyframe_interval)
-            } else {
-                self.inner.keyframe_interval
-            };
-            if let Some(t) = last_pli
-                && t.elapsed() < gap
-            {
-                let at = t + gap;
-                deferred = Some(deferred.map_or(at, |d| d.min(at)));
+            // The shared rate limit (taoyao_media::forward): repeated asks wait the keyframe
+            // interval, a subscriber that just started waiting is served sooner, and an ask held
+            // back is deferred, not lost.
+            if self.inner.fresh.swap(false, Ordering::Relaxed) {
+                limit.fresh_waiter();
+            }
+            if !limit.ask(Instant::now()) {
                 continue;
             }
-            self.inner.fresh.store(false, Ordering::Relaxed);
-            last_pli = Some(Instant::now());
             let pli = PictureLossIndication {
                 sender_ssrc: 0,
                 media_ssrc,
@@ -502,7 +477,7 @@ impl Forwarder {
         let sinks = self.inner.sinks.load();
         if self.inner.paused.load(Ordering::Relaxed) || self.inner.gated.load(Ordering::Relaxed) {
             for s in sinks.iter() {
-                s.gap.store(true, Ordering::Relaxed);
+                s.skip();
             }
             return;
         }
@@ -522,12 +497,12 @@ impl Forwarder {
         };
         for sink in sinks.iter() {
             if sink.paused.load(Ordering::Relaxed) {
-                sink.gap.store(true, Ordering::Relaxed);
+                sink.skip();
                 continue;
             }
             if sink.need_keyframe.load(Ordering::Relaxed) {
                 if !key {
-                    sink.gap.store(true, Ordering::Relaxed);
+                    sink.skip();
                     continue;
                 }
                 if sink.need_keyframe.swap(false, Ordering::Relaxed) {
@@ -550,48 +525,5 @@ impl Forwarder {
                 MediaCounters::add(&self.inner.counters.forwarded_bytes, bytes);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sink() -> Arc<Sink> {
-        let track = Arc::new(TrackLocalStaticRTP::new(
-            rtc::media_stream::MediaStreamTrack::new(
-                "s".into(),
-                "t".into(),
-                "l".into(),
-                rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video,
-                vec![],
-            ),
-        ));
-        Sink::new("sub", track, 1, 96)
-    }
-
-    #[test]
-    fn sequence_numbers_stay_contiguous_across_skips() {
-        let s = sink();
-        assert_eq!(s.map_seq(100), 100);
-        assert_eq!(s.map_seq(101), 101);
-        // 102..=109 skipped (paused), then 110 arrives.
-        s.gap.store(true, Ordering::Relaxed);
-        assert_eq!(s.map_seq(110), 102);
-        assert_eq!(s.map_seq(111), 103);
-        // Wrap-around.
-        s.gap.store(true, Ordering::Relaxed);
-        assert_eq!(s.map_seq(3), 104);
-        assert_eq!(
-            s.map_seq(65535u16.wrapping_add(10)),
-            104u16.wrapping_add(65535u16.wrapping_add(10).wrapping_sub(3))
-        );
-    }
-
-    #[test]
-    fn a_first_packet_after_a_gap_with_nothing_sent_keeps_its_number() {
-        let s = sink();
-        s.gap.store(true, Ordering::Relaxed);
-        assert_eq!(s.map_seq(5000), 5000);
     }
 }
