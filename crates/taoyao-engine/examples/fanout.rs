@@ -50,13 +50,22 @@ fn run(subscribers: usize, packets: u64) {
     // Let DTLS-SRTP settle and the first RTCP go out before measuring.
     net.run_until(Duration::from_millis(500), |_| false);
 
-    let payload = Bytes::from(vec![0x5a; 1100]);
+    // A VP8 keyframe first (descriptor S=1, payload header P=0: sinks start on it), then
+    // delta frames (P=1), 1100 bytes each.
+    let vp8 = |key: bool| {
+        let mut p = vec![0x5a; 1100];
+        p[0] = 0x10;
+        p[1] = if key { 0x00 } else { 0x01 };
+        Bytes::from(p)
+    };
+    let (key, delta) = (vp8(true), vp8(false));
     let before = net.shard.stats();
     net.shard_time = Duration::ZERO;
     let wall = Instant::now();
     let cpu = thread_cpu();
-    for _ in 0..packets {
+    for i in 0..packets {
         let now = net.now;
+        let payload = if i == 0 { &key } else { &delta };
         net.clients[publisher].send_rtp(now, payload.clone());
         // ~900 packets/s of virtual time: a 720p stream at ~8 Mbps; timers fire as they would.
         net.step(Duration::from_micros(1100));

@@ -35,12 +35,17 @@
 //! - After any call into a peer connection, drain `poll_write`, `poll_event`, `poll_read`, then
 //!   ask `poll_timeout` again; `handle_timeout` before a deadline is harmless, which lets the
 //!   timer heap hold one entry per connection and skip rescheduling to later deadlines.
+//! - Inbound RTCP stops at the end of rtc's interceptor chain unless an interceptor marks it
+//!   `Attribute::DeliverToApplication`; sender-side feedback (a subscriber's PLI about one of
+//!   our send tracks) then surfaces as `RTCMessage::RtcpPacket` tagged with that send track's
+//!   id. [`feedback::KeyframeFeedback`] marks PLI / FIR.
 //! - Each connection builds its own certificate at `build` (keygen per connection); sharing one
 //!   per shard through the configuration is a later optimisation.
 
 pub mod driver;
 pub mod engine;
 pub mod error;
+pub mod feedback;
 pub mod shard;
 mod sys;
 

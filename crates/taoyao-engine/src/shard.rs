@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtc::media_stream::MediaStreamTrack;
@@ -35,6 +35,8 @@ use rtc::stun::attributes::ATTR_USERNAME;
 use rtc::stun::message::Message as StunMessage;
 use rtc::stun::textattrs::TextAttribute;
 use rustc_hash::FxHashMap;
+use taoyao_media::forward::{KeyframeRequests, SeqRewriter};
+use taoyao_media::keyframe::{VideoCodec, is_keyframe};
 
 use crate::error::EngineError;
 
@@ -68,6 +70,10 @@ pub struct ShardConfig {
     /// Also report every received RTP packet as [`Event::Rtp`] (tests and taps; forwarding does
     /// not need it, and at full rate it is one event per packet).
     pub rtp_events: bool,
+    /// Keyframe requests to one publisher's video track: at most one per this interval (a
+    /// subscriber that just started waiting is served after 100 ms; see
+    /// `taoyao_media::forward::KeyframeRequests`).
+    pub keyframe_interval: Duration,
 }
 
 impl ShardConfig {
@@ -76,6 +82,7 @@ impl ShardConfig {
             announced,
             early_checks: 8,
             rtp_events: false,
+            keyframe_interval: Duration::from_millis(500),
         }
     }
 }
@@ -123,6 +130,15 @@ pub struct ShardStats {
     pub rtp_forwarded: u64,
     /// Copies that rtc refused (negotiation not done yet, codec missing on the sink).
     pub forward_errors: u64,
+    /// Copies not sent because the sink waits for a keyframe (it joined, or resumed).
+    pub keyframe_waits: u64,
+    /// Copies not sent because the track or the sink is paused.
+    pub paused_skips: u64,
+    /// Keyframe requests (PLI) written to publishers, and asks the rate limit held back.
+    pub keyframe_requests: u64,
+    pub keyframe_asks_deferred: u64,
+    /// Keyframe requests (PLI, FIR) received from subscribers and relayed as an ask.
+    pub subscriber_keyframe_requests: u64,
     /// `handle_timeout` calls on connections (only due ones are touched).
     pub conn_timeouts: u64,
 }
@@ -139,6 +155,11 @@ struct Sink {
     /// The offer that added this leg has not been answered yet: not written to (a renegotiation
     /// on a connected sink would otherwise write on a sender the client does not know yet).
     awaiting_answer: bool,
+    /// Video: nothing is sent until a keyframe (the sink could not decode it).
+    need_keyframe: bool,
+    /// This subscriber's copy is paused (its own choice, or the room's rules for it).
+    paused: bool,
+    seq: SeqRewriter,
 }
 
 /// A client track received on a connection.
@@ -147,6 +168,11 @@ struct Inbound {
     receiver: RTCRtpReceiverId,
     kind: RtpCodecKind,
     sinks: Vec<Sink>,
+    /// Forwarded to no one (the publisher paused, or the room's rules closed it).
+    paused: bool,
+    /// Sinks with `need_keyframe` (the payload is inspected only while some wait).
+    waiting: usize,
+    keyframes: KeyframeRequests,
 }
 
 struct Conn {
@@ -166,6 +192,9 @@ struct Conn {
     /// Tracks this connection subscribes to (it is a sink of each): asked for a keyframe when
     /// it connects.
     sources: Vec<TrackRef>,
+    /// This connection's send tracks (rtc's track id) -> the source each forwards: a keyframe
+    /// request from the subscriber about one goes to that source.
+    sending: FxHashMap<String, TrackRef>,
 }
 
 /// Many peer connections sharing one local address; see the module docs.
@@ -243,8 +272,9 @@ impl Shard {
         );
         let mut me = MediaEngine::default();
         me.register_default_codecs().map_err(EngineError::rtc)?;
-        let registry =
-            register_default_interceptors(Default::default(), &mut me).map_err(EngineError::rtc)?;
+        let registry = crate::feedback::KeyframeFeedback::register(
+            register_default_interceptors(Default::default(), &mut me).map_err(EngineError::rtc)?,
+        );
         let settings = SettingEngineBuilder::new()
             .with_lite(true)
             .with_ice_credentials(ufrag.clone(), pwd)
@@ -287,6 +317,7 @@ impl Shard {
                 state: RTCPeerConnectionState::New,
                 queued: false,
                 sources: Vec::new(),
+                sending: FxHashMap::default(),
             },
         );
         Ok(id)
@@ -368,10 +399,12 @@ impl Shard {
                 _ => opus(),
             };
             let ssrc = rand::random::<u32>();
+            let track_id = format!("{}-{}", src.conn, src.track);
+            conn.sending.insert(track_id.clone(), src.clone());
             let track = MediaStreamTrack::new(
                 format!("{}", src.conn),
-                format!("{}-{}", src.conn, src.track),
-                format!("{}-{}", src.conn, src.track),
+                track_id.clone(),
+                track_id,
                 *kind,
                 vec![RTCRtpEncodingParameters {
                     rtp_coding_parameters: RTCRtpCodingParameters {
@@ -395,12 +428,17 @@ impl Shard {
                 .get_mut(&src.conn)
                 .and_then(|c| c.tracks.get_mut(&src.track))
             {
+                let video = inbound.kind == RtpCodecKind::Video;
+                inbound.waiting += usize::from(video);
                 inbound.sinks.push(Sink {
                     conn: sink,
                     sender,
                     ssrc,
                     pt: None,
                     awaiting_answer: true,
+                    need_keyframe: video,
+                    paused: false,
+                    seq: SeqRewriter::new(),
                 });
             }
         }
@@ -442,17 +480,112 @@ impl Shard {
                 armed |= std::mem::take(&mut leg.awaiting_answer);
             }
             if armed && connected {
-                self.pli(now, src);
+                self.ask_keyframe(now, src, true);
             }
         }
         self.on_remote_set(now, id);
         Ok(())
     }
 
-    /// Asks the publisher of `src` for a keyframe (PLI).
+    /// Asks the publisher of `src` for a keyframe (PLI), within the rate limit.
     pub fn request_keyframe(&mut self, now: Instant, src: &TrackRef) {
-        self.pli(now, src);
+        self.ask_keyframe(now, src, false);
         self.touch(now, src.conn);
+    }
+
+    /// Pauses or resumes `src` for every subscriber (the publisher paused it, or the room's
+    /// rules closed it). Resumed video restarts on a keyframe.
+    pub fn set_track_paused(
+        &mut self,
+        now: Instant,
+        src: &TrackRef,
+        paused: bool,
+    ) -> Result<(), EngineError> {
+        let inbound = self.inbound_mut(src)?;
+        let resumed = std::mem::replace(&mut inbound.paused, paused) && !paused;
+        if resumed && Self::wait_for_keyframe(inbound, |_| true) {
+            self.ask_keyframe(now, src, true);
+            self.touch(now, src.conn);
+        }
+        Ok(())
+    }
+
+    /// Pauses or resumes the copy of `src` that `sink` receives. Resumed video restarts on a
+    /// keyframe.
+    pub fn set_sink_paused(
+        &mut self,
+        now: Instant,
+        src: &TrackRef,
+        sink: ConnId,
+        paused: bool,
+    ) -> Result<(), EngineError> {
+        let inbound = self.inbound_mut(src)?;
+        let mut resumed = false;
+        let mut found = false;
+        for leg in inbound.sinks.iter_mut().filter(|l| l.conn == sink) {
+            found = true;
+            resumed |= std::mem::replace(&mut leg.paused, paused) && !paused;
+        }
+        if !found {
+            return Err(EngineError::NoConnection(sink));
+        }
+        if resumed && Self::wait_for_keyframe(inbound, |l| l.conn == sink) {
+            self.ask_keyframe(now, src, true);
+            self.touch(now, src.conn);
+        }
+        Ok(())
+    }
+
+    fn inbound_mut(&mut self, src: &TrackRef) -> Result<&mut Inbound, EngineError> {
+        self.conns
+            .get_mut(&src.conn)
+            .ok_or(EngineError::NoConnection(src.conn))?
+            .tracks
+            .get_mut(&src.track)
+            .ok_or_else(|| EngineError::NoTrack(src.clone()))
+    }
+
+    /// Video legs chosen by `which` wait for a keyframe again; true if any started waiting.
+    fn wait_for_keyframe(inbound: &mut Inbound, which: impl Fn(&Sink) -> bool) -> bool {
+        if inbound.kind != RtpCodecKind::Video {
+            return false;
+        }
+        let mut started = false;
+        for leg in inbound.sinks.iter_mut().filter(|l| which(l)) {
+            if !std::mem::replace(&mut leg.need_keyframe, true) {
+                inbound.waiting += 1;
+                started = true;
+            }
+        }
+        if started {
+            inbound.keyframes.fresh_waiter();
+        }
+        started
+    }
+
+    /// Someone wants a keyframe of `src` (`fresh`: a subscriber just started waiting): a PLI
+    /// goes now if the rate limit allows, else at the limit's deadline (the publisher's
+    /// connection is scheduled for it).
+    fn ask_keyframe(&mut self, now: Instant, src: &TrackRef, fresh: bool) {
+        let Some(inbound) = self
+            .conns
+            .get_mut(&src.conn)
+            .and_then(|c| c.tracks.get_mut(&src.track))
+        else {
+            return;
+        };
+        if inbound.kind != RtpCodecKind::Video {
+            return;
+        }
+        if fresh {
+            inbound.keyframes.fresh_waiter();
+        }
+        if inbound.keyframes.ask(now) {
+            self.pli(now, src);
+        } else {
+            self.stats.keyframe_asks_deferred += 1;
+            self.reschedule(src.conn);
+        }
     }
 
     /// Writes a PLI for `src` and marks its connection for draining.
@@ -466,8 +599,9 @@ impl Shard {
         if inbound.kind != RtpCodecKind::Video {
             return;
         }
+        self.stats.keyframe_requests += 1;
         if let Some(mut rx) = conn.pc.rtp_receiver(inbound.receiver) {
-            let ssrc = rx.track().ssrcs().last();
+            let ssrc = rx.track().ssrcs().next();
             if let Some(media_ssrc) = ssrc {
                 let pli = PictureLossIndication {
                     sender_ssrc: 0,
@@ -512,9 +646,16 @@ impl Shard {
         }
         for conn in self.conns.values_mut() {
             for t in conn.tracks.values_mut() {
-                t.sinks.retain(|s| s.conn != id);
+                let mut waiting_gone = 0;
+                t.sinks.retain(|s| {
+                    let gone = s.conn == id;
+                    waiting_gone += usize::from(gone && s.need_keyframe);
+                    !gone
+                });
+                t.waiting -= waiting_gone;
             }
             conn.sources.retain(|s| s.conn != id);
+            conn.sending.retain(|_, s| s.conn != id);
         }
     }
 
@@ -652,6 +793,15 @@ impl Shard {
             if let Err(e) = conn.pc.handle_timeout(now) {
                 tracing::debug!(conn = %id, "handle_timeout: {e}");
             }
+            // Keyframe asks the rate limit held back until now.
+            let due: Vec<String> = conn
+                .tracks
+                .iter_mut()
+                .filter_map(|(t, i)| i.keyframes.poll(now).then(|| t.clone()))
+                .collect();
+            for track in due {
+                self.pli(now, &TrackRef { conn: id, track });
+            }
             self.touch(now, id);
         }
     }
@@ -678,7 +828,16 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        let Some(next) = conn.pc.poll_timeout() else {
+        let keyframe = conn
+            .tracks
+            .values()
+            .filter_map(|t| t.keyframes.deadline())
+            .min();
+        let Some(next) = [conn.pc.poll_timeout(), keyframe]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
             return;
         };
         // Push only when the deadline moves earlier: a later one is found when the earlier
@@ -727,6 +886,9 @@ impl Shard {
                             receiver: init.receiver_id,
                             kind,
                             sinks: Vec::new(),
+                            paused: false,
+                            waiting: 0,
+                            keyframes: KeyframeRequests::new(self.cfg.keyframe_interval),
                         },
                     );
                     self.events.push_back(Event::TrackOpened {
@@ -749,18 +911,32 @@ impl Shard {
         }
         // Forwarding needs two connections mutably at once; take the packets out first.
         let mut packets = Vec::new();
+        let mut keyframe_asks = Vec::new();
         while let Some(TaggedRTCMessage { message, .. }) = conn.pc.poll_read() {
-            if let RTCMessage::RtpPacket(track, pkt) = message {
-                packets.push((track, pkt));
+            match message {
+                RTCMessage::RtpPacket(track, pkt) => packets.push((track, pkt)),
+                // A subscriber that lost a keyframe (PLI, FIR) about one of our send tracks:
+                // ask its source. NACKs are answered by rtc's interceptors from the sender's
+                // own history.
+                RTCMessage::RtcpPacket(track, rtcp) => {
+                    if crate::feedback::asks_for_keyframe(&rtcp)
+                        && let Some(src) = conn.sending.get(&track)
+                    {
+                        keyframe_asks.push(src.clone());
+                    }
+                }
+                _ => {}
             }
-            // RTCP from subscribers (PLI, NACK) is handled by rtc's interceptors today; relaying
-            // keyframe requests to the publisher is forwarder work still to come.
         }
         if connected {
             // A sink is up: its publishers' next keyframe lets it start decoding.
             for src in conn.sources.clone() {
-                self.pli(now, &src);
+                self.ask_keyframe(now, &src, true);
             }
+        }
+        for src in keyframe_asks {
+            self.stats.subscriber_keyframe_requests += 1;
+            self.ask_keyframe(now, &src, false);
         }
         for (track, pkt) in packets {
             self.stats.rtp_in += 1;
@@ -779,17 +955,24 @@ impl Shard {
     }
 
     /// One packet in, one write per sink: SSRC and payload type rewritten to the sink's, header
-    /// extensions dropped (the sink negotiated its own ids; rtc refuses unknown ones). The
-    /// payload is a refcounted `Bytes`, shared by every copy.
+    /// extensions dropped (the sink negotiated its own ids; rtc refuses unknown ones), the
+    /// sequence number renumbered so packets the sink was not sent leave no gap. Nothing goes
+    /// to a paused track or sink, and a video sink starts (and restarts after a pause) on a
+    /// keyframe. The payload is a refcounted `Bytes`, shared by every copy.
     fn forward(&mut self, now: Instant, src: ConnId, track: &str, pkt: rtc::rtp::packet::Packet) {
-        let Some(mut sinks) = self
+        let Some(inbound) = self
             .conns
             .get_mut(&src)
             .and_then(|c| c.tracks.get_mut(track))
-            .map(|t| std::mem::take(&mut t.sinks))
         else {
             return;
         };
+        let mut sinks = std::mem::take(&mut inbound.sinks);
+        let track_paused = inbound.paused;
+        let key = inbound.waiting > 0
+            && inbound.kind == RtpCodecKind::Video
+            && is_keyframe(VideoCodec::Vp8, &pkt.payload);
+        let mut started = 0;
         for sink in &mut sinks {
             let Some(conn) = self.conns.get_mut(&sink.conn) else {
                 continue;
@@ -797,7 +980,22 @@ impl Shard {
             // Until the sink is connected SRTP is not keyed and its negotiated payload types may
             // not be final: skip it (today's sfu attaches sinks on connect for the same reason).
             if sink.awaiting_answer || conn.state != RTCPeerConnectionState::Connected {
+                sink.seq.skip();
                 continue;
+            }
+            if track_paused || sink.paused {
+                self.stats.paused_skips += 1;
+                sink.seq.skip();
+                continue;
+            }
+            if sink.need_keyframe {
+                if !key {
+                    self.stats.keyframe_waits += 1;
+                    sink.seq.skip();
+                    continue;
+                }
+                sink.need_keyframe = false;
+                started += 1;
             }
             let pt = match sink.pt {
                 Some(pt) => pt,
@@ -815,6 +1013,7 @@ impl Shard {
             copy.header.payload_type = pt;
             copy.header.extension = false;
             copy.header.extensions.clear();
+            copy.header.sequence_number = sink.seq.map(pkt.header.sequence_number);
             let Some(mut sender) = conn.pc.rtp_sender(sink.sender) else {
                 continue;
             };
@@ -835,6 +1034,7 @@ impl Shard {
             .and_then(|c| c.tracks.get_mut(track))
         {
             t.sinks = sinks;
+            t.waiting -= started;
         }
     }
 }

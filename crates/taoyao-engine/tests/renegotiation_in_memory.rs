@@ -25,7 +25,9 @@ fn a_second_track_added_to_a_connected_subscriber_flows_after_its_answer() {
         for _ in 0..count {
             let now = net.now;
             for publisher in [first, second] {
-                let payload = Bytes::from_static(&[0x90, 0x80, 0, 1, 9, 9, 9]);
+                // Keyframes (P bit clear): a new video leg starts on one, and this test is about
+                // negotiation, not gating (forwarding_rules_in_memory covers that).
+                let payload = Bytes::from_static(&[0x90, 0x80, 0, 0, 9, 9, 9]);
                 assert!(net.clients[publisher].send_rtp(now, payload));
             }
             net.step(Duration::from_millis(10));

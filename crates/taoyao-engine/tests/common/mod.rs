@@ -19,6 +19,7 @@ use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -38,6 +39,12 @@ pub struct Client {
     /// RTP packets received (any track) and their payload bytes.
     pub rtp_received: u64,
     pub bytes_received: u64,
+    /// Every RTP packet received: (sequence number, payload).
+    pub received: Vec<(u16, Bytes)>,
+    /// Keyframe requests (PLI) received about the published track.
+    pub plis_received: u64,
+    /// The receiver of the first track received (a subscriber's, to send a PLI on).
+    receiver: Option<rtc::rtp_transceiver::RTCRtpReceiverId>,
     pub state: RTCPeerConnectionState,
     pub connected_at: Option<Instant>,
     /// Outgoing datagrams not delivered yet (the net decides when).
@@ -50,6 +57,8 @@ impl Client {
         me.register_default_codecs().expect("default codecs");
         let registry =
             register_default_interceptors(Default::default(), &mut me).expect("interceptors");
+        // A client's encoder hears keyframe requests: rtc delivers inbound RTCP only if marked.
+        let registry = taoyao_engine::feedback::KeyframeFeedback::register(registry);
         let settings = SettingEngineBuilder::new()
             .with_ice_connection_attempts(Some(check_interval), Some(20))
             .build();
@@ -81,6 +90,9 @@ impl Client {
             seq: 1000,
             rtp_received: 0,
             bytes_received: 0,
+            received: Vec::new(),
+            plis_received: 0,
+            receiver: None,
             state: RTCPeerConnectionState::New,
             connected_at: None,
             outbox: Vec::new(),
@@ -168,6 +180,30 @@ impl Client {
         ok
     }
 
+    /// A subscriber asks for a keyframe of the first track it receives (PLI on its receiver).
+    pub fn send_pli(&mut self, now: Instant) -> bool {
+        let Some(id) = self.receiver else {
+            return false;
+        };
+        let Some(mut rx) = self.pc.rtp_receiver(id) else {
+            return false;
+        };
+        let Some(media_ssrc) = rx.track().ssrcs().last() else {
+            return false;
+        };
+        let ok = rx
+            .write_rtcp(
+                now,
+                vec![Box::new(PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc,
+                })],
+            )
+            .is_ok();
+        self.drain(now);
+        ok
+    }
+
     pub fn handle(&mut self, now: Instant, from: SocketAddr, bytes: BytesMut) {
         let msg = TaggedBytesMut {
             now,
@@ -195,17 +231,36 @@ impl Client {
             self.outbox.push((w.transport.peer_addr, w.message));
         }
         while let Some(ev) = self.pc.poll_event() {
-            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
-                self.state = s;
-                if s == RTCPeerConnectionState::Connected && self.connected_at.is_none() {
-                    self.connected_at = Some(now);
+            match ev {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => {
+                    self.state = s;
+                    if s == RTCPeerConnectionState::Connected && self.connected_at.is_none() {
+                        self.connected_at = Some(now);
+                    }
                 }
+                RTCPeerConnectionEvent::OnTrack(
+                    rtc::peer_connection::event::RTCTrackEvent::OnOpen(init),
+                ) => {
+                    self.receiver.get_or_insert(init.receiver_id);
+                }
+                _ => {}
             }
         }
         while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
-            if let RTCMessage::RtpPacket(_, pkt) = message {
-                self.rtp_received += 1;
-                self.bytes_received += pkt.payload.len() as u64;
+            match message {
+                RTCMessage::RtpPacket(_, pkt) => {
+                    self.rtp_received += 1;
+                    self.bytes_received += pkt.payload.len() as u64;
+                    self.received
+                        .push((pkt.header.sequence_number, pkt.payload.clone()));
+                }
+                RTCMessage::RtcpPacket(_, rtcp) => {
+                    self.plis_received += rtcp
+                        .iter()
+                        .filter(|p| p.as_any().is::<PictureLossIndication>())
+                        .count() as u64;
+                }
+                _ => {}
             }
         }
         // Drain again: reading may have queued writes (RTCP) after the first loop.
