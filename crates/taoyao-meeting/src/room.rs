@@ -17,21 +17,26 @@ use taoyao_webrtc::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::events::RoomEventKind;
+use crate::events::{MediaEventDedup, RoomEventKind};
 use crate::modes::{FloorEvent, MeetingMode, Modes};
 use crate::rooms::RoomsShared;
 use crate::rules::{Actor, RoomRules};
 use crate::signals;
 use taoyao_live::{AnchorDrop, Live, LiveEvent};
 
+mod lane;
 mod recording;
+pub(crate) use lane::{Lane, lane};
 pub(crate) use recording::list_files as list_recordings;
 
 pub(crate) enum RoomCommand {
-    /// A room-scoped signal from a client; the answer goes back on `reply`.
+    /// A room-scoped signal from a client. The room task answers the client itself (so the
+    /// answer is queued before anything the backend emitted while handling it), then drops
+    /// `answered`'s sender with a value; a command dropped unhandled (the room closing) drops
+    /// it without one, and the caller answers "the room closed".
     Signal {
         req: Request,
-        reply: oneshot::Sender<Result<Reply, SignalError>>,
+        answered: oneshot::Sender<()>,
     },
     /// A client's connection ended: if this connection is a member, it leaves.
     ClientGone { client: ClientHandle },
@@ -75,6 +80,16 @@ pub(crate) struct RoomTask {
     anchor_deadline: Option<Instant>,
     /// mesh: members whose clients were asked to record locally.
     mesh_recordings: Vec<taoyao_webrtc::RecordingInfo>,
+    /// What the media backend emits, in order; this task alone delivers it.
+    lane: Lane,
+    /// Finished recordings are told to several members; webhooks want each once.
+    dedup: MediaEventDedup,
+}
+
+/// Now, on the room's clock: tokio's (so a test with paused time moves it), in the std type the
+/// pure state machines take.
+fn clock_now() -> std::time::Instant {
+    Instant::now().into_std()
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -91,8 +106,9 @@ fn actor(c: &ClientHandle) -> Actor<'_> {
     }
 }
 
-/// Delivers a media backend's event as a signal to the member it is for.
-pub(crate) fn deliver(hub: &SignalHub, room: &str, event: MediaEvent) {
+/// Delivers a media backend's event as a signal to the client it is for (`find` looks it up:
+/// the room's members, else the hub, for a requester outside the room).
+pub(crate) fn deliver(find: impl Fn(&str) -> Option<ClientHandle>, room: &str, event: MediaEvent) {
     match event {
         MediaEvent::Negotiation {
             to,
@@ -108,7 +124,7 @@ pub(crate) fn deliver(hub: &SignalHub, room: &str, event: MediaEvent) {
             if let Some(t) = transport {
                 body.insert("transport".into(), json!(t));
             }
-            if let Some(c) = hub.client(&to) {
+            if let Some(c) = find(&to) {
                 c.notify(signals::MEDIA_EXCHANGE, Value::Object(body));
             }
         }
@@ -119,7 +135,7 @@ pub(crate) fn deliver(hub: &SignalHub, room: &str, event: MediaEvent) {
             kind,
             action,
         } => {
-            if let Some(c) = hub.client(&to) {
+            if let Some(c) = find(&to) {
                 let mut body = json!({"roomId": room, "clientId": member, "kind": kind});
                 if let Some(s) = stream {
                     body["streamId"] = json!(s);
@@ -132,7 +148,7 @@ pub(crate) fn deliver(hub: &SignalHub, room: &str, event: MediaEvent) {
             levels,
             speaker,
         } => {
-            if let Some(c) = hub.client(&to) {
+            if let Some(c) = find(&to) {
                 // taoyao's form: volume in dB below full scale, 0 loudest .. -127 silent.
                 let volumes: Vec<Value> = levels
                     .iter()
@@ -152,7 +168,7 @@ pub(crate) fn deliver(hub: &SignalHub, room: &str, event: MediaEvent) {
             duration_ms,
             error,
         } => {
-            if let Some(c) = hub.client(&to) {
+            if let Some(c) = find(&to) {
                 let mut body = json!({"roomId": room, "file": file, "durationMs": duration_ms});
                 if mix {
                     body["mix"] = json!(true);
@@ -165,6 +181,8 @@ pub(crate) fn deliver(hub: &SignalHub, room: &str, event: MediaEvent) {
                 c.notify(signals::RECORD_STOP, body);
             }
         }
+        // The room's own: for the observer, no member is told.
+        MediaEvent::StreamStarted { .. } | MediaEvent::StreamEnded { .. } => {}
         other => tracing::warn!(room, ?other, "media event with no signal"),
     }
 }
@@ -177,6 +195,7 @@ impl RoomTask {
         shared: Arc<RoomsShared>,
         serial: u64,
         summary: Arc<Mutex<Value>>,
+        lane: Lane,
     ) -> Self {
         let max_hold = Duration::from_millis(shared.config.floor_max_hold_ms);
         let task = RoomTask {
@@ -199,6 +218,8 @@ impl RoomTask {
             serial,
             closed: false,
             mesh_recordings: Vec::new(),
+            lane,
+            dedup: MediaEventDedup::default(),
         };
         task.publish_summary();
         task
@@ -440,14 +461,23 @@ impl RoomTask {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     None => break,
-                    Some(RoomCommand::Signal { req, reply }) => {
-                        let r = self.handle(req).await;
-                        let _ = reply.send(r);
+                    Some(RoomCommand::Signal { req, answered }) => {
+                        let r = self.handle(&req).await;
+                        // Before the lane is read again: whatever the backend emitted while
+                        // handling this request (the offer after a publish or subscribe) reaches
+                        // the client after this answer.
+                        match r {
+                            Ok(Reply::Body(b)) => { req.reply(b); }
+                            Ok(Reply::Deferred) => {}
+                            Err(e) => { req.reply_error(&e); }
+                        }
+                        let _ = answered.send(());
                     }
                     Some(RoomCommand::ClientGone { client }) => self.client_gone(client).await,
                 },
+                Some(e) = self.lane.recv() => self.on_media_event(e),
                 _ = sleep_until_opt(floor_deadline) => {
-                    let events = self.modes.tick(std::time::Instant::now());
+                    let events = self.modes.tick(clock_now());
                     self.tell_floor(events);
                     self.apply_gates().await;
                 }
@@ -474,23 +504,114 @@ impl RoomTask {
         // Stop taking commands first, so nothing is accepted that will not be handled.
         rx.close();
         self.shared.remove(&self.id, self.serial);
-        for m in self.clients.keys() {
-            self.media.leave(m).await;
+        let reason = if self.shared.shutdown.is_triggered() {
+            "shutdown"
+        } else {
+            "the room closed"
+        };
+        self.finish(reason).await;
+        tracing::info!(
+            room = self.id,
+            audio_levels_dropped = self.lane.dropped(),
+            "room closed"
+        );
+    }
+
+    /// Ends what the room still holds, told in this order: its recordings (each file
+    /// finalized), its live, its members (their streams first), then the room.
+    async fn finish(&mut self, reason: &str) {
+        for r in self.media.recordings().await {
+            let stopped = if r.mix {
+                self.media.record_mix_stop().await
+            } else {
+                self.media.record_stop(&r.client_id).await
+            };
+            if let Err(e) = stopped {
+                tracing::debug!(room = self.id, file = r.file, "stopping at close: {e}");
+            }
         }
-        self.media.close().await;
+        self.drain_lane();
         if self.live_on_air().is_some() {
+            self.anchor_deadline = None;
             self.shared.emit(
                 &self.id,
                 RoomEventKind::LiveFinished {
-                    reason: "the room closed".into(),
+                    reason: reason.to_owned(),
                 },
             );
         }
+        // In join order, so the observer hears a stable story.
+        let members: Vec<String> = self.rules.members().iter().map(|m| m.id.clone()).collect();
+        for m in members {
+            self.leave_media(&m).await;
+            self.shared.emit(
+                &self.id,
+                RoomEventKind::ParticipantLeft {
+                    client_id: m,
+                    reason: reason.to_owned(),
+                },
+            );
+        }
+        self.clients.clear();
+        self.media.close().await;
+        self.drain_lane();
         self.shared.emit(&self.id, RoomEventKind::RoomFinished);
-        tracing::info!(room = self.id, "room closed");
     }
 
-    async fn handle(&mut self, req: Request) -> Result<Reply, SignalError> {
+    /// Releases a member's media and hands on what that emitted (its recording's end, its
+    /// streams' end) before the caller tells anyone the member left.
+    async fn leave_media(&mut self, member: &str) {
+        self.media.leave(member).await;
+        self.drain_lane();
+    }
+
+    /// Delivers whatever the backend has emitted so far.
+    fn drain_lane(&mut self) {
+        while let Some(e) = self.lane.try_recv() {
+            self.on_media_event(e);
+        }
+    }
+
+    /// One backend event: the room's own (a stream started or ended) goes to the observer;
+    /// the rest is delivered to the member it is for (a finished recording also to the
+    /// observer, once).
+    fn on_media_event(&mut self, e: MediaEvent) {
+        let kind = match &e {
+            MediaEvent::StreamStarted {
+                member,
+                stream,
+                kind,
+            } => Some(RoomEventKind::TrackPublished {
+                client_id: member.clone(),
+                stream_id: stream.clone(),
+                kind: Some(*kind),
+            }),
+            MediaEvent::StreamEnded {
+                member,
+                stream,
+                kind,
+            } => Some(RoomEventKind::TrackUnpublished {
+                client_id: member.clone(),
+                stream_id: stream.clone(),
+                kind: Some(*kind),
+            }),
+            MediaEvent::RecordingStopped { .. } if self.shared.observed() => self
+                .dedup
+                .recording_finished(&self.shared.recording.dir, &e),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            self.shared.emit(&self.id, kind);
+        }
+        let (clients, hub) = (&self.clients, &self.hub);
+        deliver(
+            |to| clients.get(to).cloned().or_else(|| hub.client(to)),
+            &self.id,
+            e,
+        );
+    }
+
+    async fn handle(&mut self, req: &Request) -> Result<Reply, SignalError> {
         let body = &req.message.body;
         let who = actor(&req.client);
         let err = |e: crate::rules::RoomError| SignalError::from_coded(&e);
@@ -549,11 +670,10 @@ impl RoomTask {
                 let anchor_back = self.live.as_mut().is_some_and(|l| {
                     l.is_on_air() && l.anchor() == req.client.id() && l.anchor_back()
                 });
-                // Answer first, from this task, so the answer is queued before any offer the
-                // subscriptions below send the newcomer.
+                // The answer is what the room is now; the offers the subscriptions below make
+                // wait on the lane until this task has sent it.
                 let mut status = self.status_json().await;
                 status["mayPublish"] = json!(self.may_publish(req.client.id()));
-                req.reply(status);
                 if anchor_back {
                     self.anchor_deadline = None;
                     self.tell_members(
@@ -585,7 +705,7 @@ impl RoomTask {
                         );
                     }
                 }
-                Ok(Reply::Deferred)
+                Ok(Reply::Body(status))
             }
             signals::ROOM_LEAVE => {
                 self.rules.require_member(who).map_err(err)?;
@@ -601,12 +721,15 @@ impl RoomTask {
                     Some(&by),
                 );
                 let reason = format!("the room was closed by {by}");
-                for m in self.clients.keys() {
-                    self.media.leave(m).await;
+                // In join order, so the observer hears a stable story.
+                let members: Vec<String> =
+                    self.rules.members().iter().map(|m| m.id.clone()).collect();
+                for m in members {
+                    self.leave_media(&m).await;
                     self.shared.emit(
                         &self.id,
                         RoomEventKind::ParticipantLeft {
-                            client_id: m.clone(),
+                            client_id: m,
                             reason: reason.clone(),
                         },
                     );
@@ -650,7 +773,7 @@ impl RoomTask {
                         json!({"roomId": self.id, "reason": reason}),
                     );
                 }
-                self.media.leave(target).await;
+                self.leave_media(target).await;
                 self.gates.remove(target);
                 self.muted.remove(target);
                 self.tell_members(
@@ -813,7 +936,7 @@ impl RoomTask {
                 self.tell_members(signals::ROOM_PRESENTER, self.mode_json(), None);
                 Ok(Reply::Body(self.mode_json()))
             }
-            signals::ROOM_MUTE => self.mute(&req).await,
+            signals::ROOM_MUTE => self.mute(req).await,
             signals::ROOM_FLOOR => {
                 self.rules.require_member(who).map_err(err)?;
                 if self.modes.mode() != MeetingMode::Intercom {
@@ -821,7 +944,7 @@ impl RoomTask {
                         "the floor exists only in intercom mode",
                     ));
                 }
-                let now = std::time::Instant::now();
+                let now = clock_now();
                 let events = match optional_str(body, "action")?.unwrap_or("request") {
                     "request" => self.modes.request_floor(req.client.id(), now),
                     "release" => self.modes.release_floor(req.client.id(), now),
@@ -964,9 +1087,9 @@ impl RoomTask {
                     json!({"roomId": self.id, "live": self.live_json()}),
                 ))
             }
-            signals::RECORD_START => self.record_start(&req).await,
-            signals::RECORD_STOP => self.record_stop(&req).await,
-            signals::RECORD_LIST => self.record_list(&req),
+            signals::RECORD_START => self.record_start(req).await,
+            signals::RECORD_STOP => self.record_stop(req).await,
+            signals::RECORD_LIST => self.record_list(req),
             other => Err(SignalError::new(
                 taoyao_boot::Code::UnsupportedSignal,
                 format!("unsupported signal {other}"),
@@ -1043,7 +1166,7 @@ impl RoomTask {
         self.gates.remove(id);
         self.muted.remove(id);
         self.mesh_recordings.retain(|r| r.client_id != id);
-        self.media.leave(id).await;
+        self.leave_media(id).await;
         self.tell_members(
             signals::ROOM_LEAVE,
             json!({"roomId": self.id, "clientId": id, "reason": reason}),
@@ -1056,7 +1179,7 @@ impl RoomTask {
                 reason: reason.to_owned(),
             },
         );
-        let floor = self.modes.member_left(id, std::time::Instant::now());
+        let floor = self.modes.member_left(id, clock_now());
         self.tell_floor(floor);
         let on_air_anchor = self
             .live_on_air()

@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{RecordingConfig, RoomsConfig};
 use crate::download::{self, DownloadError, DownloadLinks};
-use crate::events::{MediaEventDedup, RoomEvent, RoomEventKind, RoomObserver};
+use crate::events::{RoomEvent, RoomEventKind, RoomObserver};
 use crate::modes::MeetingMode;
-use crate::room::{RoomCommand, RoomSettings, RoomTask, deliver};
+use crate::room::{RoomCommand, RoomSettings, RoomTask};
 use crate::signals;
 use taoyao_live::LiveConfig;
 
@@ -61,6 +61,11 @@ impl RoomsShared {
                 kind,
             });
         }
+    }
+
+    /// Whether anyone watches (so work done only for the observer can be skipped).
+    pub(crate) fn observed(&self) -> bool {
+        self.observer.get().is_some()
     }
 
     /// Called by a room task as it ends; a newer room of the same id is left alone.
@@ -333,26 +338,10 @@ impl Rooms {
             max_members,
             mode,
         };
-        let events_hub = hub.clone();
-        let events_room = id.clone();
-        let events_shared = self.shared.clone();
-        let dedup = Mutex::new(MediaEventDedup::default());
+        // The backend's events go to the room task, which alone writes to its members.
+        let (to_room, lane) = crate::room::lane(cfg.max_queued_audio_levels);
         let media = backend
-            .open_room(
-                &id,
-                MediaEvents::new(move |e| {
-                    if events_shared.observer.get().is_some() {
-                        let seen = dedup
-                            .lock()
-                            .expect("dedup lock")
-                            .room_event(&events_shared.recording.dir, &e);
-                        if let Some(kind) = seen {
-                            events_shared.emit(&events_room, kind);
-                        }
-                    }
-                    deliver(&events_hub, &events_room, e)
-                }),
-            )
+            .open_room(&id, MediaEvents::new(move |e| to_room.push(e)))
             .await
             .map_err(|e| SignalError::from_coded(&e))?;
         let serial = self.shared.next_serial.fetch_add(1, Ordering::Relaxed);
@@ -385,6 +374,7 @@ impl Rooms {
             self.shared.clone(),
             serial,
             summary,
+            lane,
         );
         self.shared.shutdown.spawn(task.run(rx));
         self.shared.emit(
@@ -400,23 +390,25 @@ impl Rooms {
         Ok((id, entry))
     }
 
-    /// Hands a request to its room and waits for the answer.
+    /// Hands a request to its room and waits until the room has answered it (the room task
+    /// answers the client itself, ordered with what the room sends it).
     async fn forward(
         entry: &RoomEntry,
         req: Request,
     ) -> Result<Result<Reply, SignalError>, Request> {
-        let (reply, rx) = oneshot::channel();
+        let (answered, rx) = oneshot::channel();
         if let Err(mpsc::error::SendError(cmd)) =
-            entry.tx.send(RoomCommand::Signal { req, reply }).await
+            entry.tx.send(RoomCommand::Signal { req, answered }).await
         {
             let RoomCommand::Signal { req, .. } = cmd else {
                 unreachable!("sent a signal")
             };
             return Err(req);
         }
-        Ok(rx
-            .await
-            .unwrap_or_else(|_| Err(SignalError::not_found("the room closed"))))
+        Ok(match rx.await {
+            Ok(()) => Ok(Reply::Deferred),
+            Err(_) => Err(SignalError::not_found("the room closed")),
+        })
     }
 }
 

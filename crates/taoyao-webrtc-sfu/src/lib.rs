@@ -492,6 +492,12 @@ impl Shared {
         }
         self.recording_outgrown(&owner.id, kind);
         tracing::info!(room = self.room, stream = id, "stream published");
+        // For the room itself, once, whoever else is here to be told.
+        self.events.emit(MediaEvent::StreamStarted {
+            member: owner.id.clone(),
+            stream: id.clone(),
+            kind,
+        });
         self.announce(&stream, StreamAction::Publish);
         for m in self.others(&owner.id) {
             if m.policy.wants(kind)
@@ -764,11 +770,21 @@ impl Shared {
 
     /// Ends a stream: forwarding stops, every subscriber's copy is removed, the room is told.
     async fn remove_stream(&self, stream: Arc<Stream>) {
-        self.state
+        let held = self
+            .state
             .lock()
             .expect("state lock")
             .streams
-            .remove(&stream.id);
+            .remove(&stream.id)
+            .is_some();
+        if held {
+            // Once per stream, like its start (two ends racing tell it once).
+            self.events.emit(MediaEvent::StreamEnded {
+                member: stream.owner.clone(),
+                stream: stream.id.clone(),
+                kind: stream.kind,
+            });
+        }
         stream.forwarder.stop();
         for m in self.others(&stream.owner) {
             if let Err(e) = self.unsubscribe(&m, &stream.id).await {
@@ -1238,8 +1254,9 @@ impl MediaRoom for SfuRoom {
             .remove(member)
             .ok_or_else(|| MediaError::NotRecording(member.to_owned()))?;
         rec.recording.request_stop();
-        // The outcome (and any error) reaches the room as RecordingStopped.
-        let _ = rec.recording.finished().await;
+        // The outcome (and any error) reaches the room as RecordingStopped, on the room's lane
+        // before this returns.
+        rec.recording.finished_and_reported().await;
         Ok(())
     }
 

@@ -250,6 +250,22 @@ pub enum MediaEvent {
         kind: Option<MediaKind>,
         action: StreamAction,
     },
+    /// A stream the server holds started (sfu, mcu): emitted once per stream for the room
+    /// itself (webhooks, metrics), addressed to no member, whoever else is in the room (a member
+    /// publishing alone still produces it). Mesh emits none: its media goes client to client
+    /// and the server never sees a stream.
+    StreamStarted {
+        member: String,
+        stream: String,
+        kind: MediaKind,
+    },
+    /// The stream ended (unpublished, its publisher left, its connection closed, the room
+    /// closed): once per stream, like [`MediaEvent::StreamStarted`].
+    StreamEnded {
+        member: String,
+        stream: String,
+        kind: MediaKind,
+    },
     /// mcu rooms: the room's audio levels over the last `webrtc.audio_level_interval_ms`, for
     /// `to`: each member's loudest level (RFC 6464 dBov, 0 loudest .. 127 silent) and the
     /// active speaker, if anyone spoke.
@@ -314,7 +330,9 @@ pub struct RecordingInfo {
 }
 
 /// The way back out of a backend. Called synchronously from the backend: it must not block
-/// (the scenario layer queues signals without waiting).
+/// (the scenario layer puts each event on its room task's lane without waiting; the room task
+/// is the one writer to its members, so what the backend emits while handling a request
+/// reaches the members after that request's answer).
 #[derive(Clone)]
 pub struct MediaEvents(Arc<dyn Fn(MediaEvent) + Send + Sync>);
 
