@@ -681,3 +681,42 @@ async fn shutdown_ends_recordings_the_live_and_the_members_before_the_room() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_room_lets_each_member_go_once() {
+    let s = service(|_, _| {});
+    let mut a = s.client("a");
+    let mut b = s.client("b");
+    assert_eq!(
+        code(
+            &s.request(&mut a, "room::enter", json!({"roomId": "r"}))
+                .await
+        ),
+        "0000"
+    );
+    assert_eq!(
+        code(
+            &s.request(&mut b, "room::enter", json!({"roomId": "r"}))
+                .await
+        ),
+        "0000"
+    );
+    let r = s
+        .request(&mut a, "room::close", json!({"roomId": "r"}))
+        .await;
+    assert_eq!(code(&r), "0000", "{r}");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(s.rooms.room_count(), 0);
+    assert_eq!(
+        s.seen.names(),
+        [
+            "room_started",
+            "participant_joined:a",
+            "participant_joined:b",
+            "participant_left:a",
+            "participant_left:b",
+            "room_finished"
+        ]
+    );
+    assert!(b.drain().contains(&"room::close".to_owned()));
+}
