@@ -19,12 +19,15 @@ use taoyao_webrtc::{ArchitectureKind, MediaRoom};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::events::MediaEventDedup;
+use crate::config::{RecordingConfig, RoomsConfig};
+use crate::download::DownloadLinks;
+use crate::events::{MediaEventDedup, RoomEvent, RoomEventKind, RoomObserver};
 use crate::modes::{MeetingMode, Modes};
-use crate::rooms::RoomsShared;
 use crate::rules::{Actor, RoomRules};
 use crate::signals;
+use taoyao_boot::Shutdown;
 use taoyao_live::Live;
+use taoyao_live::LiveConfig;
 
 mod lane;
 mod media;
@@ -50,6 +53,38 @@ pub(crate) enum RoomCommand {
     ClientGone { client: ClientHandle },
 }
 
+/// What every room of a server shares: settings, the recording slots and links, shutdown and
+/// the observer. The registry makes it; a room reads it and knows nothing of the registry.
+pub(crate) struct RoomEnv {
+    pub(crate) config: RoomsConfig,
+    pub(crate) live: LiveConfig,
+    pub(crate) recording: RecordingConfig,
+    /// One permit per running recording (`recording.max_concurrent`).
+    pub(crate) record_slots: Arc<tokio::sync::Semaphore>,
+    /// Signs the download links `record::list` hands out.
+    pub(crate) links: DownloadLinks,
+    pub(crate) shutdown: Shutdown,
+    /// Who watches rooms from outside the protocol (webhooks, metrics); set once at wiring.
+    pub(crate) observer: std::sync::OnceLock<Arc<dyn RoomObserver>>,
+}
+
+impl RoomEnv {
+    /// Tells the observer, if any (it never waits: see [`RoomObserver`]).
+    pub(crate) fn emit(&self, room: &str, kind: RoomEventKind) {
+        if let Some(o) = self.observer.get() {
+            o.event(RoomEvent {
+                room: room.to_owned(),
+                kind,
+            });
+        }
+    }
+
+    /// Whether anyone watches (so work done only for the observer can be skipped).
+    pub(crate) fn observed(&self) -> bool {
+        self.observer.get().is_some()
+    }
+}
+
 pub(crate) struct RoomSettings {
     pub id: String,
     pub name: String,
@@ -73,8 +108,7 @@ pub(crate) struct RoomTask {
     media: Arc<dyn MediaRoom>,
     hub: SignalHub,
     summary: Arc<Mutex<Value>>,
-    shared: Arc<RoomsShared>,
-    serial: u64,
+    shared: Arc<RoomEnv>,
     closed: bool,
     /// Meeting mode, presenters and the intercom floor.
     modes: Modes,
@@ -124,8 +158,7 @@ impl RoomTask {
         s: RoomSettings,
         media: Arc<dyn MediaRoom>,
         hub: SignalHub,
-        shared: Arc<RoomsShared>,
-        serial: u64,
+        shared: Arc<RoomEnv>,
         summary: Arc<Mutex<Value>>,
         lane: Lane,
     ) -> Self {
@@ -147,7 +180,6 @@ impl RoomTask {
             hub,
             summary,
             shared,
-            serial,
             closed: false,
             mesh_recordings: Vec::new(),
             lane,

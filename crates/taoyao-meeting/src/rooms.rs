@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{RecordingConfig, RoomsConfig};
 use crate::download::{self, DownloadError, DownloadLinks};
-use crate::events::{RoomEvent, RoomEventKind, RoomObserver};
+use crate::events::{RoomEventKind, RoomObserver};
 use crate::modes::MeetingMode;
-use crate::room::{RoomCommand, RoomSettings, RoomTask};
+use crate::room::{RoomCommand, RoomEnv, RoomSettings, RoomTask};
 use crate::signals;
 use taoyao_live::LiveConfig;
 
@@ -36,39 +36,26 @@ struct RoomEntry {
 }
 
 pub(crate) struct RoomsShared {
-    pub(crate) config: RoomsConfig,
-    pub(crate) live: LiveConfig,
-    pub(crate) recording: RecordingConfig,
-    /// One permit per running recording (`recording.max_concurrent`).
-    pub(crate) record_slots: Arc<tokio::sync::Semaphore>,
-    /// Signs the download links `record::list` hands out.
-    pub(crate) links: DownloadLinks,
-    pub(crate) shutdown: Shutdown,
+    /// What every room task is given (the room knows nothing of this registry).
+    env: Arc<RoomEnv>,
     architectures: HashMap<ArchitectureKind, Arc<dyn MediaArchitecture>>,
     map: Mutex<HashMap<String, RoomEntry>>,
     ids: Arc<IdGenerator>,
     next_serial: AtomicU64,
-    /// Who watches rooms from outside the protocol (webhooks, metrics); set once at wiring.
-    observer: std::sync::OnceLock<Arc<dyn RoomObserver>>,
+}
+
+/// The registry reads the rooms' shared settings as its own (`self.shared.config` ...).
+impl std::ops::Deref for RoomsShared {
+    type Target = RoomEnv;
+
+    fn deref(&self) -> &RoomEnv {
+        &self.env
+    }
 }
 
 impl RoomsShared {
-    /// Tells the observer, if any (it never waits: see [`RoomObserver`]).
-    pub(crate) fn emit(&self, room: &str, kind: RoomEventKind) {
-        if let Some(o) = self.observer.get() {
-            o.event(RoomEvent {
-                room: room.to_owned(),
-                kind,
-            });
-        }
-    }
-
-    /// Whether anyone watches (so work done only for the observer can be skipped).
-    pub(crate) fn observed(&self) -> bool {
-        self.observer.get().is_some()
-    }
-
-    /// Called by a room task as it ends; a newer room of the same id is left alone.
+    /// Called by the spawn wrapper once a room task has ended; a newer room of the same id is
+    /// left alone.
     pub(crate) fn remove(&self, id: &str, serial: u64) {
         let mut map = self.map.lock().expect("rooms lock");
         if map.get(id).is_some_and(|e| e.serial == serial) {
@@ -125,17 +112,21 @@ impl Rooms {
         }
         Ok(Rooms {
             shared: Arc::new(RoomsShared {
-                config,
-                live,
-                record_slots: Arc::new(tokio::sync::Semaphore::new(recording.max_concurrent)),
-                links: DownloadLinks::new(std::time::Duration::from_millis(recording.link_ttl_ms)),
-                recording,
-                shutdown,
+                env: Arc::new(RoomEnv {
+                    config,
+                    live,
+                    record_slots: Arc::new(tokio::sync::Semaphore::new(recording.max_concurrent)),
+                    links: DownloadLinks::new(std::time::Duration::from_millis(
+                        recording.link_ttl_ms,
+                    )),
+                    recording,
+                    shutdown,
+                    observer: std::sync::OnceLock::new(),
+                }),
                 architectures,
                 map: Mutex::new(HashMap::new()),
                 ids,
                 next_serial: AtomicU64::new(1),
-                observer: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -371,12 +362,17 @@ impl Rooms {
             settings,
             media,
             hub.clone(),
-            self.shared.clone(),
-            serial,
+            self.shared.env.clone(),
             summary,
             lane,
         );
-        self.shared.shutdown.spawn(task.run(rx));
+        // The wrapper, not the room, takes the room out of the registry when its task ends.
+        let registry = self.shared.clone();
+        let room_id = id.clone();
+        self.shared.shutdown.spawn(async move {
+            task.run(rx).await;
+            registry.remove(&room_id, serial);
+        });
         self.shared.emit(
             &id,
             RoomEventKind::RoomStarted {

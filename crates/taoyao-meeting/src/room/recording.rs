@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use taoyao_signal::{Reply, Request, SignalError};
 use taoyao_webrtc::{ArchitectureKind, RecordLimits, RecordRequest, RecordingInfo};
 
+use super::RoomEnv;
 use super::requests::Record;
 use super::{RoomTask, actor, now_ms, wire};
 use crate::events::RoomEventKind;
-use crate::rooms::RoomsShared;
 use crate::signals;
 
 /// Keeps letters, digits, `-` and `_` of an id; anything else (a `/`, a `.`) becomes `_`, so an
@@ -330,7 +330,7 @@ impl RoomTask {
 /// `{roomId, files: [{file, bytes, modifiedAt, url}]}`: the room's files on the server, each
 /// with a download link (`url`, signed, valid `recording.link_ttl_ms`). Only for callers that
 /// may see the room (its members, admins).
-pub(crate) fn list_files(shared: &RoomsShared, room: &str) -> Value {
+pub(crate) fn list_files(shared: &RoomEnv, room: &str) -> Value {
     let room_id = sanitize(room);
     let dir = shared.recording.dir.join(&room_id);
     let mut files = Vec::new();

@@ -67,7 +67,6 @@ impl RoomTask {
         }
         // Stop taking commands first, so nothing is accepted that will not be handled.
         rx.close();
-        self.shared.remove(&self.id, self.serial);
         let reason = if self.shared.shutdown.is_triggered() {
             "shutdown"
         } else {
