@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use taoyao_signal::fields::decode;
 use taoyao_signal::{ClientHandle, Reply, Request, SignalError, SignalHub};
-use taoyao_webrtc::{ArchitectureKind, MediaRoom};
+use taoyao_webrtc::{ArchitectureKind, Capabilities, MediaRoom};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -106,6 +106,8 @@ pub(crate) struct RoomTask {
     /// Members' connections, by client id.
     clients: HashMap<String, ClientHandle>,
     media: Arc<dyn MediaRoom>,
+    /// What `media` can do, asked once (the room never asks which architecture it is).
+    caps: Capabilities,
     hub: SignalHub,
     summary: Arc<Mutex<Value>>,
     shared: Arc<RoomEnv>,
@@ -176,6 +178,7 @@ impl RoomTask {
             architecture: s.architecture,
             created_at: now_ms(),
             clients: HashMap::new(),
+            caps: media.capabilities(),
             media,
             hub,
             summary,

@@ -18,9 +18,9 @@ use taoyao_signal::{
     SignalHandler, SignalHub,
 };
 use taoyao_webrtc::{
-    ArchitectureKind, JoinOptions, MediaArchitecture, MediaError, MediaEvent, MediaEvents,
-    MediaKind, MediaRoom, MediaRoomStats, Negotiation, RecordRequest, RecordingInfo, StreamAction,
-    StreamRequest, Transport,
+    ArchitectureKind, Capabilities, Counterpart, JoinOptions, MediaArchitecture, MediaError,
+    MediaEvent, MediaEvents, MediaKind, MediaRoom, MediaRoomStats, Negotiation, RecordRequest,
+    RecordingInfo, StreamAction, StreamRequest, Transport,
 };
 use tokio::sync::mpsc;
 
@@ -103,6 +103,10 @@ impl FakeRoom {
 
 #[async_trait]
 impl MediaRoom for FakeRoom {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::forwarding(false)
+    }
+
     async fn join(&self, member: &str, _opts: JoinOptions) -> Result<(), MediaError> {
         self.call(format!("join {member}"));
         self.state.lock().unwrap().members.push(member.into());
@@ -119,16 +123,15 @@ impl MediaRoom for FakeRoom {
     async fn exchange(
         &self,
         from: &str,
-        _to: Option<&str>,
-        transport: Option<Transport>,
+        with: Counterpart<'_>,
         negotiation: Negotiation,
     ) -> Result<Option<Negotiation>, MediaError> {
         self.call(format!(
-            "exchange {from} {transport:?} {}",
+            "exchange {from} {with:?} {}",
             negotiation.type_name()
         ));
-        match (transport, negotiation) {
-            (Some(Transport::Publish), Negotiation::Offer { .. }) => {
+        match (with, negotiation) {
+            (Counterpart::Server(Transport::Publish), Negotiation::Offer { .. }) => {
                 let others: Vec<String> = {
                     let mut st = self.state.lock().unwrap();
                     st.streams

@@ -32,9 +32,10 @@ use rtc::rtp_transceiver::rtp_sender::{
 use taoyao_media::levels::LevelWindow;
 use taoyao_media::record::Tracks;
 use taoyao_webrtc::{
-    ArchitectureKind, JoinOptions, MediaArchitecture, MediaError, MediaEvent, MediaEvents,
-    MediaKind, MediaRoom, MediaRoomStats, Negotiation, RecordRequest, RecordingInfo, StreamAction,
-    StreamInfo, StreamRequest, SubscribePolicy, Transport, WebrtcConfig,
+    ArchitectureKind, Capabilities, Counterpart, JoinOptions, MediaArchitecture, MediaError,
+    MediaEvent, MediaEvents, MediaKind, MediaRoom, MediaRoomStats, Negotiation, RecordRequest,
+    RecordingInfo, StreamAction, StreamInfo, StreamRequest, SubscribePolicy, Transport,
+    WebrtcConfig,
 };
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
@@ -828,6 +829,11 @@ impl Shared {
 
 #[async_trait]
 impl MediaRoom for SfuRoom {
+    fn capabilities(&self) -> Capabilities {
+        // mcu is this backend with a mixer.
+        Capabilities::forwarding(self.shared.mixer.is_some())
+    }
+
     async fn join(&self, member: &str, opts: JoinOptions) -> Result<(), MediaError> {
         let mut st = self.shared.state.lock().expect("state lock");
         if st.members.contains_key(member) {
@@ -892,17 +898,16 @@ impl MediaRoom for SfuRoom {
     async fn exchange(
         &self,
         from: &str,
-        _to: Option<&str>,
-        transport: Option<Transport>,
+        with: Counterpart<'_>,
         negotiation: Negotiation,
     ) -> Result<Option<Negotiation>, MediaError> {
         let m = self.shared.member(from)?;
-        let transport = transport.ok_or_else(|| {
-            MediaError::BadRequest(format!(
-                "in an {} room media::exchange needs transport: publish or subscribe",
-                self.shared.kind
-            ))
-        })?;
+        let Counterpart::Server(transport) = with else {
+            return Err(MediaError::Unsupported {
+                arch: self.shared.kind,
+                what: "negotiating with another member: media goes through the server (name the transport: publish or subscribe)".into(),
+            });
+        };
         match (transport, negotiation) {
             (Transport::Publish, Negotiation::Offer { sdp }) => {
                 let mut publish = m.publish.lock().await;

@@ -4,7 +4,7 @@
 
 use taoyao_signal::{ClientHandle, Grants, Reply, Request, SignalError};
 use taoyao_webrtc::sdp_check::media_sections;
-use taoyao_webrtc::{Negotiation, StreamAction, StreamRequest, Transport};
+use taoyao_webrtc::{Counterpart, Negotiation, StreamAction, StreamRequest, Transport};
 
 use super::requests::{Exchange, PublishOffer, Restart, StreamBody};
 use super::{RoomTask, actor, refused, wire};
@@ -21,8 +21,22 @@ impl RoomTask {
             .map_err(refused)?;
         let negotiation =
             Negotiation::from_body(&req.message.body).map_err(|e| SignalError::from_coded(&e))?;
-        self.negotiate(&req.client, r.to, r.transport, negotiation)
-            .await
+        // Who the other end is follows from what the room's media does; saying so is the
+        // client's part (docs/protocol.md: `to` in mesh, `transport` in sfu / mcu).
+        let with = if self.caps.carries_media {
+            Counterpart::Server(r.transport.ok_or_else(|| {
+                SignalError::bad_request(format!(
+                    "in an {} room media::exchange needs transport: publish or subscribe",
+                    self.architecture
+                ))
+            })?)
+        } else {
+            let to = r.to.ok_or_else(|| {
+                SignalError::bad_request("in a mesh room media::exchange needs `to`")
+            })?;
+            Counterpart::Peer(to)
+        };
+        self.negotiate(&req.client, with, negotiation).await
     }
 
     pub(super) async fn restart(
@@ -56,7 +70,7 @@ impl RoomTask {
             return Err(self.publish_refusal());
         }
         let offer = Negotiation::Offer { sdp: r.sdp };
-        self.negotiate(&req.client, None, Some(Transport::Publish), offer)
+        self.negotiate(&req.client, Counterpart::Server(Transport::Publish), offer)
             .await
     }
 
@@ -117,14 +131,17 @@ impl RoomTask {
     async fn negotiate(
         &self,
         client: &ClientHandle,
-        to: Option<&str>,
-        transport: Option<Transport>,
+        with: Counterpart<'_>,
         negotiation: Negotiation,
     ) -> Result<Reply, SignalError> {
         self.check_sdp(client, &negotiation)?;
+        let transport = match with {
+            Counterpart::Server(t) => Some(t),
+            Counterpart::Peer(_) => None,
+        };
         let answer = self
             .media
-            .exchange(client.id(), to, transport, negotiation)
+            .exchange(client.id(), with, negotiation)
             .await
             .map_err(|e| SignalError::from_coded(&e))?;
         Ok(match answer {

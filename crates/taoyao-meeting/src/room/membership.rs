@@ -4,9 +4,7 @@
 use std::time::Duration;
 
 use taoyao_signal::{ClientHandle, Reply, Request, SignalError};
-use taoyao_webrtc::{
-    ArchitectureKind, JoinOptions, MediaKind, StreamAction, StreamRequest, SubscribePolicy,
-};
+use taoyao_webrtc::{JoinOptions, MediaKind, StreamAction, StreamRequest, SubscribePolicy};
 use tokio::time::Instant;
 
 use super::requests::{Enter, Target};
@@ -77,7 +75,7 @@ impl RoomTask {
                 Some(me),
             );
         }
-        if self.architecture != ArchitectureKind::Mesh && subscribe != SubscribePolicy::None {
+        if self.caps.server_subscriptions && subscribe != SubscribePolicy::None {
             let kind = match subscribe {
                 SubscribePolicy::AudioOnly => Some(MediaKind::Audio),
                 SubscribePolicy::VideoOnly => Some(MediaKind::Video),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use taoyao_signal::{Reply, Request, SignalError};
-use taoyao_webrtc::{ArchitectureKind, RecordLimits, RecordRequest, RecordingInfo};
+use taoyao_webrtc::{RecordLimits, RecordRequest, RecordingInfo, RecordingPlace};
 
 use super::RoomEnv;
 use super::requests::Record;
@@ -144,7 +144,7 @@ impl RoomTask {
                 .require_member(actor(&req.client))
                 .or_else(|_| self.rules.require_viewer(actor(&req.client)))
                 .map_err(|e| SignalError::from_coded(&e))?;
-            if self.architecture != ArchitectureKind::Mcu {
+            if !self.caps.mixing {
                 return Err(SignalError::bad_request(
                     "only mcu rooms mix audio; record the members instead",
                 ));
@@ -213,7 +213,7 @@ impl RoomTask {
 
     /// Starts recording one member; the file name on the server, if it records there.
     async fn record_one(&mut self, target: &str, by: &str) -> Result<Option<String>, SignalError> {
-        if self.architecture == ArchitectureKind::Mesh {
+        if self.caps.recording == RecordingPlace::Client {
             if self.mesh_recordings.iter().any(|r| r.client_id == target) {
                 return Err(SignalError::bad_request(format!(
                     "{target} is already being recorded"
@@ -264,12 +264,10 @@ impl RoomTask {
         let targets = self.record_targets(req, &r)?;
         let single = r.client_id.is_some();
         // The owner stopping the whole room stops the mix recording too.
-        let mix_stopped = !single
-            && self.architecture == ArchitectureKind::Mcu
-            && self.media.record_mix_stop().await.is_ok();
+        let mix_stopped = !single && self.caps.mixing && self.media.record_mix_stop().await.is_ok();
         let mut stopped = Vec::new();
         for target in targets {
-            if self.architecture == ArchitectureKind::Mesh {
+            if self.caps.recording == RecordingPlace::Client {
                 let Some(i) = self
                     .mesh_recordings
                     .iter()

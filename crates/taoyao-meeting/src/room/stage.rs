@@ -4,7 +4,7 @@
 //! change every member's media gate is set to what the rules allow.
 
 use taoyao_signal::{Grants, Reply, Request, SignalError};
-use taoyao_webrtc::{ArchitectureKind, MediaKind, StreamAction, StreamRequest};
+use taoyao_webrtc::{MediaKind, StreamAction, StreamRequest};
 
 use super::requests::{
     Cohost, CohostAction, Floor, FloorAction, LiveStart, Mode, Mute, Presenter, PresenterAction,
@@ -98,7 +98,7 @@ impl RoomTask {
             )));
         }
         let muted = r.muted.unwrap_or(true);
-        if self.architecture == ArchitectureKind::Mesh {
+        if !self.caps.carries_media {
             return Err(SignalError::bad_request(
                 "a mesh room's media does not pass through the server: it cannot be muted there",
             ));
@@ -152,7 +152,7 @@ impl RoomTask {
         if !anchor_client.info().grants.anchor {
             return Err(Grants::denied("anchor"));
         }
-        if self.architecture == ArchitectureKind::Mesh {
+        if !self.caps.carries_media {
             return Err(SignalError::bad_request(
                 "a live runs on sfu or mcu, not in a mesh room",
             ));
@@ -320,7 +320,7 @@ impl RoomTask {
 
     /// Takes a member off stage: its streams end, so viewers' connections drop them.
     pub(super) async fn unpublish_all(&self, member: &str) {
-        if self.architecture != ArchitectureKind::Mesh
+        if self.caps.carries_media
             && let Err(e) = self
                 .media
                 .stream(member, StreamAction::Unpublish, StreamRequest::default())
