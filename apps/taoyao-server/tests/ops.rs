@@ -1119,6 +1119,9 @@ async fn a_scripted_meeting_reaches_the_receiver_in_order_and_signed() {
             "recording_started:a",
             "recording_finished:a",
             "participant_left:b",
+            // Closing the room ends a's streams before a leaves.
+            "track_unpublished:a",
+            "track_unpublished:a",
             "participant_left:a",
             "room_finished",
         ],
@@ -1145,14 +1148,75 @@ async fn a_scripted_meeting_reaches_the_receiver_in_order_and_signed() {
         .collect();
     assert_eq!(kinds, HashSet::from(["audio", "video"]));
     // Counted once the receiver's answer is back (just after it handed us the body).
-    metrics_until(&server, "10 deliveries counted", |s| {
+    metrics_until(&server, "12 deliveries counted", |s| {
         value(
             s,
             "taoyao_webhook_events_total",
             &[("outcome", "delivered")],
-        ) == 10.0
+        ) == 12.0
     })
     .await;
+    server.stop().await;
+}
+
+/// The next `n` events the receiver gets, verified, as `event:clientId:kind`.
+async fn next_events(rx: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let (auth, body) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("events so far: {out:?}"))
+            .unwrap();
+        let e = verify(&auth, &body);
+        out.push(format!(
+            "{}:{}:{}",
+            e["event"].as_str().unwrap(),
+            e["clientId"].as_str().unwrap_or(""),
+            e["kind"].as_str().unwrap_or("")
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_publishing_alone_yields_its_track_events() {
+    let (url, mut rx) = receiver(Duration::ZERO).await;
+    let server = TestServer::with(|c| {
+        c.webhooks.urls = vec![url.clone()];
+        c.webhooks.secret = Some(HOOK_SECRET.into());
+    })
+    .await;
+    // Nobody else is in the room: no member is told of the streams, the room still is.
+    let a = member_in(&server, "a", "solo", "sfu").await;
+    assert_eq!(
+        next_events(&mut rx, 2).await,
+        ["room_started::", "participant_joined:a:"]
+    );
+    a.publish(media(), true, true).await.expect("a publishes");
+    let mut published = next_events(&mut rx, 2).await;
+    published.sort();
+    assert_eq!(
+        published,
+        ["track_published:a:audio", "track_published:a:video"]
+    );
+    let r = a
+        .request(
+            "media::unpublish",
+            json!({"roomId": "solo", "kind": "video"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&r), "0000", "{r}");
+    assert_eq!(next_events(&mut rx, 1).await, ["track_unpublished:a:video"]);
+    let r = a
+        .request("room::leave", json!({"roomId": "solo"}))
+        .await
+        .unwrap();
+    assert_eq!(code(&r), "0000", "{r}");
+    assert_eq!(
+        next_events(&mut rx, 2).await,
+        ["track_unpublished:a:audio", "participant_left:a:"]
+    );
     server.stop().await;
 }
 

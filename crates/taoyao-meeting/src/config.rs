@@ -27,6 +27,9 @@ pub struct RoomsConfig {
     pub default_mode: MeetingMode,
     /// Intercom: a floor holder loses the floor after this long.
     pub floor_max_hold_ms: u64,
+    /// mcu: audio level reports queued for a room task before newer ones are dropped (and
+    /// counted); every other media event is queued whatever its number (see the room lane).
+    pub max_queued_audio_levels: usize,
     /// Rooms configured by name: whoever creates or enters a room of that name gets these
     /// settings.
     pub named: Vec<NamedRoom>,
@@ -43,6 +46,7 @@ impl Default for RoomsConfig {
             empty_room_timeout_ms: 60_000,
             default_mode: MeetingMode::Meeting,
             floor_max_hold_ms: 60_000,
+            max_queued_audio_levels: 256,
             named: Vec::new(),
         }
     }
@@ -97,6 +101,12 @@ impl Validate for RoomsConfig {
         if self.floor_max_hold_ms == 0 {
             return Err(Invalid::new(
                 "rooms.floor_max_hold_ms",
+                "must be greater than 0",
+            ));
+        }
+        if self.max_queued_audio_levels == 0 {
+            return Err(Invalid::new(
+                "rooms.max_queued_audio_levels",
                 "must be greater than 0",
             ));
         }

@@ -4,7 +4,7 @@
 //! (queue, count), never wait, so no room is held up by a slow consumer.
 
 use serde::Serialize;
-use taoyao_webrtc::{ArchitectureKind, MediaEvent, MediaKind, StreamAction};
+use taoyao_webrtc::{ArchitectureKind, MediaEvent, MediaKind};
 
 use crate::modes::MeetingMode;
 
@@ -88,47 +88,23 @@ pub trait RoomObserver: Send + Sync + 'static {
     fn event(&self, e: RoomEvent);
 }
 
-/// Turns a backend's per-recipient media events into one room event each: a stream is
-/// announced to every other member and a finished recording to everyone concerned, but an
-/// observer wants it once. Keyed by stream id / file, which are unique within a room.
+/// A finished recording is told to every member concerned, but an observer wants it once:
+/// keyed by file, unique within a room. (Streams need no such thing: backends emit a stream's
+/// start and end once, for the room.)
 #[derive(Default)]
 pub(crate) struct MediaEventDedup {
-    streams: std::collections::HashSet<String>,
     finished: std::collections::HashSet<String>,
 }
 
 impl MediaEventDedup {
-    /// The room event `e` means, the first time it is seen; `dir` is `recording.dir` (for the
-    /// finished file's size).
-    pub(crate) fn room_event(
+    /// The `recording_finished` event `e` means, the first time it is seen; `dir` is
+    /// `recording.dir` (for the finished file's size).
+    pub(crate) fn recording_finished(
         &mut self,
         dir: &std::path::Path,
         e: &MediaEvent,
     ) -> Option<RoomEventKind> {
         match e {
-            MediaEvent::Stream {
-                member,
-                stream: Some(stream),
-                kind,
-                action,
-                ..
-            } => match action {
-                StreamAction::Publish if self.streams.insert(stream.clone()) => {
-                    Some(RoomEventKind::TrackPublished {
-                        client_id: member.clone(),
-                        stream_id: stream.clone(),
-                        kind: *kind,
-                    })
-                }
-                StreamAction::Unpublish if self.streams.remove(stream) => {
-                    Some(RoomEventKind::TrackUnpublished {
-                        client_id: member.clone(),
-                        stream_id: stream.clone(),
-                        kind: *kind,
-                    })
-                }
-                _ => None,
-            },
             MediaEvent::RecordingStopped {
                 member,
                 mix,
@@ -153,41 +129,12 @@ impl MediaEventDedup {
 mod tests {
     use super::*;
 
-    fn stream(to: &str, action: StreamAction) -> MediaEvent {
-        MediaEvent::Stream {
-            to: to.into(),
-            member: "a".into(),
-            stream: Some("s1".into()),
-            kind: Some(MediaKind::Audio),
-            action,
-        }
-    }
-
     #[test]
-    fn each_stream_and_recording_is_one_event_however_many_are_told() {
+    fn each_recording_is_one_event_however_many_are_told() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("r")).unwrap();
         std::fs::write(dir.path().join("r/a.webm"), [0u8; 42]).unwrap();
         let mut d = MediaEventDedup::default();
-        let published = d.room_event(dir.path(), &stream("b", StreamAction::Publish));
-        assert!(matches!(
-            published,
-            Some(RoomEventKind::TrackPublished { .. })
-        ));
-        assert_eq!(
-            d.room_event(dir.path(), &stream("c", StreamAction::Publish)),
-            None
-        );
-        assert_eq!(
-            d.room_event(dir.path(), &stream("b", StreamAction::Pause)),
-            None
-        );
-        let gone = d.room_event(dir.path(), &stream("b", StreamAction::Unpublish));
-        assert!(matches!(gone, Some(RoomEventKind::TrackUnpublished { .. })));
-        assert_eq!(
-            d.room_event(dir.path(), &stream("c", StreamAction::Unpublish)),
-            None
-        );
         let stopped = |to: &str| MediaEvent::RecordingStopped {
             to: to.into(),
             member: "a".into(),
@@ -196,7 +143,7 @@ mod tests {
             duration_ms: 1500,
             error: None,
         };
-        match d.room_event(dir.path(), &stopped("a")) {
+        match d.recording_finished(dir.path(), &stopped("a")) {
             Some(RoomEventKind::RecordingFinished {
                 bytes, client_id, ..
             }) => {
@@ -204,7 +151,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(d.room_event(dir.path(), &stopped("b")), None);
+        assert_eq!(d.recording_finished(dir.path(), &stopped("b")), None);
     }
 
     #[test]

@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{RecordingConfig, RoomsConfig};
 use crate::download::{self, DownloadError, DownloadLinks};
-use crate::events::{MediaEventDedup, RoomEvent, RoomEventKind, RoomObserver};
+use crate::events::{RoomEventKind, RoomObserver};
 use crate::modes::MeetingMode;
-use crate::room::{RoomCommand, RoomSettings, RoomTask, deliver};
+use crate::room::{RoomCommand, RoomEnv, RoomSettings, RoomTask};
 use crate::signals;
 use taoyao_live::LiveConfig;
 
@@ -36,34 +36,26 @@ struct RoomEntry {
 }
 
 pub(crate) struct RoomsShared {
-    pub(crate) config: RoomsConfig,
-    pub(crate) live: LiveConfig,
-    pub(crate) recording: RecordingConfig,
-    /// One permit per running recording (`recording.max_concurrent`).
-    pub(crate) record_slots: Arc<tokio::sync::Semaphore>,
-    /// Signs the download links `record::list` hands out.
-    pub(crate) links: DownloadLinks,
-    pub(crate) shutdown: Shutdown,
+    /// What every room task is given (the room knows nothing of this registry).
+    env: Arc<RoomEnv>,
     architectures: HashMap<ArchitectureKind, Arc<dyn MediaArchitecture>>,
     map: Mutex<HashMap<String, RoomEntry>>,
     ids: Arc<IdGenerator>,
     next_serial: AtomicU64,
-    /// Who watches rooms from outside the protocol (webhooks, metrics); set once at wiring.
-    observer: std::sync::OnceLock<Arc<dyn RoomObserver>>,
+}
+
+/// The registry reads the rooms' shared settings as its own (`self.shared.config` ...).
+impl std::ops::Deref for RoomsShared {
+    type Target = RoomEnv;
+
+    fn deref(&self) -> &RoomEnv {
+        &self.env
+    }
 }
 
 impl RoomsShared {
-    /// Tells the observer, if any (it never waits: see [`RoomObserver`]).
-    pub(crate) fn emit(&self, room: &str, kind: RoomEventKind) {
-        if let Some(o) = self.observer.get() {
-            o.event(RoomEvent {
-                room: room.to_owned(),
-                kind,
-            });
-        }
-    }
-
-    /// Called by a room task as it ends; a newer room of the same id is left alone.
+    /// Called by the spawn wrapper once a room task has ended; a newer room of the same id is
+    /// left alone.
     pub(crate) fn remove(&self, id: &str, serial: u64) {
         let mut map = self.map.lock().expect("rooms lock");
         if map.get(id).is_some_and(|e| e.serial == serial) {
@@ -120,17 +112,21 @@ impl Rooms {
         }
         Ok(Rooms {
             shared: Arc::new(RoomsShared {
-                config,
-                live,
-                record_slots: Arc::new(tokio::sync::Semaphore::new(recording.max_concurrent)),
-                links: DownloadLinks::new(std::time::Duration::from_millis(recording.link_ttl_ms)),
-                recording,
-                shutdown,
+                env: Arc::new(RoomEnv {
+                    config,
+                    live,
+                    record_slots: Arc::new(tokio::sync::Semaphore::new(recording.max_concurrent)),
+                    links: DownloadLinks::new(std::time::Duration::from_millis(
+                        recording.link_ttl_ms,
+                    )),
+                    recording,
+                    shutdown,
+                    observer: std::sync::OnceLock::new(),
+                }),
                 architectures,
                 map: Mutex::new(HashMap::new()),
                 ids,
                 next_serial: AtomicU64::new(1),
-                observer: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -333,26 +329,10 @@ impl Rooms {
             max_members,
             mode,
         };
-        let events_hub = hub.clone();
-        let events_room = id.clone();
-        let events_shared = self.shared.clone();
-        let dedup = Mutex::new(MediaEventDedup::default());
+        // The backend's events go to the room task, which alone writes to its members.
+        let (to_room, lane) = crate::room::lane(cfg.max_queued_audio_levels);
         let media = backend
-            .open_room(
-                &id,
-                MediaEvents::new(move |e| {
-                    if events_shared.observer.get().is_some() {
-                        let seen = dedup
-                            .lock()
-                            .expect("dedup lock")
-                            .room_event(&events_shared.recording.dir, &e);
-                        if let Some(kind) = seen {
-                            events_shared.emit(&events_room, kind);
-                        }
-                    }
-                    deliver(&events_hub, &events_room, e)
-                }),
-            )
+            .open_room(&id, MediaEvents::new(move |e| to_room.push(e)))
             .await
             .map_err(|e| SignalError::from_coded(&e))?;
         let serial = self.shared.next_serial.fetch_add(1, Ordering::Relaxed);
@@ -382,11 +362,17 @@ impl Rooms {
             settings,
             media,
             hub.clone(),
-            self.shared.clone(),
-            serial,
+            self.shared.env.clone(),
             summary,
+            lane,
         );
-        self.shared.shutdown.spawn(task.run(rx));
+        // The wrapper, not the room, takes the room out of the registry when its task ends.
+        let registry = self.shared.clone();
+        let room_id = id.clone();
+        self.shared.shutdown.spawn(async move {
+            task.run(rx).await;
+            registry.remove(&room_id, serial);
+        });
         self.shared.emit(
             &id,
             RoomEventKind::RoomStarted {
@@ -400,23 +386,25 @@ impl Rooms {
         Ok((id, entry))
     }
 
-    /// Hands a request to its room and waits for the answer.
+    /// Hands a request to its room and waits until the room has answered it (the room task
+    /// answers the client itself, ordered with what the room sends it).
     async fn forward(
         entry: &RoomEntry,
         req: Request,
     ) -> Result<Result<Reply, SignalError>, Request> {
-        let (reply, rx) = oneshot::channel();
+        let (answered, rx) = oneshot::channel();
         if let Err(mpsc::error::SendError(cmd)) =
-            entry.tx.send(RoomCommand::Signal { req, reply }).await
+            entry.tx.send(RoomCommand::Signal { req, answered }).await
         {
             let RoomCommand::Signal { req, .. } = cmd else {
                 unreachable!("sent a signal")
             };
             return Err(req);
         }
-        Ok(rx
-            .await
-            .unwrap_or_else(|_| Err(SignalError::not_found("the room closed"))))
+        Ok(match rx.await {
+            Ok(()) => Ok(Reply::Deferred),
+            Err(_) => Err(SignalError::not_found("the room closed")),
+        })
     }
 }
 

@@ -155,6 +155,30 @@ impl ClientHandle {
         }
     }
 
+    /// A client whose messages go to a channel instead of a WebSocket, registered in no hub:
+    /// for driving a handler or a room without a socket (tests, in-process clients). It holds
+    /// `queue` messages before it counts as too slow (and is closed, like a socket's); requests
+    /// the server sends it fail at once, since nothing would answer them.
+    pub fn over_channel(
+        info: ClientInfo,
+        ids: Arc<IdGenerator>,
+        queue: usize,
+    ) -> (ClientHandle, mpsc::Receiver<Utf8Bytes>) {
+        // Apart from the hubs' serials (which count from 1), for logs.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 62);
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let conn = Arc::new(Connection {
+            serial: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            tx,
+            closed: CancellationToken::new(),
+            close_frame: Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+            ids,
+            max_pending: 0,
+        });
+        (ClientHandle::new(info, conn), rx)
+    }
+
     pub fn id(&self) -> &str {
         &self.info.client_id
     }

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use taoyao_webrtc::{
-    ArchitectureKind, JoinOptions, MediaArchitecture, MediaError, MediaEvent, MediaEvents,
-    MediaRoom, MediaRoomStats, Negotiation, StreamAction, StreamRequest, Transport,
+    ArchitectureKind, Capabilities, Counterpart, JoinOptions, MediaArchitecture, MediaError,
+    MediaEvent, MediaEvents, MediaRoom, MediaRoomStats, Negotiation, StreamAction, StreamRequest,
 };
 
 /// The mesh architecture. It holds no state of its own: each room is independent.
@@ -68,6 +68,10 @@ impl MeshRoom {
 
 #[async_trait]
 impl MediaRoom for MeshRoom {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::RELAY
+    }
+
     async fn join(&self, member: &str, _opts: JoinOptions) -> Result<(), MediaError> {
         if !self
             .members
@@ -87,16 +91,19 @@ impl MediaRoom for MeshRoom {
     async fn exchange(
         &self,
         from: &str,
-        to: Option<&str>,
-        _transport: Option<Transport>,
+        with: Counterpart<'_>,
         negotiation: Negotiation,
     ) -> Result<Option<Negotiation>, MediaError> {
         if !self.is_member(from) {
             return Err(MediaError::NotJoined(from.to_owned()));
         }
-        let to = to.ok_or_else(|| {
-            MediaError::BadRequest("in a mesh room media::exchange needs `to`".into())
-        })?;
+        let Counterpart::Peer(to) = with else {
+            return Err(MediaError::Unsupported {
+                arch: ArchitectureKind::Mesh,
+                what: "negotiating with the server: mesh media goes peer to peer (name `to`)"
+                    .into(),
+            });
+        };
         if to == from {
             return Err(MediaError::BadRequest(
                 "cannot negotiate with yourself".into(),
@@ -158,6 +165,7 @@ impl MediaRoom for MeshRoom {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use taoyao_webrtc::Transport;
 
     fn recorder() -> (MediaEvents, Arc<Mutex<Vec<MediaEvent>>>) {
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -176,7 +184,7 @@ mod tests {
             Err(MediaError::AlreadyJoined(_))
         ));
         let offer = Negotiation::Offer { sdp: "v=0".into() };
-        room.exchange("a", Some("b"), None, offer.clone())
+        room.exchange("a", Counterpart::Peer("b"), offer.clone())
             .await
             .unwrap();
         assert_eq!(
@@ -189,19 +197,21 @@ mod tests {
             }
         );
         assert!(matches!(
-            room.exchange("a", Some("c"), None, offer.clone()).await,
+            room.exchange("a", Counterpart::Peer("c"), offer.clone()).await,
             Err(MediaError::NotJoined(x)) if x == "c"
         ));
         assert!(matches!(
-            room.exchange("a", Some("a"), None, offer.clone()).await,
+            room.exchange("a", Counterpart::Peer("a"), offer.clone())
+                .await,
             Err(MediaError::BadRequest(_))
         ));
         assert!(matches!(
-            room.exchange("a", None, None, offer.clone()).await,
-            Err(MediaError::BadRequest(_))
+            room.exchange("a", Counterpart::Server(Transport::Publish), offer.clone())
+                .await,
+            Err(MediaError::Unsupported { .. })
         ));
         assert!(matches!(
-            room.exchange("z", Some("a"), None, offer).await,
+            room.exchange("z", Counterpart::Peer("a"), offer).await,
             Err(MediaError::NotJoined(_))
         ));
         assert_eq!(room.stats().await.negotiations, 1);

@@ -32,9 +32,10 @@ use rtc::rtp_transceiver::rtp_sender::{
 use taoyao_media::levels::LevelWindow;
 use taoyao_media::record::Tracks;
 use taoyao_webrtc::{
-    ArchitectureKind, JoinOptions, MediaArchitecture, MediaError, MediaEvent, MediaEvents,
-    MediaKind, MediaRoom, MediaRoomStats, Negotiation, RecordRequest, RecordingInfo, StreamAction,
-    StreamInfo, StreamRequest, SubscribePolicy, Transport, WebrtcConfig,
+    ArchitectureKind, Capabilities, Counterpart, JoinOptions, MediaArchitecture, MediaError,
+    MediaEvent, MediaEvents, MediaKind, MediaRoom, MediaRoomStats, Negotiation, RecordRequest,
+    RecordingInfo, StreamAction, StreamInfo, StreamRequest, SubscribePolicy, Transport,
+    WebrtcConfig,
 };
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
@@ -492,6 +493,12 @@ impl Shared {
         }
         self.recording_outgrown(&owner.id, kind);
         tracing::info!(room = self.room, stream = id, "stream published");
+        // For the room itself, once, whoever else is here to be told.
+        self.events.emit(MediaEvent::StreamStarted {
+            member: owner.id.clone(),
+            stream: id.clone(),
+            kind,
+        });
         self.announce(&stream, StreamAction::Publish);
         for m in self.others(&owner.id) {
             if m.policy.wants(kind)
@@ -764,11 +771,21 @@ impl Shared {
 
     /// Ends a stream: forwarding stops, every subscriber's copy is removed, the room is told.
     async fn remove_stream(&self, stream: Arc<Stream>) {
-        self.state
+        let held = self
+            .state
             .lock()
             .expect("state lock")
             .streams
-            .remove(&stream.id);
+            .remove(&stream.id)
+            .is_some();
+        if held {
+            // Once per stream, like its start (two ends racing tell it once).
+            self.events.emit(MediaEvent::StreamEnded {
+                member: stream.owner.clone(),
+                stream: stream.id.clone(),
+                kind: stream.kind,
+            });
+        }
         stream.forwarder.stop();
         for m in self.others(&stream.owner) {
             if let Err(e) = self.unsubscribe(&m, &stream.id).await {
@@ -812,6 +829,11 @@ impl Shared {
 
 #[async_trait]
 impl MediaRoom for SfuRoom {
+    fn capabilities(&self) -> Capabilities {
+        // mcu is this backend with a mixer.
+        Capabilities::forwarding(self.shared.mixer.is_some())
+    }
+
     async fn join(&self, member: &str, opts: JoinOptions) -> Result<(), MediaError> {
         let mut st = self.shared.state.lock().expect("state lock");
         if st.members.contains_key(member) {
@@ -876,17 +898,16 @@ impl MediaRoom for SfuRoom {
     async fn exchange(
         &self,
         from: &str,
-        _to: Option<&str>,
-        transport: Option<Transport>,
+        with: Counterpart<'_>,
         negotiation: Negotiation,
     ) -> Result<Option<Negotiation>, MediaError> {
         let m = self.shared.member(from)?;
-        let transport = transport.ok_or_else(|| {
-            MediaError::BadRequest(format!(
-                "in an {} room media::exchange needs transport: publish or subscribe",
-                self.shared.kind
-            ))
-        })?;
+        let Counterpart::Server(transport) = with else {
+            return Err(MediaError::Unsupported {
+                arch: self.shared.kind,
+                what: "negotiating with another member: media goes through the server (name the transport: publish or subscribe)".into(),
+            });
+        };
         match (transport, negotiation) {
             (Transport::Publish, Negotiation::Offer { sdp }) => {
                 let mut publish = m.publish.lock().await;
@@ -1238,8 +1259,9 @@ impl MediaRoom for SfuRoom {
             .remove(member)
             .ok_or_else(|| MediaError::NotRecording(member.to_owned()))?;
         rec.recording.request_stop();
-        // The outcome (and any error) reaches the room as RecordingStopped.
-        let _ = rec.recording.finished().await;
+        // The outcome (and any error) reaches the room as RecordingStopped, on the room's lane
+        // before this returns.
+        rec.recording.finished_and_reported().await;
         Ok(())
     }
 

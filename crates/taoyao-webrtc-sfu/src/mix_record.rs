@@ -88,7 +88,8 @@ impl SfuRoom {
             .take()
             .ok_or_else(|| MediaError::NotRecording("the room's mix".into()))?;
         rec.request_stop();
-        let _ = rec.finished().await;
+        // Returns once the room's lane has the end (the spawned task above tells it).
+        rec.finished_and_reported().await;
         Ok(())
     }
 
@@ -152,4 +153,5 @@ pub(crate) fn tell_end(
             error: error.clone(),
         });
     }
+    rec.mark_reported();
 }

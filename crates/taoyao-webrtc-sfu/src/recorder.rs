@@ -109,6 +109,8 @@ pub struct Recording {
     pub started_at: std::time::SystemTime,
     stop: Arc<AtomicBool>,
     done: watch::Receiver<Option<RecordEnd>>,
+    /// Set once the room has been told how it ended (see [`Recording::reported`]).
+    reported: watch::Sender<bool>,
 }
 
 impl Recording {
@@ -183,7 +185,29 @@ impl Recording {
             started_at: std::time::SystemTime::now(),
             stop,
             done,
+            reported: watch::Sender::new(false),
         })
+    }
+
+    /// Marks the end as told to the room (`MediaEvent::RecordingStopped` emitted).
+    pub fn mark_reported(&self) {
+        self.reported.send_replace(true);
+    }
+
+    /// Waits for the writer to end and for the end to be told to the room: a stop that returns
+    /// after this has its `RecordingStopped` on the room's lane, ahead of anything emitted
+    /// later. The task that tells it does so right after the writer ends; the bound only
+    /// guards against that task having died (a bug), never a normal stop.
+    pub async fn finished_and_reported(&self) {
+        let _ = self.finished().await;
+        let mut rx = self.reported.subscribe();
+        let told = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|told| *told)).await;
+        if told.is_err() {
+            tracing::warn!(
+                file = self.request.file,
+                "a recording's end was never reported"
+            );
+        }
     }
 
     /// Asks the writer to finish (it writes what is queued, then finalizes).

@@ -174,6 +174,14 @@ impl Transport {
     }
 }
 
+/// The other end of a negotiation message: another member (peer to peer, the server relays)
+/// or one of the member's own connections with the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counterpart<'a> {
+    Peer(&'a str),
+    Server(Transport),
+}
+
 /// What a member receives without asking (taoyao's subscribeType).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -250,6 +258,22 @@ pub enum MediaEvent {
         kind: Option<MediaKind>,
         action: StreamAction,
     },
+    /// A stream the server holds started (sfu, mcu): emitted once per stream for the room
+    /// itself (webhooks, metrics), addressed to no member, whoever else is in the room (a member
+    /// publishing alone still produces it). Mesh emits none: its media goes client to client
+    /// and the server never sees a stream.
+    StreamStarted {
+        member: String,
+        stream: String,
+        kind: MediaKind,
+    },
+    /// The stream ended (unpublished, its publisher left, its connection closed, the room
+    /// closed): once per stream, like [`MediaEvent::StreamStarted`].
+    StreamEnded {
+        member: String,
+        stream: String,
+        kind: MediaKind,
+    },
     /// mcu rooms: the room's audio levels over the last `webrtc.audio_level_interval_ms`, for
     /// `to`: each member's loudest level (RFC 6464 dBov, 0 loudest .. 127 silent) and the
     /// active speaker, if anyone spoke.
@@ -314,7 +338,9 @@ pub struct RecordingInfo {
 }
 
 /// The way back out of a backend. Called synchronously from the backend: it must not block
-/// (the scenario layer queues signals without waiting).
+/// (the scenario layer puts each event on its room task's lane without waiting; the room task
+/// is the one writer to its members, so what the backend emits while handling a request
+/// reaches the members after that request's answer).
 #[derive(Clone)]
 pub struct MediaEvents(Arc<dyn Fn(MediaEvent) + Send + Sync>);
 
@@ -404,6 +430,55 @@ impl ErrorCode for MediaError {
     }
 }
 
+/// Where a member's recording is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingPlace {
+    /// The server writes the file ([`MediaRoom::record_start`]).
+    Server,
+    /// The member's client records locally, asked by the scenario layer (mesh: the server
+    /// never sees the media).
+    Client,
+}
+
+/// What a room's media can do: the scenario layer asks this, never which architecture it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Media passes through the server: gates ([`MediaRoom::set_gate`]) close it there, a
+    /// manager can mute a member, a live can run, and streams are the server's to end.
+    pub carries_media: bool,
+    /// The server offers each member a subscribe connection: a newcomer is subscribed on
+    /// entering, `media::subscribe` names streams the server holds.
+    pub server_subscriptions: bool,
+    /// Where recordings are made.
+    pub recording: RecordingPlace,
+    /// Audio is mixed on the server: the room's mix can be recorded
+    /// ([`MediaRoom::record_mix_start`]).
+    pub mixing: bool,
+}
+
+impl Capabilities {
+    /// Peer to peer: the server relays negotiation only.
+    pub const RELAY: Capabilities = Capabilities {
+        carries_media: false,
+        server_subscriptions: false,
+        recording: RecordingPlace::Client,
+        mixing: false,
+    };
+
+    /// The server receives and forwards media; `mixing` when it also mixes audio.
+    pub const fn forwarding(mixing: bool) -> Capabilities {
+        Capabilities {
+            carries_media: true,
+            server_subscriptions: true,
+            recording: RecordingPlace::Server,
+            mixing,
+        }
+    }
+}
+
 /// A media architecture: opens one media room per signaling room.
 #[async_trait]
 pub trait MediaArchitecture: Send + Sync + 'static {
@@ -419,19 +494,22 @@ pub trait MediaArchitecture: Send + Sync + 'static {
 /// One room's media. Every call comes from the room's own task, one at a time.
 #[async_trait]
 pub trait MediaRoom: Send + Sync {
+    /// What this room's media can do (fixed for the room's life).
+    fn capabilities(&self) -> Capabilities;
+
     async fn join(&self, member: &str, opts: JoinOptions) -> Result<(), MediaError>;
 
     /// Releases everything the member held. Leaving twice is harmless.
     async fn leave(&self, member: &str);
 
-    /// A negotiation message from `from`: `to` names the peer in mesh; `transport` names the
-    /// member's server connection in sfu/mcu. Returns the server's answer when it answers an
-    /// offer.
+    /// A negotiation message from `from` to `with`: a peer member where the server relays
+    /// ([`Capabilities::carries_media`] false), one of the member's server connections where it
+    /// carries media. Returns the server's answer when it answers an offer. The other kind of
+    /// counterpart is [`MediaError::Unsupported`].
     async fn exchange(
         &self,
         from: &str,
-        to: Option<&str>,
-        transport: Option<Transport>,
+        with: Counterpart<'_>,
         negotiation: Negotiation,
     ) -> Result<Option<Negotiation>, MediaError>;
 

@@ -72,21 +72,14 @@ export class Room extends RoomCore {
    * @throws {import('./signal.js').SignalError} the server refused the enter
    */
   static async enter(signal, { roomId, password, architecture, mode }, localStream) {
-    // Offers for this room may arrive right after the answer: catch them until the room exists.
-    const early = [];
-    const stop = signal.on('media::exchange', (b) => b.roomId === roomId && early.push(b));
-    let status;
-    try {
-      status = await signal.request('room::enter', { roomId, password, architecture, mode, subscribe: 'all' });
-    } finally {
-      stop();
-    }
+    // The server sends the answer before any offer for this room (its room task is the one
+    // writer to members), and the room below listens before the next message is read.
+    const status = await signal.request('room::enter', { roomId, password, architecture, mode, subscribe: 'all' });
     // A listener in broadcast mode, or a live's viewer, sends nothing.
     if (status.mayPublish === false) localStream = null;
     if (capabilitiesOf(status.architecture).serverMedia) {
       const room = new SfuRoom(signal, status, localStream);
       attachParts(room, signal, status, { password, architecture, mode });
-      room.replay(early);
       await room.publish();
       return room;
     }

@@ -91,15 +91,6 @@ export class SfuRoom extends RoomCore {
     return paused ? `${base}, paused` : base;
   }
 
-  /** Handles negotiation messages that arrived before the room object existed. */
-  /**
-   * @param {object[]} messages - media::exchange bodies, in the order they came
-   * @returns {void}
-   */
-  replay(messages) {
-    for (const b of messages) this.onExchange(b).catch((err) => this.emit('error', err));
-  }
-
   /** Publishes our camera and microphone on the publish connection (again after unpublish). */
   /**
    * @param {MediaStream|null} [localStream] - what to publish (default: the room's localStream)

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use taoyao_signal::fields::optional_str;
 use taoyao_signal::{Reply, Request, SignalError};
-use taoyao_webrtc::{ArchitectureKind, RecordLimits, RecordRequest, RecordingInfo};
+use taoyao_webrtc::{RecordLimits, RecordRequest, RecordingInfo, RecordingPlace};
 
-use super::{RoomTask, actor, now_ms};
+use super::RoomEnv;
+use super::requests::Record;
+use super::{RoomTask, actor, now_ms, wire};
 use crate::events::RoomEventKind;
-use crate::rooms::RoomsShared;
 use crate::signals;
 
 /// Keeps letters, digits, `-` and `_` of an id; anything else (a `/`, a `.`) becomes `_`, so an
@@ -54,14 +54,14 @@ pub(crate) fn room_dir(dir: &Path, room: &str) -> PathBuf {
 
 impl RoomTask {
     /// The members a record request is about: `clientId`, or everyone (the owner only).
-    fn record_targets(&self, req: &Request) -> Result<Vec<String>, SignalError> {
+    fn record_targets(&self, req: &Request, r: &Record) -> Result<Vec<String>, SignalError> {
         let who = actor(&req.client);
         self.rules
             .require_member(who)
             .or_else(|_| self.rules.require_viewer(who))
             .map_err(|e| SignalError::from_coded(&e))?;
         let manager = who.admin || who.id == self.rules.owner();
-        match optional_str(&req.message.body, "clientId")? {
+        match r.client_id {
             Some(target) => {
                 if !self.rules.is_member(target) {
                     return Err(SignalError::not_found(format!(
@@ -83,12 +83,8 @@ impl RoomTask {
     }
 
     /// `mix: true`: the room's mixed audio (mcu), the owner (or an admin) only.
-    fn wants_mix(&self, req: &Request) -> Result<bool, SignalError> {
-        let mix = match req.message.body.get("mix") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(SignalError::bad_request("mix must be true or false")),
-        };
+    fn wants_mix(&self, req: &Request, r: &Record) -> Result<bool, SignalError> {
+        let mix = r.mix.unwrap_or(false);
         if mix {
             let who = actor(&req.client);
             if !(who.admin || who.id == self.rules.owner()) {
@@ -96,7 +92,7 @@ impl RoomTask {
                     "only the room owner may record the room's mix",
                 ));
             }
-            if req.message.body.get("clientId").is_some() {
+            if r.client_id.is_some() {
                 return Err(SignalError::bad_request(
                     "give clientId (a member) or mix (the room's mix), not both",
                 ));
@@ -138,13 +134,17 @@ impl RoomTask {
         })
     }
 
-    pub(super) async fn record_start(&mut self, req: &Request) -> Result<Reply, SignalError> {
-        if self.wants_mix(req)? {
+    pub(super) async fn record_start(
+        &mut self,
+        req: &Request,
+        r: Record<'_>,
+    ) -> Result<Reply, SignalError> {
+        if self.wants_mix(req, &r)? {
             self.rules
                 .require_member(actor(&req.client))
                 .or_else(|_| self.rules.require_viewer(actor(&req.client)))
                 .map_err(|e| SignalError::from_coded(&e))?;
-            if self.architecture != ArchitectureKind::Mcu {
+            if !self.caps.mixing {
                 return Err(SignalError::bad_request(
                     "only mcu rooms mix audio; record the members instead",
                 ));
@@ -156,7 +156,7 @@ impl RoomTask {
                 .record_mix_start(request)
                 .await
                 .map_err(|e| SignalError::from_coded(&e))?;
-            let note = json!({"roomId": self.id, "mix": true, "by": by, "file": file});
+            let note = wire::recording_started(&self.id, None, &by, Some(&file));
             self.tell_members(signals::RECORD_START, note.clone(), None);
             self.shared.emit(
                 &self.id,
@@ -167,22 +167,22 @@ impl RoomTask {
                     by: by.clone(),
                 },
             );
-            return Ok(Reply::Body(
-                json!({"roomId": self.id, "recordings": [note], "failed": []}),
-            ));
+            return Ok(Reply::Body(wire::recordings_answer(
+                &self.id,
+                vec![note],
+                Vec::new(),
+            )));
         }
-        let targets = self.record_targets(req)?;
+        let targets = self.record_targets(req, &r)?;
         let by = req.client.id().to_owned();
-        let whole_room = targets.len() != 1 || req.message.body.get("clientId").is_none();
+        let whole_room = targets.len() != 1 || r.client_id.is_none();
         let mut started = Vec::new();
         let mut failed = Vec::new();
         for target in targets {
             match self.record_one(&target, &by).await {
                 Ok(file) => {
-                    let mut note = json!({"roomId": self.id, "clientId": target, "by": by});
-                    if let Some(f) = &file {
-                        note["file"] = json!(f);
-                    }
+                    let note =
+                        wire::recording_started(&self.id, Some(&target), &by, file.as_deref());
                     self.tell_members(signals::RECORD_START, note.clone(), None);
                     self.shared.emit(
                         &self.id,
@@ -195,9 +195,9 @@ impl RoomTask {
                     );
                     started.push(note);
                 }
-                Err(e) if whole_room => failed.push(
-                    json!({"clientId": target, "code": e.code.as_str(), "message": e.message}),
-                ),
+                Err(e) if whole_room => {
+                    failed.push(wire::recording_failed(&target, e.code.as_str(), &e.message))
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -206,14 +206,14 @@ impl RoomTask {
                 "nobody in the room has media to record",
             ));
         }
-        Ok(Reply::Body(
-            json!({"roomId": self.id, "recordings": started, "failed": failed}),
-        ))
+        Ok(Reply::Body(wire::recordings_answer(
+            &self.id, started, failed,
+        )))
     }
 
     /// Starts recording one member; the file name on the server, if it records there.
     async fn record_one(&mut self, target: &str, by: &str) -> Result<Option<String>, SignalError> {
-        if self.architecture == ArchitectureKind::Mesh {
+        if self.caps.recording == RecordingPlace::Client {
             if self.mesh_recordings.iter().any(|r| r.client_id == target) {
                 return Err(SignalError::bad_request(format!(
                     "{target} is already being recorded"
@@ -224,7 +224,7 @@ impl RoomTask {
             })?;
             client.notify(
                 signals::CONTROL_CLIENT_RECORD,
-                json!({"roomId": self.id, "clientId": target, "enabled": true, "by": by}),
+                wire::client_record(&self.id, target, true, by),
             );
             self.mesh_recordings.push(RecordingInfo {
                 client_id: target.to_owned(),
@@ -244,26 +244,30 @@ impl RoomTask {
         Ok(Some(file))
     }
 
-    pub(super) async fn record_stop(&mut self, req: &Request) -> Result<Reply, SignalError> {
-        if self.wants_mix(req)? {
+    pub(super) async fn record_stop(
+        &mut self,
+        req: &Request,
+        r: Record<'_>,
+    ) -> Result<Reply, SignalError> {
+        if self.wants_mix(req, &r)? {
             // Returns once the file is finalized; the room hears record::stop from the backend.
             self.media
                 .record_mix_stop()
                 .await
                 .map_err(|e| SignalError::from_coded(&e))?;
-            return Ok(Reply::Body(
-                json!({"roomId": self.id, "stopped": [], "mix": true}),
-            ));
+            return Ok(Reply::Body(wire::stopped_answer(
+                &self.id,
+                Vec::new(),
+                true,
+            )));
         }
-        let targets = self.record_targets(req)?;
-        let single = req.message.body.get("clientId").is_some();
+        let targets = self.record_targets(req, &r)?;
+        let single = r.client_id.is_some();
         // The owner stopping the whole room stops the mix recording too.
-        let mix_stopped = !single
-            && self.architecture == ArchitectureKind::Mcu
-            && self.media.record_mix_stop().await.is_ok();
+        let mix_stopped = !single && self.caps.mixing && self.media.record_mix_stop().await.is_ok();
         let mut stopped = Vec::new();
         for target in targets {
-            if self.architecture == ArchitectureKind::Mesh {
+            if self.caps.recording == RecordingPlace::Client {
                 let Some(i) = self
                     .mesh_recordings
                     .iter()
@@ -280,12 +284,12 @@ impl RoomTask {
                 if let Some(c) = self.clients.get(&target) {
                     c.notify(
                         signals::CONTROL_CLIENT_RECORD,
-                        json!({"roomId": self.id, "clientId": target, "enabled": false, "by": req.client.id()}),
+                        wire::client_record(&self.id, &target, false, req.client.id()),
                     );
                 }
                 self.tell_members(
                     signals::RECORD_STOP,
-                    json!({"roomId": self.id, "clientId": target}),
+                    wire::local_recording_stopped(&self.id, &target),
                     None,
                 );
                 stopped.push(target);
@@ -298,9 +302,11 @@ impl RoomTask {
                 Err(_) => {}
             }
         }
-        Ok(Reply::Body(
-            json!({"roomId": self.id, "stopped": stopped, "mix": mix_stopped}),
-        ))
+        Ok(Reply::Body(wire::stopped_answer(
+            &self.id,
+            stopped,
+            mix_stopped,
+        )))
     }
 
     /// The room's recordings in progress (room status).
@@ -322,7 +328,7 @@ impl RoomTask {
 /// `{roomId, files: [{file, bytes, modifiedAt, url}]}`: the room's files on the server, each
 /// with a download link (`url`, signed, valid `recording.link_ttl_ms`). Only for callers that
 /// may see the room (its members, admins).
-pub(crate) fn list_files(shared: &RoomsShared, room: &str) -> Value {
+pub(crate) fn list_files(shared: &RoomEnv, room: &str) -> Value {
     let room_id = sanitize(room);
     let dir = shared.recording.dir.join(&room_id);
     let mut files = Vec::new();
@@ -338,16 +344,16 @@ pub(crate) fn list_files(shared: &RoomsShared, room: &str) -> Value {
                 .ok()
                 .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_millis() as u64);
-            files.push(json!({
-                "file": format!("{room_id}/{name}"),
-                "bytes": meta.len(),
-                "modifiedAt": modified,
-                "url": shared.links.url(&room_id, &name),
-            }));
+            files.push(wire::recorded_file(
+                format!("{room_id}/{name}"),
+                meta.len(),
+                modified,
+                shared.links.url(&room_id, &name),
+            ));
         }
     }
     files.sort_by(|a, b| a["file"].as_str().cmp(&b["file"].as_str()));
-    json!({"roomId": room, "files": files})
+    wire::recorded_files(room, files)
 }
 
 #[cfg(test)]
