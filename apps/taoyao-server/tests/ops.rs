@@ -1369,11 +1369,13 @@ async fn the_rooms_last_events_are_delivered_at_shutdown() {
         Some("room_finished"),
         "{events:?}"
     );
-    assert_eq!(
-        events.iter().filter(|e| *e == "participant_joined").count(),
-        2,
-        "{events:?}"
-    );
+    for (what, n) in [("participant_joined", 2), ("participant_left", 2)] {
+        assert_eq!(
+            events.iter().filter(|e| *e == what).count(),
+            n,
+            "{what}: {events:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
