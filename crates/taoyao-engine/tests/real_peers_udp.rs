@@ -9,11 +9,9 @@ mod udp;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use taoyao_bench::peer::{ClientPeer, PeerOptions};
 use taoyao_engine::driver::{self, ShardThreadConfig};
 use udp::{
-    assert_only_shard_port, blocking, candidate_ports, media, opened_tracks, own_udp_ports,
-    subscriber,
+    assert_only_shard_port, blocking, candidate_ports, media, own_udp_ports, publisher, subscriber,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,17 +27,7 @@ async fn bench_peers_publish_and_subscribe_through_one_shard_port() {
     let before = own_udp_ports();
     assert!(before.contains(&port));
 
-    let publisher = ClientPeer::new(&PeerOptions::default()).await.unwrap();
-    publisher.add_media(true, true).await.unwrap();
-    let offer = publisher.offer().await.unwrap();
-    let s = shard.clone();
-    let o = offer.clone();
-    let (_pub_conn, answer) = blocking(move || s.accept_offer(o).unwrap()).await;
-    assert_only_shard_port(&answer, port);
-    publisher.accept_answer(answer).await.unwrap();
-    publisher.connected(Duration::from_secs(10)).await.unwrap();
-    publisher.start_sending(media).await.unwrap();
-    let (_events, tracks) = opened_tracks(events, 2).await;
+    let (publisher, offer, tracks) = publisher(&shard, events, media).await;
 
     let mut client_sdps = vec![offer];
     let mut subs = Vec::new();

@@ -9,11 +9,9 @@ mod udp;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use taoyao_bench::peer::{ClientPeer, PeerOptions};
 use taoyao_engine::{Engine, EngineConfig};
 use udp::{
-    assert_only_shard_port, blocking, candidate_ports, media, opened_tracks, own_udp_ports,
-    subscriber,
+    assert_only_shard_port, blocking, candidate_ports, media, own_udp_ports, publisher, subscriber,
 };
 
 const SUBSCRIBERS: usize = 49;
@@ -43,17 +41,7 @@ async fn fifty_connections_of_a_room_share_their_shards_port() {
     let port = shard.local_addr().port();
     let events = engine.take_events(room.index()).unwrap();
 
-    let publisher = ClientPeer::new(&PeerOptions::default()).await.unwrap();
-    publisher.add_media(true, true).await.unwrap();
-    let offer = publisher.offer().await.unwrap();
-    let s = shard.clone();
-    let o = offer.clone();
-    let (_conn, answer) = blocking(move || s.accept_offer(o).unwrap()).await;
-    assert_only_shard_port(&answer, port);
-    publisher.accept_answer(answer).await.unwrap();
-    publisher.connected(Duration::from_secs(10)).await.unwrap();
-    publisher.start_sending(media).await.unwrap();
-    let (_events, tracks) = opened_tracks(events, 2).await;
+    let (publisher, offer, tracks) = publisher(&shard, events, media).await;
 
     let mut client_sdps = vec![offer];
     let mut subs = Vec::new();

@@ -99,3 +99,24 @@ pub async fn subscriber(shard: &ShardHandle, tracks: &[TrackRef]) -> (ClientPeer
     blocking(move || s.accept_answer(conn, a).unwrap()).await;
     (peer, offer, answer)
 }
+
+/// A client peer publishing VP8 + Opus (`media`) to `shard`: returns it, its offer and the two
+/// tracks as the shard opened them. The shard's answer names only its own port.
+pub async fn publisher(
+    shard: &ShardHandle,
+    events: Receiver<Event>,
+    media: Arc<TestMedia>,
+) -> (ClientPeer, String, Vec<TrackRef>) {
+    let port = shard.local_addr().port();
+    let publisher = ClientPeer::new(&PeerOptions::default()).await.unwrap();
+    publisher.add_media(true, true).await.unwrap();
+    let offer = publisher.offer().await.unwrap();
+    let (s, o) = (shard.clone(), offer.clone());
+    let (_conn, answer) = blocking(move || s.accept_offer(o).unwrap()).await;
+    assert_only_shard_port(&answer, port);
+    publisher.accept_answer(answer).await.unwrap();
+    publisher.connected(Duration::from_secs(10)).await.unwrap();
+    publisher.start_sending(media).await.unwrap();
+    let (_events, tracks) = opened_tracks(events, 2).await;
+    (publisher, offer, tracks)
+}
