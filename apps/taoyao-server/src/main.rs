@@ -37,6 +37,32 @@ enum Command {
     },
     /// Issue an access token signed with auth.token_secret (for development and scripts).
     Token(TokenArgs),
+    /// Call the admin REST API (/api/v1) of a running server and print its JSON answer, e.g.
+    /// `admin get /rooms`, `admin post /rooms '{"name":"standup"}'`,
+    /// `admin delete /rooms/r1/members/bob` (expel), `admin get /openapi.json` (every route).
+    /// Exit code 1 when the API answers an error (printed to stderr), 2 when it cannot ask.
+    Admin(AdminArgs),
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// GET, POST, PUT or DELETE.
+    method: String,
+    /// The route under /api/v1, e.g. /rooms or /rooms/r1/members.
+    path: String,
+    /// A JSON request body.
+    body: Option<String>,
+    /// The server's base URL; default: http(s)://server.listen of the config (an unspecified
+    /// address as 127.0.0.1).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// An admin token; default: $TAOYAO_ADMIN_TOKEN, else a 60 s admin token signed with the
+    /// config's auth.token_secret.
+    #[arg(long, value_name = "JWT")]
+    token: Option<String>,
+    /// A PEM CA to trust for an https server (e.g. certs/ca.pem of `taoyao-server cert`).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -96,7 +122,119 @@ fn main() -> ExitCode {
         Command::Run => run(cfg),
         Command::Cert { .. } => unreachable!("handled before the config is read"),
         Command::Token(args) => token(&cfg, args),
+        Command::Admin(args) => admin(&cfg, args),
     }
+}
+
+fn admin(cfg: &Config, a: AdminArgs) -> ExitCode {
+    let fail = |e: String| {
+        eprintln!("taoyao-server admin: {e}");
+        ExitCode::from(2)
+    };
+    let method = match reqwest::Method::from_bytes(a.method.to_ascii_uppercase().as_bytes()) {
+        Ok(m) if ["GET", "POST", "PUT", "DELETE"].contains(&m.as_str()) => m,
+        _ => return fail(format!("{}: not GET, POST, PUT or DELETE", a.method)),
+    };
+    let body = match a
+        .body
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+    {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => return fail(format!("the body is not JSON: {e}")),
+    };
+    let token = match a.token.or_else(|| std::env::var("TAOYAO_ADMIN_TOKEN").ok()) {
+        Some(t) => t,
+        None => match admin_token(cfg) {
+            Ok(t) => t,
+            Err(e) => return fail(e),
+        },
+    };
+    let base = a.url.unwrap_or_else(|| {
+        let mut addr = cfg.server.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let scheme = if cfg.server.tls.enabled() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{addr}")
+    });
+    let url = format!(
+        "{}/api/v1/{}",
+        base.trim_end_matches('/'),
+        a.path.trim_start_matches('/')
+    );
+    let mut client = reqwest::Client::builder();
+    if let Some(ca) = &a.ca {
+        match std::fs::read(ca)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string()))
+        {
+            Ok(c) => client = client.add_root_certificate(c),
+            Err(e) => return fail(format!("{}: {e}", ca.display())),
+        }
+    }
+    let client = match client.build() {
+        Ok(c) => c,
+        Err(e) => return fail(e.to_string()),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let mut req = client.request(method, &url).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return fail(format!("{url}: {e}")),
+        };
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        let shown = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or(text);
+        if status.is_success() {
+            println!("{shown}");
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("taoyao-server admin: HTTP {status}\n{shown}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
+/// A short-lived admin token from the config's `auth.token_secret`.
+fn admin_token(cfg: &Config) -> Result<String, String> {
+    let secret = cfg.auth.token_secret.as_ref().ok_or(
+        "no --token, no $TAOYAO_ADMIN_TOKEN and no auth.token_secret in the config to sign one",
+    )?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let claims = taoyao_signal::Claims {
+        sub: "taoyao-admin-cli".into(),
+        name: None,
+        exp: now + 60,
+        iat: Some(now),
+        jti: None,
+        grants: taoyao_signal::Grants {
+            admin: true,
+            ..Default::default()
+        },
+    };
+    taoyao_signal::issue_token(secret, &claims).map_err(|e| e.to_string())
 }
 
 fn token(cfg: &Config, a: TokenArgs) -> ExitCode {

@@ -1413,3 +1413,108 @@ async fn a_receiver_that_is_down_at_shutdown_holds_it_only_for_the_drain_time() 
     );
     assert!(dropped >= 3.0, "{text}");
 }
+
+// ---------- the admin CLI ----------
+
+/// Runs `taoyao-server admin ARGS` (the real binary) with `env`: (exit code, stdout, stderr).
+async fn admin_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_taoyao-server"))
+        .arg("admin")
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("TAOYAO_ADMIN_TOKEN")
+        .output()
+        .await
+        .expect("taoyao-server runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_cli_calls_the_api_and_reports_its_errors() {
+    let server = TestServer::with(with_tokens).await;
+    let url = format!("http://{}", server.addr);
+    let admin = token("ops", true);
+    let with_token = |more: &[&str]| {
+        let mut a = vec!["--url", url.as_str(), "--token", admin.as_str()];
+        a.extend_from_slice(more);
+        a.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>, env: Vec<(&'static str, &'static str)>| async move {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        admin_cli(&a, &env).await
+    };
+
+    // Create a room, see it listed, a member enters, the CLI expels it.
+    let (code, out, err) = run(
+        with_token(&["post", "/rooms", r#"{"name":"cli-room"}"#]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let room: Value = serde_json::from_str(&out).unwrap();
+    let id = room["roomId"].as_str().expect("a room id").to_owned();
+    let mut bob = server.client("bob").await;
+    let r = bob.request("room::enter", json!({"roomId": id})).await;
+    assert_eq!(common::code(&r), "0000", "{r}");
+    let (code, out, err) = run(with_token(&["get", "/rooms"]), vec![]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&id), "{out}");
+    let members = format!("/rooms/{id}/members/bob");
+    let (code, _, err) = run(with_token(&["delete", &members]), vec![]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        bob.next_signal("room::expel", Duration::from_secs(5))
+            .await
+            .is_some(),
+        "bob is told he was expelled"
+    );
+
+    // An API error: exit code 1 and the code on stderr.
+    let (code, _, err) = run(with_token(&["get", "/rooms/no-such-room"]), vec![]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("404") && err.contains("3404"), "{err}");
+    // A non-admin token is refused by the API.
+    let user = token("bob", false);
+    let (code, _, err) = run(
+        vec![
+            "--url".into(),
+            url.clone(),
+            "--token".into(),
+            user,
+            "get".into(),
+            "/rooms".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("403"), "{err}");
+    // Bad input to the CLI itself: exit code 2 before anything is sent.
+    let (code, _, err) = run(with_token(&["patch", "/rooms"]), vec![]).await;
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run(with_token(&["post", "/rooms", "{not json"]), vec![]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("not JSON"), "{err}");
+
+    // No token given: one is signed with the config's secret (here from the environment).
+    let (code, out, err) = run(
+        vec!["--url".into(), url.clone(), "get".into(), "/rooms".into()],
+        vec![("TAOYAO__AUTH__TOKEN_SECRET", common::TOKEN_SECRET)],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&id), "{out}");
+    // ... and without a secret there is nothing to sign with.
+    let (code, _, err) = run(
+        vec!["--url".into(), url.clone(), "get".into(), "/rooms".into()],
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 2);
+    assert!(err.contains("token_secret"), "{err}");
+    server.stop().await;
+}
