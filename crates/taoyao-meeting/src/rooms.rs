@@ -1,7 +1,7 @@
 //! The room registry and the `room::` / `media::` signal handler: finds (or makes) the room a
 //! request is for and hands the request to that room's task.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use taoyao_boot::{IdGenerator, Shutdown};
 use taoyao_signal::fields::{optional_str, required_str};
-use taoyao_signal::{ClientHandle, Grants, Reply, Request, SignalError, SignalHandler, SignalHub};
+use taoyao_signal::{
+    ClientHandle, Grants, PresenceScope, Reply, Request, SignalError, SignalHandler, SignalHub,
+};
 use taoyao_webrtc::{ArchitectureKind, MediaArchitecture, MediaEvents, MediaRoomStats};
 use tokio::sync::{mpsc, oneshot};
 
@@ -50,11 +52,62 @@ pub(crate) struct RoomsShared {
     next_serial: AtomicU64,
     /// Who watches rooms from outside the protocol (webhooks, metrics); set once at wiring.
     observer: std::sync::OnceLock<Arc<dyn RoomObserver>>,
+    /// Which rooms each client is a member of, and who is in each room: a disconnect goes to
+    /// the client's rooms only, and `presence = rooms` reads who shares a room with whom.
+    members: Mutex<MemberIndex>,
+}
+
+/// Kept by the membership events every room task emits (a member joined or left); a room
+/// that ends with members still in it (server shutdown) leaves entries that only point a
+/// later disconnect at a room that ignores it.
+#[derive(Default)]
+struct MemberIndex {
+    rooms_of: HashMap<String, HashSet<String>>,
+    members_of: HashMap<String, HashSet<String>>,
+}
+
+impl MemberIndex {
+    fn joined(&mut self, room: &str, client: &str) {
+        self.rooms_of
+            .entry(client.to_owned())
+            .or_default()
+            .insert(room.to_owned());
+        self.members_of
+            .entry(room.to_owned())
+            .or_default()
+            .insert(client.to_owned());
+    }
+
+    fn left(&mut self, room: &str, client: &str) {
+        fn drop_from(map: &mut HashMap<String, HashSet<String>>, key: &str, v: &str) {
+            if let Some(set) = map.get_mut(key) {
+                set.remove(v);
+                if set.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
+        drop_from(&mut self.rooms_of, client, room);
+        drop_from(&mut self.members_of, room, client);
+    }
 }
 
 impl RoomsShared {
     /// Tells the observer, if any (it never waits: see [`RoomObserver`]).
     pub(crate) fn emit(&self, room: &str, kind: RoomEventKind) {
+        match &kind {
+            RoomEventKind::ParticipantJoined { client_id, .. } => self
+                .members
+                .lock()
+                .expect("members lock")
+                .joined(room, client_id),
+            RoomEventKind::ParticipantLeft { client_id, .. } => self
+                .members
+                .lock()
+                .expect("members lock")
+                .left(room, client_id),
+            _ => {}
+        }
         if let Some(o) = self.observer.get() {
             o.event(RoomEvent {
                 room: room.to_owned(),
@@ -131,6 +184,7 @@ impl Rooms {
                 ids,
                 next_serial: AtomicU64::new(1),
                 observer: std::sync::OnceLock::new(),
+                members: Mutex::new(MemberIndex::default()),
             }),
         })
     }
@@ -420,6 +474,23 @@ impl Rooms {
     }
 }
 
+/// Who shares a room with a client, for `signal.presence = "rooms"`.
+impl PresenceScope for Rooms {
+    fn peers(&self, client_id: &str) -> Vec<String> {
+        let index = self.shared.members.lock().expect("members lock");
+        let Some(rooms) = index.rooms_of.get(client_id) else {
+            return Vec::new();
+        };
+        rooms
+            .iter()
+            .filter_map(|r| index.members_of.get(r))
+            .flatten()
+            .filter(|c| c.as_str() != client_id)
+            .cloned()
+            .collect()
+    }
+}
+
 fn check_name(key: &str, v: &str) -> Result<(), SignalError> {
     if v.is_empty() || v.chars().count() > MAX_NAME_LEN || v.chars().any(char::is_control) {
         return Err(SignalError::bad_request(format!(
@@ -576,14 +647,17 @@ impl SignalHandler for Rooms {
     }
 
     async fn client_closed(&self, _hub: &SignalHub, client: &ClientHandle) {
-        let entries: Vec<RoomEntry> = self
+        // Only the rooms it is a member of (each room checks it is this connection).
+        let rooms: Vec<String> = self
             .shared
-            .map
+            .members
             .lock()
-            .expect("rooms lock")
-            .values()
-            .cloned()
-            .collect();
+            .expect("members lock")
+            .rooms_of
+            .get(client.id())
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default();
+        let entries: Vec<RoomEntry> = rooms.iter().filter_map(|r| self.entry(r)).collect();
         for e in entries {
             let _ =
                 e.tx.send(RoomCommand::ClientGone {

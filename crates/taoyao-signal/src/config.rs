@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use taoyao_boot::{Invalid, Validate};
 
+pub use crate::presence::PresenceMode;
+
 /// `[signal]`: limits and timing of the WebSocket signaling. Every limit is here, none is
 /// hard-coded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +36,10 @@ pub struct SignalConfig {
     /// Read buffer each WebSocket allocates up front (it grows for a larger message). The
     /// WebSocket library's default, 128 KiB, made 10,000 idle clients cost 1.3 GB.
     pub ws_read_buffer_bytes: usize,
+    /// Who hears `client::online` / `client::offline`: `all`, `rooms` or `none` (see
+    /// [`PresenceMode`]). `rooms` by default: with `all`, N clients registering cost N^2
+    /// notifications (10,000 clients, 50 million).
+    pub presence: PresenceMode,
 }
 
 impl Default for SignalConfig {
@@ -51,6 +57,7 @@ impl Default for SignalConfig {
             rate_burst: 200,
             rate_close_after: 100,
             ws_read_buffer_bytes: 4096,
+            presence: PresenceMode::Rooms,
         }
     }
 }

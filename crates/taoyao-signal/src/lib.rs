@@ -14,6 +14,7 @@ pub mod error;
 pub mod fields;
 pub mod hub;
 pub mod observe;
+pub mod presence;
 pub mod signals;
 
 mod builtin;
@@ -28,4 +29,5 @@ pub use hub::{
     DuplicateSignal, Reply, Request, SignalHandler, SignalHub, SignalHubBuilder, WEBSOCKET_PATH,
 };
 pub use observe::SignalObserver;
+pub use presence::{PresenceMode, PresenceScope};
 pub use taoyao_boot::Code;

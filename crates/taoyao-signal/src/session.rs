@@ -400,7 +400,7 @@ impl Session {
             username: identity.username,
             grants: identity.grants,
         };
-        let handle = ClientHandle::new(info, self.conn.clone());
+        let handle = ClientHandle::new(info, self.conn.clone(), self.hub.inner.next_seq());
         let replaced = self.hub.insert(handle.clone())?;
         if let Some(old) = &replaced {
             tracing::info!(
@@ -417,11 +417,7 @@ impl Session {
         self.send(&msg.reply(handle.status_json()));
         self.notify(signals::CLIENT_CONFIG, self.hub.inner.client_config.clone());
         if replaced.is_none() {
-            self.hub.broadcast(
-                signals::CLIENT_ONLINE,
-                handle.status_json(),
-                Some(handle.id()),
-            );
+            self.hub.inner.presence.online(&self.hub, &handle);
         }
         tracing::info!(client = handle.id(), ip = %self.remote.ip(), "client registered");
         Ok(())
@@ -434,17 +430,14 @@ impl Session {
             return;
         };
         let removed = self.hub.remove(&client);
-        self.hub.client_closed(&client).await;
-        if !removed {
-            // The client id lives on in a newer connection: it is still online.
-            return;
+        if removed {
+            // Queued before the room services hear of it: `presence = rooms` reads the rooms
+            // the client is still in. (When the id lives on in a newer connection, it is
+            // still online: nobody is told.)
+            tracing::info!(client = client.id(), "client offline");
+            self.hub.inner.presence.offline(&self.hub, &client);
         }
-        tracing::info!(client = client.id(), "client offline");
-        self.hub.broadcast(
-            signals::CLIENT_OFFLINE,
-            json!({"clientId": client.id()}),
-            Some(client.id()),
-        );
+        self.hub.client_closed(&client).await;
     }
 }
 
