@@ -40,6 +40,10 @@ pub struct SignalConfig {
     /// [`PresenceMode`]). `rooms` by default: with `all`, N clients registering cost N^2
     /// notifications (10,000 clients, 50 million).
     pub presence: PresenceMode,
+    /// How long a connection closed for a frame far over `max_message_bytes` (refused at its
+    /// header, payload unread) stays open after its close frame, so the client reads the
+    /// 1009 before the socket is reset.
+    pub oversize_linger_ms: u64,
 }
 
 impl Default for SignalConfig {
@@ -58,6 +62,7 @@ impl Default for SignalConfig {
             rate_close_after: 100,
             ws_read_buffer_bytes: 4096,
             presence: PresenceMode::Rooms,
+            oversize_linger_ms: 1000,
         }
     }
 }
@@ -85,6 +90,10 @@ impl Validate for SignalConfig {
             ("signal.rate_burst", self.rate_burst as usize),
             ("signal.rate_close_after", self.rate_close_after as usize),
             ("signal.ws_read_buffer_bytes", self.ws_read_buffer_bytes),
+            (
+                "signal.oversize_linger_ms",
+                self.oversize_linger_ms as usize,
+            ),
         ];
         for (key, v) in positive {
             if v == 0 {
