@@ -420,7 +420,9 @@ async function connect(login, server) {
   }));
   signal.addEventListener('error', mine((e) => showError(e.detail)));
   signal.on('client::close', (b) => signal === state.signal && toast(t('serverClosing', { reason: b.reason })));
-  for (const s of ['client::online', 'client::offline']) signal.on(s, () => refreshClients());
+  // The online list follows presence (signal.presence: everyone with `all`, the rooms' members
+  // with `rooms`) and the members of our rooms coming and going; a burst is one refresh.
+  for (const s of ['client::online', 'client::offline', 'room::enter', 'room::leave']) signal.on(s, () => refreshClientsSoon());
   signal.on('room::invite', (b) => {
     toast(t('invitedTo', { from: b.from, room: b.name }));
     if (!state.room) $('room-name').value = b.roomId;
@@ -448,6 +450,13 @@ async function rejoin() {
 
 async function refreshLists() {
   await Promise.all([refreshClients(), refreshRooms()]);
+}
+
+let clientsTimer = null;
+/** Refreshes the online list once, a moment after the first of a burst of changes. */
+function refreshClientsSoon() {
+  if (clientsTimer) return;
+  clientsTimer = setTimeout(() => { clientsTimer = null; refreshClients(); }, 500);
 }
 
 async function refreshClients() {
@@ -705,7 +714,9 @@ async function enterRoom({ roomId, password, architecture, mode, watch = false }
       $('sidebar').classList.remove('open');
       showLobby();
     }
-    refreshRooms();
+    // Back in the lobby nobody tells us who comes and goes (with signal.presence = rooms):
+    // the lists are read again now.
+    refreshLists();
   });
   applyMic();
   toast(t('enteredRoom', { room: room.name }));

@@ -108,6 +108,10 @@ enum Scenario {
         heartbeat: f64,
         #[arg(long, default_value_t = 20.0)]
         seconds: f64,
+        /// Connect from 127.0.0.1 .. 127.0.0.N in turn (a loopback server only): one source
+        /// address reaches one server port from at most ip_local_port_range ports (28,232).
+        #[arg(long, default_value_t = 1)]
+        source_ips: usize,
     },
     /// P publishers -> S subscribers in one sfu room.
     SfuFanout {
@@ -183,6 +187,7 @@ async fn run(b: &Bench, target: Target, janus: &str, s: &Scenario) -> anyhow::Re
             rate,
             heartbeat,
             seconds,
+            source_ips,
         } => {
             scenario::signal(
                 b,
@@ -191,6 +196,7 @@ async fn run(b: &Bench, target: Target, janus: &str, s: &Scenario) -> anyhow::Re
                 rate,
                 Duration::from_secs_f64(heartbeat),
                 seconds,
+                source_ips,
             )
             .await
         }

@@ -511,6 +511,54 @@ pub async fn join(b: &Bench, joins: usize) -> anyhow::Result<Report> {
 /// Signaling load: `clients` WebSocket clients register, enter rooms of `room_size`, heartbeat
 /// every `heartbeat`, and each sends `rate` `room::broadcast`s per second, stamped with the
 /// bench's clock so the receivers measure delivery latency.
+/// Raises this process's open-file limit to its hard limit (each client is a socket); returns
+/// the limit now in force.
+pub fn raise_open_files() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                lim = want;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+type NoteRx = tokio::sync::mpsc::UnboundedReceiver<Value>;
+
+/// The server's CPU time so far (user + system), when its pid is known.
+fn server_cpu(pid: Option<u32>) -> anyhow::Result<Option<Duration>> {
+    Ok(pid
+        .map(procstat::sample)
+        .transpose()
+        .context("reading the server's /proc")?
+        .map(|p| p.cpu))
+}
+
+/// The local address client `i` connects from: 127.0.0.1 .. 127.0.0.n in turn when the server
+/// is on loopback and `source_ips` > 1 (one address reaches one server port from at most
+/// `ip_local_port_range` ports), else whatever the system picks.
+fn source_ip(url: &str, source_ips: usize, i: usize) -> Option<std::net::IpAddr> {
+    let loopback = url.contains("://127.") || url.contains("://localhost");
+    (loopback && source_ips > 1).then(|| {
+        let n = (i % source_ips.min(254)) as u8;
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1 + n))
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn signal(
     b: &Bench,
     clients: usize,
@@ -518,27 +566,68 @@ pub async fn signal(
     rate: f64,
     heartbeat: Duration,
     seconds: f64,
+    source_ips: usize,
 ) -> anyhow::Result<Report> {
     let run = unique("sig");
     let epoch = Instant::now();
+    let open_files = raise_open_files();
+    if open_files > 0 && (clients as u64) + 64 > open_files {
+        bail!(
+            "{clients} clients need as many sockets, but this process may open {open_files} files \
+             (ulimit -n; the hard limit caps it)"
+        );
+    }
     let latencies = Arc::new(Mutex::new(Vec::<u32>::new()));
     let broadcasts = Arc::new(AtomicU64::new(0));
     let recording = Arc::new(AtomicBool::new(false));
     let bar = b.bar(clients as u64, "registering");
     let room_size = room_size.max(1);
-    let connected: Vec<anyhow::Result<(SignalClient, String)>> =
+    // Phase 1: every client connects and registers (what presence costs is paid here).
+    let cpu0 = server_cpu(b.pid)?;
+    let started = Instant::now();
+    let registered: Vec<anyhow::Result<(SignalClient, NoteRx)>> =
         futures_util::stream::iter(0..clients)
             .map(|i| {
                 let (run, bar) = (run.clone(), bar.clone());
-                let (lat, n, rec) = (latencies.clone(), broadcasts.clone(), recording.clone());
                 async move {
-                    let (c, mut notes) = SignalClient::connect(&b.url, heartbeat).await?;
+                    let from = source_ip(&b.url, source_ips, i);
+                    let (c, notes) = SignalClient::connect_from(&b.url, heartbeat, from)
+                        .await
+                        .with_context(|| format!("client {i}"))?;
                     let r = c
                         .request("client::register", b.register(&format!("{run}-{i}")))
                         .await?;
                     if r["code"] != "0000" {
                         bail!("register {i}: {r}");
                     }
+                    bar.inc(1);
+                    Ok((c, notes))
+                }
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+    bar.finish_and_clear();
+    let registered_in = started.elapsed();
+    let register_cpu = server_cpu(b.pid)?
+        .zip(cpu0)
+        .map(|(a, b)| (a - b).as_secs_f64());
+    let rss_registered = b
+        .pid
+        .map(procstat::sample)
+        .transpose()
+        .context("reading the server's /proc")?
+        .map(|p| p.rss_bytes as f64 / 1e6);
+    // Phase 2: each enters its room.
+    let bar = b.bar(clients as u64, "entering");
+    let started = Instant::now();
+    let connected: Vec<anyhow::Result<(SignalClient, String)>> =
+        futures_util::stream::iter(registered.into_iter().enumerate())
+            .map(|(i, c)| {
+                let (run, bar) = (run.clone(), bar.clone());
+                let (lat, n, rec) = (latencies.clone(), broadcasts.clone(), recording.clone());
+                async move {
+                    let (c, mut notes) = c?;
                     let room = format!("{run}-room{}", i / room_size);
                     let r = c
                         .request(
@@ -575,10 +664,21 @@ pub async fn signal(
             .collect()
             .await;
     bar.finish_and_clear();
+    let entered_in = started.elapsed();
     let mut all = Vec::with_capacity(clients);
     for c in connected {
         all.push(c?);
     }
+    let registered = format!(
+        "registered {clients} clients (connect + client::register, 64 at a time) in {:.2} s{}; server RSS then: {}; all entered rooms of {room_size} in {:.2} s more",
+        registered_in.as_secs_f64(),
+        register_cpu.map_or(String::new(), |c| format!(" (server CPU {c:.2} s)")),
+        rss_registered.map_or("unknown (no --server-pid)".to_owned(), |m| format!(
+            "{m:.0} MB"
+        )),
+        entered_in.as_secs_f64(),
+    );
+    println!("{registered}");
     // Senders: each client broadcasts `rate` times a second, phases spread over the period.
     let stop = Arc::new(AtomicBool::new(false));
     if rate > 0.0 {
@@ -623,6 +723,7 @@ pub async fn signal(
     stop.store(true, Ordering::Relaxed);
     let mut r = Report::new("taoyao", "signal", clients, "clients");
     e0.fill(&e1, &mut r);
+    r.notes.push(registered);
     r.packets_received = broadcasts.load(Ordering::Relaxed);
     r.messages_per_s = Some((f1 - f0) as f64 / r.window_s);
     r.latency = Percentiles::of_us(std::mem::take(&mut *latencies.lock().expect("lock")));

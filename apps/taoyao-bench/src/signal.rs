@@ -73,9 +73,51 @@ impl SignalClient {
         url: &str,
         heartbeat: Duration,
     ) -> anyhow::Result<(SignalClient, mpsc::UnboundedReceiver<Value>)> {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .with_context(|| format!("connecting {url}"))?;
+        Self::connect_from(url, heartbeat, None).await
+    }
+
+    /// [`SignalClient::connect`] from a chosen local address: one address has only
+    /// `ip_local_port_range` ports (28,232 by default) to reach one server port, so tens of
+    /// thousands of clients on loopback spread over 127.0.0.x.
+    pub async fn connect_from(
+        url: &str,
+        heartbeat: Duration,
+        local: Option<std::net::IpAddr>,
+    ) -> anyhow::Result<(SignalClient, mpsc::UnboundedReceiver<Value>)> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let ws = match local {
+            None => {
+                tokio_tungstenite::connect_async(url)
+                    .await
+                    .with_context(|| format!("connecting {url}"))?
+                    .0
+            }
+            Some(ip) => {
+                let req = url.into_client_request()?;
+                let host = req.uri().host().context("no host in the URL")?.to_owned();
+                let port = req.uri().port_u16().unwrap_or(80);
+                let remote = tokio::net::lookup_host((host.as_str(), port))
+                    .await?
+                    .find(|a| a.is_ipv4() == ip.is_ipv4())
+                    .with_context(|| format!("{host} has no address like {ip}"))?;
+                let socket = match ip {
+                    std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                    std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+                };
+                socket.bind((ip, 0).into())?;
+                let stream = socket
+                    .connect(remote)
+                    .await
+                    .with_context(|| format!("connecting {remote} from {ip}"))?;
+                tokio_tungstenite::client_async(
+                    req,
+                    tokio_tungstenite::MaybeTlsStream::Plain(stream),
+                )
+                .await
+                .with_context(|| format!("WebSocket handshake with {url}"))?
+                .0
+            }
+        };
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<String>();
         let (notes, notes_rx) = mpsc::unbounded_channel::<Value>();

@@ -124,6 +124,7 @@ pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
         .ids(ids)
         .observer(metrics.clone())
         .handler(Arc::new(rooms.clone()))
+        .presence_scope(Arc::new(rooms.clone()))
         .handler(calls.clone())
         .client_config("iceServers", json!(cfg.webrtc.ice_servers))
         .build()

@@ -4,7 +4,9 @@
 mod common;
 
 use common::{TestServer, envelope};
-use serde_json::json;
+use std::time::Duration;
+
+use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 #[tokio::test]
@@ -129,6 +131,67 @@ async fn oversize_frame_gets_an_error_and_close_1009_without_touching_others() {
         .await;
     assert_eq!(
         other.request("client::status", json!({})).await["code"],
+        "0000"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn eight_mib_frame_gets_close_1009_unread_and_others_are_served() {
+    use futures_util::{SinkExt, StreamExt};
+    let server = TestServer::start().await;
+    let mut other = server.client("other").await;
+    let (ws, _) = tokio_tungstenite::connect_async(server.url())
+        .await
+        .unwrap();
+    let (mut sink, mut stream) = ws.split();
+    let register = envelope(
+        1,
+        "client::register",
+        json!({"clientId": "big", "username": "taoyao", "password": "taoyao"}),
+    );
+    sink.send(Ws::text(register)).await.unwrap();
+    // 8 MiB against the default 64 KiB limit: far over what the server reads of a message
+    // (4x the limit), so it stops at the frame header. The client keeps sending while it reads,
+    // as a browser does.
+    let big = envelope(2, "client::broadcast", json!({"pad": "x".repeat(8 << 20)}));
+    let sending = tokio::spawn(async move {
+        let _ = sink.send(Ws::text(big)).await;
+        sink
+    });
+    let mut seen = Vec::new();
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Ws::Text(t))) => seen.push(serde_json::from_str::<Value>(&t).unwrap()),
+                Some(Ok(Ws::Close(f))) => return f,
+                Some(Ok(_)) => {}
+                other => panic!("the connection ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a close frame in time")
+    .expect("a close frame with a code");
+    assert_eq!(u16::from(close.code), 1009, "{close:?}");
+    let err = seen
+        .iter()
+        .find(|m| m["header"]["signal"] == "platform::error")
+        .expect("an error message before the close");
+    assert_eq!(err["code"], "1002");
+    assert!(err["message"].as_str().unwrap().contains("65536"), "{err}");
+    sending.abort();
+    // The server serves the others, old and new, and never broadcast the oversize message.
+    other
+        .expect_none("client::broadcast", Duration::from_millis(200))
+        .await;
+    assert_eq!(
+        other.request("client::status", json!({})).await["code"],
+        "0000"
+    );
+    let mut newcomer = server.client("newcomer").await;
+    assert_eq!(
+        newcomer.request("client::list", json!({})).await["code"],
         "0000"
     );
     server.stop().await;

@@ -74,9 +74,16 @@ async fn every_scenario_runs_counts_and_reports() {
     assert!(r.packets_received >= 3, "{r:?}");
     reports.push(r);
 
-    let r = scenario::signal(&b, 20, 5, 2.0, std::time::Duration::from_secs(1), 2.0)
+    // From two loopback addresses (127.0.0.1 and 127.0.0.2), as a 50,000-client run needs.
+    let r = scenario::signal(&b, 20, 5, 2.0, std::time::Duration::from_secs(1), 2.0, 2)
         .await
         .expect("signal");
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.starts_with("registered 20 clients")),
+        "the time to register is reported: {r:?}"
+    );
     // 4 rooms of 5: each broadcast reaches 4 others; 20 clients x 2/s x 2 s x 4 = 320.
     assert!(
         (250..=400).contains(&r.packets_received),

@@ -4,10 +4,11 @@ mod common;
 
 use common::TestServer;
 use serde_json::json;
+use taoyao_signal::PresenceMode;
 
 #[tokio::test]
 async fn register_answers_pushes_config_and_tells_others() {
-    let server = TestServer::start().await;
+    let server = TestServer::with(|c| c.signal.presence = PresenceMode::All).await;
     let mut a = server.client("a").await;
     let mut b = server.connect().await;
     let r = b.register("b").await;
@@ -217,7 +218,7 @@ async fn broadcast_excludes_the_sender_and_broadcast_all_includes_it() {
 
 #[tokio::test]
 async fn close_answers_then_closes_and_others_see_offline() {
-    let server = TestServer::start().await;
+    let server = TestServer::with(|c| c.signal.presence = PresenceMode::All).await;
     let mut a = server.client("a").await;
     let mut b = server.client("b").await;
     let r = b.request("client::close", json!({})).await;

@@ -6,10 +6,15 @@ use std::time::Duration;
 
 use common::TestServer;
 use serde_json::json;
+use taoyao_signal::PresenceMode;
 
 #[tokio::test]
 async fn silent_client_is_closed_after_the_heartbeat_timeout() {
-    let server = TestServer::with(|c| c.signal.heartbeat_timeout_ms = 400).await;
+    let server = TestServer::with(|c| {
+        c.signal.heartbeat_timeout_ms = 400;
+        c.signal.presence = PresenceMode::All;
+    })
+    .await;
     let mut watcher = server.client("watcher").await;
     let mut silent = server.client("silent").await;
     let started = std::time::Instant::now();
@@ -58,7 +63,7 @@ async fn connection_that_never_registers_is_closed() {
 
 #[tokio::test]
 async fn registering_an_online_id_replaces_the_old_connection() {
-    let server = TestServer::start().await;
+    let server = TestServer::with(|c| c.signal.presence = PresenceMode::All).await;
     let mut watcher = server.client("watcher").await;
     let mut old = server.client("dup").await;
     watcher.expect("client::online").await;
@@ -88,7 +93,7 @@ async fn registering_an_online_id_replaces_the_old_connection() {
 
 #[tokio::test]
 async fn vanished_client_is_cleaned_up_and_others_told() {
-    let server = TestServer::start().await;
+    let server = TestServer::with(|c| c.signal.presence = PresenceMode::All).await;
     let mut a = server.client("a").await;
     let b = server.client("b").await;
     a.expect("client::online").await;

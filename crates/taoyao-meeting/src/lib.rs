@@ -44,6 +44,7 @@ pub mod modes;
 pub mod rules;
 pub mod signals;
 
+mod member_index;
 mod room;
 mod rooms;
 

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use crate::config::{RecordingConfig, RoomsConfig};
 use crate::download::DownloadLinks;
 use crate::events::{MediaEventDedup, RoomEvent, RoomEventKind, RoomObserver};
+use crate::member_index::MemberIndex;
 use crate::modes::{MeetingMode, Modes};
 use crate::rules::{Actor, RoomRules};
 use crate::signals;
@@ -66,11 +67,28 @@ pub(crate) struct RoomEnv {
     pub(crate) shutdown: Shutdown,
     /// Who watches rooms from outside the protocol (webhooks, metrics); set once at wiring.
     pub(crate) observer: std::sync::OnceLock<Arc<dyn RoomObserver>>,
+    /// Who is in which room, kept from the membership events this emits (what a disconnect and
+    /// `presence = rooms` read).
+    pub(crate) members: Mutex<MemberIndex>,
 }
 
 impl RoomEnv {
-    /// Tells the observer, if any (it never waits: see [`RoomObserver`]).
+    /// Keeps the member index, then tells the observer, if any (it never waits: see
+    /// [`RoomObserver`]).
     pub(crate) fn emit(&self, room: &str, kind: RoomEventKind) {
+        match &kind {
+            RoomEventKind::ParticipantJoined { client_id, .. } => self
+                .members
+                .lock()
+                .expect("members lock")
+                .joined(room, client_id),
+            RoomEventKind::ParticipantLeft { client_id, .. } => self
+                .members
+                .lock()
+                .expect("members lock")
+                .left(room, client_id),
+            _ => {}
+        }
         if let Some(o) = self.observer.get() {
             o.event(RoomEvent {
                 room: room.to_owned(),

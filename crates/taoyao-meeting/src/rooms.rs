@@ -9,13 +9,16 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use taoyao_boot::{IdGenerator, Shutdown};
 use taoyao_signal::fields::{optional_str, required_str};
-use taoyao_signal::{ClientHandle, Grants, Reply, Request, SignalError, SignalHandler, SignalHub};
+use taoyao_signal::{
+    ClientHandle, Grants, PresenceScope, Reply, Request, SignalError, SignalHandler, SignalHub,
+};
 use taoyao_webrtc::{ArchitectureKind, MediaArchitecture, MediaEvents, MediaRoomStats};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{RecordingConfig, RoomsConfig};
 use crate::download::{self, DownloadError, DownloadLinks};
 use crate::events::{RoomEventKind, RoomObserver};
+use crate::member_index::MemberIndex;
 use crate::modes::MeetingMode;
 use crate::room::{RoomCommand, RoomEnv, RoomSettings, RoomTask};
 use crate::signals;
@@ -122,6 +125,7 @@ impl Rooms {
                     recording,
                     shutdown,
                     observer: std::sync::OnceLock::new(),
+                    members: Mutex::new(MemberIndex::default()),
                 }),
                 architectures,
                 map: Mutex::new(HashMap::new()),
@@ -408,6 +412,23 @@ impl Rooms {
     }
 }
 
+/// Who shares a room with a client, for `signal.presence = "rooms"`.
+impl PresenceScope for Rooms {
+    fn peers(&self, client_id: &str) -> Vec<String> {
+        let index = self.shared.members.lock().expect("members lock");
+        let Some(rooms) = index.rooms_of.get(client_id) else {
+            return Vec::new();
+        };
+        rooms
+            .iter()
+            .filter_map(|r| index.members_of.get(r))
+            .flatten()
+            .filter(|c| c.as_str() != client_id)
+            .cloned()
+            .collect()
+    }
+}
+
 fn check_name(key: &str, v: &str) -> Result<(), SignalError> {
     if v.is_empty() || v.chars().count() > MAX_NAME_LEN || v.chars().any(char::is_control) {
         return Err(SignalError::bad_request(format!(
@@ -564,14 +585,17 @@ impl SignalHandler for Rooms {
     }
 
     async fn client_closed(&self, _hub: &SignalHub, client: &ClientHandle) {
-        let entries: Vec<RoomEntry> = self
+        // Only the rooms it is a member of (each room checks it is this connection).
+        let rooms: Vec<String> = self
             .shared
-            .map
+            .members
             .lock()
-            .expect("rooms lock")
-            .values()
-            .cloned()
-            .collect();
+            .expect("members lock")
+            .rooms_of
+            .get(client.id())
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default();
+        let entries: Vec<RoomEntry> = rooms.iter().filter_map(|r| self.entry(r)).collect();
         for e in entries {
             let _ =
                 e.tx.send(RoomCommand::ClientGone {

@@ -135,6 +135,8 @@ pub struct ClientHandle {
     info: Arc<ClientInfo>,
     conn: Arc<Connection>,
     status: Arc<Mutex<Value>>,
+    /// Its place in the hub's order of registrations and presence events.
+    seq: u64,
 }
 
 impl std::fmt::Debug for ClientHandle {
@@ -147,11 +149,12 @@ impl std::fmt::Debug for ClientHandle {
 }
 
 impl ClientHandle {
-    pub(crate) fn new(info: ClientInfo, conn: Arc<Connection>) -> Self {
+    pub(crate) fn new(info: ClientInfo, conn: Arc<Connection>, seq: u64) -> Self {
         ClientHandle {
             info: Arc::new(info),
             conn,
             status: Arc::new(Mutex::new(json!({}))),
+            seq,
         }
     }
 
@@ -176,7 +179,13 @@ impl ClientHandle {
             ids,
             max_pending: 0,
         });
-        (ClientHandle::new(info, conn), rx)
+        // Registered in no hub: no place in its order of registrations.
+        (ClientHandle::new(info, conn, 0), rx)
+    }
+
+    /// When it registered, in the hub's order of registrations and presence events.
+    pub(crate) fn registered_seq(&self) -> u64 {
+        self.seq
     }
 
     pub fn id(&self) -> &str {

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use taoyao_boot::{Invalid, Validate};
 
+pub use crate::presence::PresenceMode;
+
 /// `[signal]`: limits and timing of the WebSocket signaling. Every limit is here, none is
 /// hard-coded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +36,14 @@ pub struct SignalConfig {
     /// Read buffer each WebSocket allocates up front (it grows for a larger message). The
     /// WebSocket library's default, 128 KiB, made 10,000 idle clients cost 1.3 GB.
     pub ws_read_buffer_bytes: usize,
+    /// Who hears `client::online` / `client::offline`: `all`, `rooms` or `none` (see
+    /// [`PresenceMode`]). `rooms` by default: with `all`, N clients registering cost N^2
+    /// notifications (10,000 clients, 50 million).
+    pub presence: PresenceMode,
+    /// How long a connection closed for a frame far over `max_message_bytes` (refused at its
+    /// header, payload unread) stays open after its close frame, so the client reads the
+    /// 1009 before the socket is reset.
+    pub oversize_linger_ms: u64,
 }
 
 impl Default for SignalConfig {
@@ -51,6 +61,8 @@ impl Default for SignalConfig {
             rate_burst: 200,
             rate_close_after: 100,
             ws_read_buffer_bytes: 4096,
+            presence: PresenceMode::Rooms,
+            oversize_linger_ms: 1000,
         }
     }
 }
@@ -78,6 +90,10 @@ impl Validate for SignalConfig {
             ("signal.rate_burst", self.rate_burst as usize),
             ("signal.rate_close_after", self.rate_close_after as usize),
             ("signal.ws_read_buffer_bytes", self.ws_read_buffer_bytes),
+            (
+                "signal.oversize_linger_ms",
+                self.oversize_linger_ms as usize,
+            ),
         ];
         for (key, v) in positive {
             if v == 0 {

@@ -26,6 +26,7 @@ use crate::config::{AuthConfig, SignalConfig};
 use crate::envelope::Message;
 use crate::error::SignalError;
 use crate::observe::SignalObserver;
+use crate::presence::{Presence, PresenceScope};
 
 /// The WebSocket path of the signaling endpoint.
 pub const WEBSOCKET_PATH: &str = "/websocket.signal";
@@ -97,7 +98,16 @@ pub(crate) struct HubInner {
     pub(crate) client_config: Value,
     observer: Option<Arc<dyn SignalObserver>>,
     next_conn: AtomicU64,
+    /// Orders registrations and presence events (a client hears only of later events).
+    next_seq: AtomicU64,
+    pub(crate) presence: Presence,
     pub(crate) open_connections: AtomicUsize,
+}
+
+impl HubInner {
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
 }
 
 /// The shared signaling state; clone it freely.
@@ -115,6 +125,7 @@ pub struct SignalHubBuilder {
     handlers: Vec<Arc<dyn SignalHandler>>,
     client_config: serde_json::Map<String, Value>,
     observer: Option<Arc<dyn SignalObserver>>,
+    presence_scope: Option<Arc<dyn PresenceScope>>,
 }
 
 /// Two handlers claimed the same signal.
@@ -138,6 +149,13 @@ impl SignalHubBuilder {
     /// Reports handled signals and refusals to `o` (e.g. the server's metrics).
     pub fn observer(mut self, o: Arc<dyn SignalObserver>) -> Self {
         self.observer = Some(o);
+        self
+    }
+
+    /// Says who shares a room with whom, for `signal.presence = "rooms"` (a room service
+    /// provides it). Without one, `rooms` tells nobody.
+    pub fn presence_scope(mut self, s: Arc<dyn PresenceScope>) -> Self {
+        self.presence_scope = Some(s);
         self
     }
 
@@ -169,8 +187,11 @@ impl SignalHubBuilder {
                 "requestTimeoutMs": self.config.request_timeout_ms,
             }),
         );
+        let presence = Presence::new(self.config.presence, self.presence_scope);
         Ok(SignalHub {
             inner: Arc::new(HubInner {
+                presence,
+                next_seq: AtomicU64::new(1),
                 config: self.config,
                 auth: Authenticator::new(self.auth),
                 ids: self.ids,
@@ -197,6 +218,7 @@ impl SignalHub {
             handlers: Vec::new(),
             client_config: serde_json::Map::new(),
             observer: None,
+            presence_scope: None,
         }
     }
 
@@ -327,7 +349,7 @@ impl SignalHub {
         let id = message.id();
         let req = Request {
             hub: self.clone(),
-            client: ClientHandle::new(info, conn),
+            client: ClientHandle::new(info, conn, self.inner.next_seq()),
             message,
         };
         match handler.handle(req).await {

@@ -73,13 +73,27 @@ pub(crate) async fn run(hub: SignalHub, socket: WebSocket, remote: SocketAddr) {
         client: None,
         limiter: Limiter::direct(quota),
         refused_in_a_row: 0,
+        unread: false,
     };
-    session.read_loop(stream).await;
+    let mut stream = stream;
+    session.read_loop(&mut stream).await;
     session.cleanup().await;
     conn.closed.cancel();
     // The writer ends by itself once the token is cancelled; a socket that cannot take the
     // close frame is given up after the write timeout.
     let _ = tokio::time::timeout(WRITE_TIMEOUT * 2, writer).await;
+    if session.unread {
+        // A frame was refused at its header: its payload is still arriving, unread. Closing
+        // the socket now would answer it with a TCP reset, which can destroy the close frame
+        // before the client reads it; so the socket stays open (and unread) a moment longer.
+        let linger = Duration::from_millis(session.hub.config().oversize_linger_ms);
+        let shutdown = session.hub.inner.shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(linger) => {}
+            _ = shutdown.triggered() => {}
+        }
+    }
+    drop(stream);
     tracing::debug!(conn = conn.serial, "connection closed");
 }
 
@@ -136,28 +150,34 @@ struct Session {
     client: Option<ClientHandle>,
     limiter: Limiter,
     refused_in_a_row: u32,
+    /// A frame was refused at its header, so its payload was never read.
+    unread: bool,
 }
 
-/// What a failed read means for the client.
-fn classify_read_error(err: axum::Error, max: usize) -> (u16, String) {
+/// What a failed read means for the client: the close code, why, and whether the frame's
+/// payload was left unread (refused at its header).
+fn classify_read_error(err: axum::Error, max: usize) -> (u16, String, bool) {
     use tungstenite::error::{CapacityError, Error as WsError};
     match err.into_inner().downcast::<WsError>() {
         Ok(e) => match *e {
             WsError::Capacity(CapacityError::MessageTooLong { size, .. }) => (
                 close::TOO_BIG,
                 format!("message of {size} bytes is over the limit of {max} bytes"),
+                true,
             ),
             WsError::Capacity(_) => (
                 close::TOO_BIG,
                 format!("message is over the limit of {max} bytes"),
+                true,
             ),
             WsError::Utf8(_) => (
                 close::INVALID_DATA,
                 "text frame is not valid UTF-8".to_owned(),
+                false,
             ),
-            other => (1002, format!("WebSocket protocol error: {other}")),
+            other => (1002, format!("WebSocket protocol error: {other}"), false),
         },
-        Err(other) => (1002, format!("WebSocket error: {other}")),
+        Err(other) => (1002, format!("WebSocket error: {other}"), false),
     }
 }
 
@@ -170,7 +190,7 @@ impl Session {
         }
     }
 
-    async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>) {
+    async fn read_loop(&mut self, stream: &mut SplitStream<WebSocket>) {
         let connected = Instant::now();
         let mut last_activity = connected;
         let shutdown = self.hub.inner.shutdown.clone();
@@ -200,8 +220,9 @@ impl Session {
                 }
                 Ok(None) => return,
                 Ok(Some(Err(e))) => {
-                    let (ws_code, why) =
+                    let (ws_code, why, unread) =
                         classify_read_error(e, self.hub.config().max_message_bytes);
+                    self.unread = unread;
                     self.platform_error(0, Code::BadMessage, &why);
                     self.conn.close(ws_code, &why);
                     return;
@@ -400,7 +421,7 @@ impl Session {
             username: identity.username,
             grants: identity.grants,
         };
-        let handle = ClientHandle::new(info, self.conn.clone());
+        let handle = ClientHandle::new(info, self.conn.clone(), self.hub.inner.next_seq());
         let replaced = self.hub.insert(handle.clone())?;
         if let Some(old) = &replaced {
             tracing::info!(
@@ -417,11 +438,7 @@ impl Session {
         self.send(&msg.reply(handle.status_json()));
         self.notify(signals::CLIENT_CONFIG, self.hub.inner.client_config.clone());
         if replaced.is_none() {
-            self.hub.broadcast(
-                signals::CLIENT_ONLINE,
-                handle.status_json(),
-                Some(handle.id()),
-            );
+            self.hub.inner.presence.online(&self.hub, &handle);
         }
         tracing::info!(client = handle.id(), ip = %self.remote.ip(), "client registered");
         Ok(())
@@ -434,17 +451,14 @@ impl Session {
             return;
         };
         let removed = self.hub.remove(&client);
-        self.hub.client_closed(&client).await;
-        if !removed {
-            // The client id lives on in a newer connection: it is still online.
-            return;
+        if removed {
+            // Queued before the room services hear of it: `presence = rooms` reads the rooms
+            // the client is still in. (When the id lives on in a newer connection, it is
+            // still online: nobody is told.)
+            tracing::info!(client = client.id(), "client offline");
+            self.hub.inner.presence.offline(&self.hub, &client);
         }
-        tracing::info!(client = client.id(), "client offline");
-        self.hub.broadcast(
-            signals::CLIENT_OFFLINE,
-            json!({"clientId": client.id()}),
-            Some(client.id()),
-        );
+        self.hub.client_closed(&client).await;
     }
 }
 

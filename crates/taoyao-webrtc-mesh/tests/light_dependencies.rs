@@ -1,5 +1,5 @@
 //! The crates that carry no media themselves compile without the media stack: the seam
-//! (taoyao-webrtc), this mesh backend, the meeting and live rules. `cargo tree` must list
+//! (taoyao-webrtc), this mesh backend, the meeting and live rules, the signaling core. `cargo tree` must list
 //! none of webrtc-rs (`webrtc`, `rtc`), libopus (`opus`, `audiopus_sys`), libwebm (`webm`,
 //! `webm-sys`), nor the TLS stack and certificate maker (`rustls`, `rcgen`), which only the
 //! server enables (taoyao-boot's `tls` feature).
@@ -46,12 +46,13 @@ fn normal_dependencies(package: &str) -> Vec<String> {
 }
 
 #[test]
-fn seam_mesh_meeting_and_live_compile_without_the_media_stack() {
+fn seam_mesh_meeting_live_and_signal_compile_without_the_media_stack() {
     for package in [
         "taoyao-webrtc",
         "taoyao-webrtc-mesh",
         "taoyao-meeting",
         "taoyao-live",
+        "taoyao-signal",
     ] {
         let deps = normal_dependencies(package);
         assert!(
