@@ -110,7 +110,8 @@ impl MediaArchitecture for Sfu {
         room: &str,
         events: MediaEvents,
     ) -> Result<Arc<dyn MediaRoom>, MediaError> {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
             room: room.to_owned(),
             factory: self.factory.clone(),
             events: events.clone(),
@@ -240,6 +241,11 @@ struct SubscribeSide {
     mix: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, bool)>,
     awaiting_answer: bool,
     dirty: bool,
+    /// Offers made so far: an answer timer gives up only on the offer it was started for.
+    offers: u64,
+    /// An offer went unanswered for `webrtc.subscribe_answer_timeout_ms`: the connection was
+    /// closed; subscriptions are kept (their changes collected) until `media::restart`.
+    timed_out: bool,
 }
 
 struct Member {
@@ -292,6 +298,8 @@ impl Recorded {
 }
 
 struct Shared {
+    /// Itself, for the answer timers it starts.
+    me: std::sync::Weak<Shared>,
     room: String,
     factory: Arc<PeerFactory>,
     events: MediaEvents,
@@ -595,7 +603,7 @@ impl Shared {
         m: &Arc<Member>,
         side: &mut SubscribeSide,
     ) -> Result<(), MediaError> {
-        if side.awaiting_answer {
+        if side.awaiting_answer || side.timed_out {
             side.dirty = true;
             return Ok(());
         }
@@ -605,6 +613,8 @@ impl Shared {
         let sdp = peer.offer().await?;
         side.awaiting_answer = true;
         side.dirty = false;
+        side.offers += 1;
+        self.answer_deadline(m, side.offers);
         self.negotiations.fetch_add(1, Ordering::Relaxed);
         self.events.emit(MediaEvent::Negotiation {
             to: m.id.clone(),
@@ -615,8 +625,60 @@ impl Shared {
         Ok(())
     }
 
+    /// Gives up on subscribe offer number `offer` to `m` if it is still unanswered after
+    /// `webrtc.subscribe_answer_timeout_ms` (the timer ends with the room).
+    fn answer_deadline(&self, m: &Arc<Member>, offer: u64) {
+        let after = Duration::from_millis(self.factory.config().subscribe_answer_timeout_ms);
+        let (me, member, stop) = (self.me.clone(), m.clone(), self.stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(after) => {}
+            }
+            if let Some(shared) = me.upgrade() {
+                shared.answer_timed_out(&member, offer, after).await;
+            }
+        });
+    }
+
+    /// The member did not answer offer number `offer`: while it waits, no other offer can
+    /// reach it, so the server closes the subscribe connection (forwarding to it stops), keeps
+    /// the subscriptions, and tells the member, who asks for a new connection with
+    /// `media::restart` (see [`Shared::restart_subscribe`]).
+    async fn answer_timed_out(&self, m: &Arc<Member>, offer: u64, after: Duration) {
+        let mut side = m.subscribe.lock().await;
+        if m.left.load(Ordering::Acquire) || !side.awaiting_answer || side.offers != offer {
+            return;
+        }
+        let Some(peer) = side.peer.take() else { return };
+        close_subscribe_side(&mut side);
+        side.timed_out = true;
+        side.dirty = true;
+        drop(side);
+        peer.close().await;
+        let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(
+            room = self.room,
+            member = m.id,
+            after_ms,
+            "subscribe offer unanswered: subscribe connection closed"
+        );
+        self.events.emit(MediaEvent::SubscribeTimedOut {
+            to: m.id.clone(),
+            after_ms,
+        });
+    }
+
     async fn subscribe_answer(&self, m: &Arc<Member>, sdp: String) -> Result<(), MediaError> {
         let mut side = m.subscribe.lock().await;
+        if side.timed_out {
+            return Err(MediaError::BadRequest(format!(
+                "the subscribe offer went unanswered for {} ms, so the server closed the \
+                 subscribe connection: ask for a new one with media::restart {{transport: \
+                 \"subscribe\"}} and answer its offer",
+                self.factory.config().subscribe_answer_timeout_ms
+            )));
+        }
         let peer = side
             .peer
             .clone()
@@ -730,21 +792,18 @@ impl Shared {
     /// subscriptions (and mix), and offers it: the member answers from a new connection.
     async fn restart_subscribe(&self, m: &Arc<Member>) -> Result<(), MediaError> {
         let mut side = m.subscribe.lock().await;
-        let Some(old) = side.peer.take() else {
+        let old = side.peer.take();
+        if old.is_none() && !side.timed_out {
             return Err(MediaError::BadRequest(
                 "there is no subscribe connection to restart".into(),
             ));
-        };
-        side.connected = None;
-        side.awaiting_answer = false;
-        side.dirty = false;
-        for sub in side.subs.values_mut() {
-            if let Some(sink) = sub.sink.take() {
-                sub.stream.forwarder.remove_sink(&sink);
-            }
-            sub.attached = false;
         }
-        old.close().await;
+        close_subscribe_side(&mut side);
+        side.timed_out = false;
+        side.dirty = false;
+        if let Some(old) = old {
+            old.close().await;
+        }
         tracing::info!(
             room = self.room,
             member = m.id,
@@ -1306,6 +1365,19 @@ impl MediaRoom for SfuRoom {
 /// Adds a send-only track of `kind` to a subscribe connection: its own SSRC (and an RTX SSRC
 /// for video, so retransmissions go out as RTX when the subscriber negotiates it), labelled
 /// with `stream_id` (the publisher's client id, or `mix`) so the receiver knows whose it is.
+/// What closing a subscribe connection (already taken out of `side.peer`) undoes: no answer
+/// is awaited, and forwarding to it stops (sinks are made again from the next answer).
+fn close_subscribe_side(side: &mut SubscribeSide) {
+    side.connected = None;
+    side.awaiting_answer = false;
+    for sub in side.subs.values_mut() {
+        if let Some(sink) = sub.sink.take() {
+            sub.stream.forwarder.remove_sink(&sink);
+        }
+        sub.attached = false;
+    }
+}
+
 async fn add_send_track(
     peer: &Peer,
     stream_id: &str,

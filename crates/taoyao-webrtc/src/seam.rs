@@ -282,6 +282,10 @@ pub enum MediaEvent {
         levels: Arc<Vec<(String, u8)>>,
         speaker: Option<String>,
     },
+    /// sfu and mcu rooms: `to` left a subscribe offer unanswered for `after_ms`
+    /// (`webrtc.subscribe_answer_timeout_ms`); its subscribe connection is closed, its
+    /// subscriptions wait for a `media::restart` of the subscribe transport.
+    SubscribeTimedOut { to: String, after_ms: u64 },
     /// A recording of `member` ended (stopped, the member left, the room closed, a limit or a
     /// write error): told to every member and the one who started it.
     RecordingStopped {
