@@ -51,8 +51,8 @@ pub mod rtcp;
 
 use mixing::{MixCmd, MixOutput};
 
-fn internal(e: impl std::fmt::Display) -> MediaError {
-    MediaError::Internal(e.to_string())
+fn internal(e: impl std::error::Error + Send + Sync + 'static) -> MediaError {
+    MediaError::Backend(taoyao_webrtc::source(e))
 }
 
 /// Counters across every room of one SFU (tests assert cleanup with them).
@@ -555,9 +555,7 @@ impl Shared {
 
     async fn subscribe(&self, m: &Arc<Member>, stream: &Arc<Stream>) -> Result<(), MediaError> {
         if stream.owner == m.id {
-            return Err(MediaError::BadRequest(
-                "you cannot subscribe to your own stream".into(),
-            ));
+            return Err(MediaError::SubscribeToOwn);
         }
         let mut side = m.subscribe.lock().await;
         if m.left.load(Ordering::Acquire) || side.subs.contains_key(&stream.id) {
@@ -672,29 +670,16 @@ impl Shared {
     async fn subscribe_answer(&self, m: &Arc<Member>, sdp: String) -> Result<(), MediaError> {
         let mut side = m.subscribe.lock().await;
         if side.timed_out {
-            return Err(MediaError::BadRequest(format!(
-                "the subscribe offer went unanswered for {} ms, so the server closed the \
-                 subscribe connection: ask for a new one with media::restart {{transport: \
-                 \"subscribe\"}} and answer its offer",
-                self.factory.config().subscribe_answer_timeout_ms
-            )));
+            return Err(MediaError::AnswerTimedOut {
+                after_ms: self.factory.config().subscribe_answer_timeout_ms,
+            });
         }
-        let peer = side
-            .peer
-            .clone()
-            .ok_or_else(|| MediaError::BadRequest("no subscribe offer to answer".into()))?;
+        let peer = side.peer.clone().ok_or(MediaError::NoOfferWaiting)?;
         if !side.awaiting_answer {
-            return Err(MediaError::BadRequest(
-                "no subscribe offer is waiting for an answer".into(),
-            ));
+            return Err(MediaError::NoOfferWaiting);
         }
         if peer.is_replaced_by(&sdp) {
-            return Err(MediaError::BadRequest(
-                "this answer comes from another connection than the one that answered before \
-                 (or the subscribe connection failed): ask for a new subscribe connection with \
-                 media::restart {transport: \"subscribe\"} and answer its offer"
-                    .into(),
-            ));
+            return Err(MediaError::AnswerFromOtherConnection);
         }
         peer.accept_answer(sdp).await?;
         side.awaiting_answer = false;
@@ -708,14 +693,12 @@ impl Shared {
                 .iter()
                 .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&mime))
                 .map(|c| c.payload_type)
-                .ok_or_else(|| {
-                    MediaError::BadRequest(format!("the answer did not accept {mime}"))
-                })?;
+                .ok_or_else(|| MediaError::CodecRefused(mime.to_string()))?;
             let ssrc = params
                 .encodings
                 .first()
                 .and_then(|e| e.rtp_coding_parameters.ssrc)
-                .ok_or_else(|| internal("sender without an SSRC"))?;
+                .ok_or_else(|| MediaError::Internal("sender without an SSRC".into()))?;
             let sink = Sink::new(m.id.clone(), sub.track.clone(), ssrc, pt);
             if sub.paused {
                 sub.stream.forwarder.set_sink_paused(&sink, true);
@@ -794,9 +777,7 @@ impl Shared {
         let mut side = m.subscribe.lock().await;
         let old = side.peer.take();
         if old.is_none() && !side.timed_out {
-            return Err(MediaError::BadRequest(
-                "there is no subscribe connection to restart".into(),
-            ));
+            return Err(MediaError::NothingToRestart(Transport::Subscribe));
         }
         close_subscribe_side(&mut side);
         side.timed_out = false;
@@ -1008,33 +989,36 @@ impl MediaRoom for SfuRoom {
                 Ok(Some(Negotiation::Answer { sdp: answer }))
             }
             (Transport::Publish, Negotiation::Candidate { candidate }) => {
-                let peer = m.publish.lock().await.clone().ok_or_else(|| {
-                    MediaError::BadRequest(
-                        "publish (send the offer) before sending candidates".into(),
-                    )
-                })?;
+                let peer = m
+                    .publish
+                    .lock()
+                    .await
+                    .clone()
+                    .ok_or_else(|| MediaError::NoConnectionYet(Transport::Publish))?;
                 peer.add_candidate(candidate).await?;
                 Ok(None)
             }
-            (Transport::Publish, Negotiation::Answer { .. }) => Err(MediaError::BadRequest(
-                "the server does not offer on the publish transport: there is nothing to answer"
-                    .into(),
-            )),
+            (Transport::Publish, Negotiation::Answer { .. }) => {
+                Err(MediaError::WrongOfferer(Transport::Publish))
+            }
             (Transport::Subscribe, Negotiation::Answer { sdp }) => {
                 self.shared.subscribe_answer(&m, sdp).await?;
                 Ok(None)
             }
             (Transport::Subscribe, Negotiation::Candidate { candidate }) => {
-                let peer =
-                    m.subscribe.lock().await.peer.clone().ok_or_else(|| {
-                        MediaError::BadRequest("no subscribe connection yet".into())
-                    })?;
+                let peer = m
+                    .subscribe
+                    .lock()
+                    .await
+                    .peer
+                    .clone()
+                    .ok_or_else(|| MediaError::NoConnectionYet(Transport::Subscribe))?;
                 peer.add_candidate(candidate).await?;
                 Ok(None)
             }
-            (Transport::Subscribe, Negotiation::Offer { .. }) => Err(MediaError::BadRequest(
-                "only the server offers on the subscribe transport".into(),
-            )),
+            (Transport::Subscribe, Negotiation::Offer { .. }) => {
+                Err(MediaError::WrongOfferer(Transport::Subscribe))
+            }
         }
     }
 
@@ -1046,10 +1030,7 @@ impl MediaRoom for SfuRoom {
     ) -> Result<(), MediaError> {
         let m = self.shared.member(member)?;
         match action {
-            StreamAction::Publish => Err(MediaError::BadRequest(format!(
-                "in an {} room, publish by sending the SDP offer (media::publish with sdp)",
-                self.shared.kind
-            ))),
+            StreamAction::Publish => Err(MediaError::PublishWithoutOffer(self.shared.kind)),
             StreamAction::Unpublish => {
                 if let Some(id) = &req.stream {
                     self.own(member, id)?;
@@ -1066,10 +1047,7 @@ impl MediaRoom for SfuRoom {
                 }
                 let streams = self.shared.select_streams(&req, Some(member), None)?;
                 if let Some(s) = streams.iter().find(|s| s.owner == member) {
-                    return Err(MediaError::BadRequest(format!(
-                        "{} is your own stream",
-                        s.id
-                    )));
+                    return Err(MediaError::OwnStream(s.id.clone()));
                 }
                 for s in streams {
                     self.shared.subscribe(&m, &s).await?;
@@ -1083,9 +1061,7 @@ impl MediaRoom for SfuRoom {
                     any |= self.shared.unsubscribe(&m, &s.id).await?;
                 }
                 if !any && req.stream.is_some() {
-                    return Err(MediaError::BadRequest(
-                        "you are not subscribed to that stream".into(),
-                    ));
+                    return Err(MediaError::NotSubscribed(None));
                 }
                 Ok(())
             }
@@ -1114,9 +1090,10 @@ impl MediaRoom for SfuRoom {
                     } else {
                         // A subscriber pauses its own copy.
                         let mut side = m.subscribe.lock().await;
-                        let sub = side.subs.get_mut(&s.id).ok_or_else(|| {
-                            MediaError::BadRequest(format!("you are not subscribed to {}", s.id))
-                        })?;
+                        let sub = side
+                            .subs
+                            .get_mut(&s.id)
+                            .ok_or_else(|| MediaError::NotSubscribed(Some(s.id.clone())))?;
                         sub.paused = paused;
                         if let Some(sink) = &sub.sink {
                             s.forwarder.set_sink_paused(sink, paused);
@@ -1133,9 +1110,12 @@ impl MediaRoom for SfuRoom {
         match transport {
             Transport::Subscribe => self.shared.restart_subscribe(&m).await,
             Transport::Publish => {
-                let old = m.publish.lock().await.take().ok_or_else(|| {
-                    MediaError::BadRequest("there is no publish connection to restart".into())
-                })?;
+                let old = m
+                    .publish
+                    .lock()
+                    .await
+                    .take()
+                    .ok_or_else(|| MediaError::NothingToRestart(Transport::Publish))?;
                 tracing::info!(
                     room = self.shared.room,
                     member,
@@ -1221,9 +1201,7 @@ impl MediaRoom for SfuRoom {
         let streams: Vec<Arc<Stream>> = {
             let st = self.shared.state.lock().expect("state lock");
             if st.recordings.contains_key(member) {
-                return Err(MediaError::BadRequest(format!(
-                    "{member} is already being recorded"
-                )));
+                return Err(MediaError::AlreadyRecording(member.to_owned()));
             }
             st.streams
                 .values()
@@ -1237,9 +1215,7 @@ impl MediaRoom for SfuRoom {
                 || m.audio_published.load(Ordering::Acquire),
         };
         if !tracks.video && !tracks.audio {
-            return Err(MediaError::BadRequest(format!(
-                "{member} publishes no media to record"
-            )));
+            return Err(MediaError::NothingToRecord(member.to_owned()));
         }
         let videos: Vec<Forwarder> = streams
             .iter()
@@ -1252,7 +1228,10 @@ impl MediaRoom for SfuRoom {
                 f.request_keyframe();
             }
         })
-        .map_err(|e| MediaError::Internal(format!("recording {member}: {e}")))?;
+        .map_err(|e| MediaError::RecordingFailed {
+            what: member.to_owned(),
+            source: taoyao_webrtc::source(e),
+        })?;
         let rec = Arc::new(Recorded {
             recording,
             streams,
@@ -1418,7 +1397,7 @@ async fn add_send_track(
         .sender()
         .await
         .map_err(internal)?
-        .ok_or_else(|| internal("transceiver without a sender"))?;
+        .ok_or_else(|| MediaError::Internal("transceiver without a sender".into()))?;
     Ok((track, sender))
 }
 
@@ -1437,9 +1416,7 @@ impl SfuRoom {
         let st = self.shared.state.lock().expect("state lock");
         match st.streams.get(stream) {
             None => Err(MediaError::NoStream(stream.to_owned())),
-            Some(s) if s.owner != member => Err(MediaError::BadRequest(format!(
-                "{stream} is not your stream"
-            ))),
+            Some(s) if s.owner != member => Err(MediaError::NotYourStream(stream.to_owned())),
             Some(_) => Ok(()),
         }
     }
