@@ -1,6 +1,7 @@
 //! A room member as a real client runs it: one signaling WebSocket, a publish peer connection
 //! (it offers) and a subscribe peer connection (it answers the server's offers, automatically).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ pub struct Member {
     link: Arc<Link>,
     signal: SignalClient,
     answered: Arc<Mutex<Vec<(Instant, Instant)>>>,
+    /// Subscribe offers still to be left unanswered (see [`Member::ignore_offers`]).
+    ignore: Arc<AtomicUsize>,
     notes: Arc<Mutex<Vec<Value>>>,
     notes_changed: Arc<Notify>,
     /// Receives everything the server forwards to this member (replaced by
@@ -43,18 +46,23 @@ impl Member {
         let notes_changed = Arc::new(Notify::new());
         let sub = Arc::new(Mutex::new(Arc::new(ClientPeer::new(&opts).await?)));
         let answered = Arc::new(Mutex::new(Vec::new()));
-        let (l, n, nc, s, a) = (
+        let ignore = Arc::new(AtomicUsize::new(0));
+        let (l, n, nc, s, a, ig) = (
             link.clone(),
             notes.clone(),
             notes_changed.clone(),
             sub.clone(),
             answered.clone(),
+            ignore.clone(),
         );
         let driver = tokio::spawn(async move {
             while let Some(m) = rx.recv().await {
                 if m["header"]["signal"] == "media::exchange"
                     && m["body"]["transport"] == "subscribe"
                     && m["body"]["type"] == "offer"
+                    && ig
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                        .is_err()
                 {
                     // Offers come one at a time (the server waits for each answer).
                     // The current subscribe connection answers (a restart replaces it).
@@ -98,6 +106,7 @@ impl Member {
             link,
             signal,
             answered,
+            ignore,
             notes,
             notes_changed,
             sub,
@@ -219,6 +228,12 @@ impl Member {
 
     pub fn publisher(&self) -> Option<Arc<ClientPeer>> {
         self.publisher.lock().expect("publisher lock").clone()
+    }
+
+    /// Leaves the next `n` subscribe offers unanswered (a client that hangs or loses them);
+    /// they are still kept in [`Member::notes`].
+    pub fn ignore_offers(&self, n: usize) {
+        self.ignore.store(n, Ordering::Release);
     }
 
     /// When each subscribe offer arrived and when the server accepted the answer to it.

@@ -203,6 +203,110 @@ async fn mcu_publish_again_from_a_new_connection() {
     publish_again_from_a_new_connection("mcu").await;
 }
 
+/// The answer timeout the ignored-offer tests run with (the default is 10 s).
+const ANSWER_TIMEOUT_MS: u64 = 1500;
+
+/// A subscriber that leaves a subscribe offer unanswered: after
+/// `webrtc.subscribe_answer_timeout_ms` it is told (`media::subscribe::timeout`), forwarding
+/// to it stops, a late answer is refused pointing at `media::restart`, the other members go on
+/// sending and receiving, and after its `media::restart` it receives everything again,
+/// including what the ignored offer carried.
+async fn a_subscriber_ignores_an_offer(arch: &'static str) {
+    let room = Room {
+        server: TestServer::with(|c| c.webrtc.subscribe_answer_timeout_ms = ANSWER_TIMEOUT_MS)
+            .await,
+        id: "ignored",
+        arch,
+    };
+    let a = room.member("a").await;
+    let b = room.member("b").await;
+    let c = room.member("c").await;
+    room.publish(&a, 440).await;
+    room.reaches(&a, 440, &b, "first publish").await;
+    room.reaches(&a, 440, &c, "first publish").await;
+
+    // b hangs on the offer that c's streams bring.
+    b.ignore_offers(1);
+    let offers_before = b.subscribe_offers().len();
+    let asked = Instant::now();
+    room.publish(&c, 660).await;
+    let note = b
+        .note(Duration::from_millis(ANSWER_TIMEOUT_MS + 3000), |n| {
+            n["header"]["signal"] == "media::subscribe::timeout"
+        })
+        .await
+        .expect("b is told its offer timed out");
+    let waited = asked.elapsed();
+    assert!(
+        waited >= Duration::from_millis(ANSWER_TIMEOUT_MS),
+        "told after {waited:?}"
+    );
+    assert_eq!(note["body"]["roomId"], "ignored", "{note}");
+    assert_eq!(note["body"]["transport"], "subscribe", "{note}");
+    assert_eq!(note["body"]["code"], "2001", "{note}");
+    assert!(
+        note["body"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("media::restart")),
+        "{note}"
+    );
+    assert_eq!(
+        b.subscribe_offers().len(),
+        offers_before,
+        "b answered nothing"
+    );
+    eprintln!("{arch}: told after {waited:?}");
+
+    // Forwarding to b's closed connection stopped; a late answer is refused.
+    assert!(stalled(&b, "a").await, "a's video still reaches b");
+    let offer = b
+        .notes()
+        .into_iter()
+        .rev()
+        .find(|n| n["header"]["signal"] == "media::exchange" && n["body"]["type"] == "offer")
+        .and_then(|n| n["body"]["sdp"].as_str().map(str::to_owned))
+        .expect("the ignored offer");
+    let late = b.sub().answer(offer).await.unwrap();
+    let r = b
+        .request(
+            "media::exchange",
+            json!({"roomId": "ignored", "transport": "subscribe", "type": "answer", "sdp": late}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&r), "3400", "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("media::restart")),
+        "{r}"
+    );
+
+    // Everyone else goes on.
+    room.reaches(&a, 440, &c, "b's timeout").await;
+    room.reaches(&c, 660, &a, "b's timeout").await;
+    // a's publish, c's publish, a's and c's subscribe connections: b's is closed.
+    let (_, _, _, connections) = room.server.media_counts("ignored").await;
+    assert_eq!(connections, 4, "b's subscribe connection is closed");
+
+    // b asks for a new connection and gets all of it, c's streams included.
+    b.restart_subscribe().await.unwrap();
+    room.reaches(&a, 440, &b, "restart after the timeout").await;
+    room.reaches(&c, 660, &b, "restart after the timeout").await;
+    let (_, _, _, connections) = room.server.media_counts("ignored").await;
+    assert_eq!(connections, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sfu_a_subscriber_ignores_an_offer() {
+    a_subscriber_ignores_an_offer("sfu").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcu_a_subscriber_ignores_an_offer() {
+    a_subscriber_ignores_an_offer("mcu").await;
+}
+
 async fn a_subscriber_restarts_its_subscribe_connection(arch: &'static str) {
     let room = Room::new("restart", arch).await;
     let a = room.member("a").await;

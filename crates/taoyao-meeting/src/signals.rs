@@ -38,6 +38,8 @@ pub const MEDIA_UNSUBSCRIBE: &str = "media::unsubscribe";
 pub const MEDIA_RESTART: &str = "media::restart";
 /// Server -> members of an mcu room: audio levels and the active speaker.
 pub const MEDIA_AUDIO_VOLUME: &str = "media::audio::volume";
+/// S->C: a subscribe offer went unanswered and the subscribe connection was closed.
+pub const MEDIA_SUBSCRIBE_TIMEOUT: &str = "media::subscribe::timeout";
 
 /// Start / stop recording a member (or, with no clientId, every member); also the
 /// notifications that tell the room.

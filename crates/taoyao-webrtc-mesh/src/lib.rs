@@ -105,9 +105,7 @@ impl MediaRoom for MeshRoom {
             });
         };
         if to == from {
-            return Err(MediaError::BadRequest(
-                "cannot negotiate with yourself".into(),
-            ));
+            return Err(MediaError::SelfNegotiation);
         }
         if !self.is_member(to) {
             return Err(MediaError::NotJoined(to.to_owned()));
@@ -203,7 +201,7 @@ mod tests {
         assert!(matches!(
             room.exchange("a", Counterpart::Peer("a"), offer.clone())
                 .await,
-            Err(MediaError::BadRequest(_))
+            Err(MediaError::SelfNegotiation)
         ));
         assert!(matches!(
             room.exchange("a", Counterpart::Server(Transport::Publish), offer.clone())

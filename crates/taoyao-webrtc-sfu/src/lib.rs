@@ -51,8 +51,8 @@ pub mod rtcp;
 
 use mixing::{MixCmd, MixOutput};
 
-fn internal(e: impl std::fmt::Display) -> MediaError {
-    MediaError::Internal(e.to_string())
+fn internal(e: impl std::error::Error + Send + Sync + 'static) -> MediaError {
+    MediaError::Backend(taoyao_webrtc::source(e))
 }
 
 /// Counters across every room of one SFU (tests assert cleanup with them).
@@ -110,7 +110,8 @@ impl MediaArchitecture for Sfu {
         room: &str,
         events: MediaEvents,
     ) -> Result<Arc<dyn MediaRoom>, MediaError> {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
             room: room.to_owned(),
             factory: self.factory.clone(),
             events: events.clone(),
@@ -240,6 +241,11 @@ struct SubscribeSide {
     mix: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, bool)>,
     awaiting_answer: bool,
     dirty: bool,
+    /// Offers made so far: an answer timer gives up only on the offer it was started for.
+    offers: u64,
+    /// An offer went unanswered for `webrtc.subscribe_answer_timeout_ms`: the connection was
+    /// closed; subscriptions are kept (their changes collected) until `media::restart`.
+    timed_out: bool,
 }
 
 struct Member {
@@ -292,6 +298,8 @@ impl Recorded {
 }
 
 struct Shared {
+    /// Itself, for the answer timers it starts.
+    me: std::sync::Weak<Shared>,
     room: String,
     factory: Arc<PeerFactory>,
     events: MediaEvents,
@@ -547,9 +555,7 @@ impl Shared {
 
     async fn subscribe(&self, m: &Arc<Member>, stream: &Arc<Stream>) -> Result<(), MediaError> {
         if stream.owner == m.id {
-            return Err(MediaError::BadRequest(
-                "you cannot subscribe to your own stream".into(),
-            ));
+            return Err(MediaError::SubscribeToOwn);
         }
         let mut side = m.subscribe.lock().await;
         if m.left.load(Ordering::Acquire) || side.subs.contains_key(&stream.id) {
@@ -595,7 +601,7 @@ impl Shared {
         m: &Arc<Member>,
         side: &mut SubscribeSide,
     ) -> Result<(), MediaError> {
-        if side.awaiting_answer {
+        if side.awaiting_answer || side.timed_out {
             side.dirty = true;
             return Ok(());
         }
@@ -605,6 +611,8 @@ impl Shared {
         let sdp = peer.offer().await?;
         side.awaiting_answer = true;
         side.dirty = false;
+        side.offers += 1;
+        self.answer_deadline(m, side.offers);
         self.negotiations.fetch_add(1, Ordering::Relaxed);
         self.events.emit(MediaEvent::Negotiation {
             to: m.id.clone(),
@@ -615,24 +623,63 @@ impl Shared {
         Ok(())
     }
 
+    /// Gives up on subscribe offer number `offer` to `m` if it is still unanswered after
+    /// `webrtc.subscribe_answer_timeout_ms` (the timer ends with the room).
+    fn answer_deadline(&self, m: &Arc<Member>, offer: u64) {
+        let after = Duration::from_millis(self.factory.config().subscribe_answer_timeout_ms);
+        let (me, member, stop) = (self.me.clone(), m.clone(), self.stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(after) => {}
+            }
+            if let Some(shared) = me.upgrade() {
+                shared.answer_timed_out(&member, offer, after).await;
+            }
+        });
+    }
+
+    /// The member did not answer offer number `offer`: while it waits, no other offer can
+    /// reach it, so the server closes the subscribe connection (forwarding to it stops), keeps
+    /// the subscriptions, and tells the member, who asks for a new connection with
+    /// `media::restart` (see [`Shared::restart_subscribe`]).
+    async fn answer_timed_out(&self, m: &Arc<Member>, offer: u64, after: Duration) {
+        let mut side = m.subscribe.lock().await;
+        if m.left.load(Ordering::Acquire) || !side.awaiting_answer || side.offers != offer {
+            return;
+        }
+        let Some(peer) = side.peer.take() else { return };
+        close_subscribe_side(&mut side);
+        side.timed_out = true;
+        side.dirty = true;
+        drop(side);
+        peer.close().await;
+        let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(
+            room = self.room,
+            member = m.id,
+            after_ms,
+            "subscribe offer unanswered: subscribe connection closed"
+        );
+        self.events.emit(MediaEvent::SubscribeTimedOut {
+            to: m.id.clone(),
+            after_ms,
+        });
+    }
+
     async fn subscribe_answer(&self, m: &Arc<Member>, sdp: String) -> Result<(), MediaError> {
         let mut side = m.subscribe.lock().await;
-        let peer = side
-            .peer
-            .clone()
-            .ok_or_else(|| MediaError::BadRequest("no subscribe offer to answer".into()))?;
+        if side.timed_out {
+            return Err(MediaError::AnswerTimedOut {
+                after_ms: self.factory.config().subscribe_answer_timeout_ms,
+            });
+        }
+        let peer = side.peer.clone().ok_or(MediaError::NoOfferWaiting)?;
         if !side.awaiting_answer {
-            return Err(MediaError::BadRequest(
-                "no subscribe offer is waiting for an answer".into(),
-            ));
+            return Err(MediaError::NoOfferWaiting);
         }
         if peer.is_replaced_by(&sdp) {
-            return Err(MediaError::BadRequest(
-                "this answer comes from another connection than the one that answered before \
-                 (or the subscribe connection failed): ask for a new subscribe connection with \
-                 media::restart {transport: \"subscribe\"} and answer its offer"
-                    .into(),
-            ));
+            return Err(MediaError::AnswerFromOtherConnection);
         }
         peer.accept_answer(sdp).await?;
         side.awaiting_answer = false;
@@ -646,14 +693,12 @@ impl Shared {
                 .iter()
                 .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&mime))
                 .map(|c| c.payload_type)
-                .ok_or_else(|| {
-                    MediaError::BadRequest(format!("the answer did not accept {mime}"))
-                })?;
+                .ok_or_else(|| MediaError::CodecRefused(mime.to_string()))?;
             let ssrc = params
                 .encodings
                 .first()
                 .and_then(|e| e.rtp_coding_parameters.ssrc)
-                .ok_or_else(|| internal("sender without an SSRC"))?;
+                .ok_or_else(|| MediaError::Internal("sender without an SSRC".into()))?;
             let sink = Sink::new(m.id.clone(), sub.track.clone(), ssrc, pt);
             if sub.paused {
                 sub.stream.forwarder.set_sink_paused(&sink, true);
@@ -730,21 +775,16 @@ impl Shared {
     /// subscriptions (and mix), and offers it: the member answers from a new connection.
     async fn restart_subscribe(&self, m: &Arc<Member>) -> Result<(), MediaError> {
         let mut side = m.subscribe.lock().await;
-        let Some(old) = side.peer.take() else {
-            return Err(MediaError::BadRequest(
-                "there is no subscribe connection to restart".into(),
-            ));
-        };
-        side.connected = None;
-        side.awaiting_answer = false;
-        side.dirty = false;
-        for sub in side.subs.values_mut() {
-            if let Some(sink) = sub.sink.take() {
-                sub.stream.forwarder.remove_sink(&sink);
-            }
-            sub.attached = false;
+        let old = side.peer.take();
+        if old.is_none() && !side.timed_out {
+            return Err(MediaError::NothingToRestart(Transport::Subscribe));
         }
-        old.close().await;
+        close_subscribe_side(&mut side);
+        side.timed_out = false;
+        side.dirty = false;
+        if let Some(old) = old {
+            old.close().await;
+        }
         tracing::info!(
             room = self.room,
             member = m.id,
@@ -949,33 +989,36 @@ impl MediaRoom for SfuRoom {
                 Ok(Some(Negotiation::Answer { sdp: answer }))
             }
             (Transport::Publish, Negotiation::Candidate { candidate }) => {
-                let peer = m.publish.lock().await.clone().ok_or_else(|| {
-                    MediaError::BadRequest(
-                        "publish (send the offer) before sending candidates".into(),
-                    )
-                })?;
+                let peer = m
+                    .publish
+                    .lock()
+                    .await
+                    .clone()
+                    .ok_or_else(|| MediaError::NoConnectionYet(Transport::Publish))?;
                 peer.add_candidate(candidate).await?;
                 Ok(None)
             }
-            (Transport::Publish, Negotiation::Answer { .. }) => Err(MediaError::BadRequest(
-                "the server does not offer on the publish transport: there is nothing to answer"
-                    .into(),
-            )),
+            (Transport::Publish, Negotiation::Answer { .. }) => {
+                Err(MediaError::WrongOfferer(Transport::Publish))
+            }
             (Transport::Subscribe, Negotiation::Answer { sdp }) => {
                 self.shared.subscribe_answer(&m, sdp).await?;
                 Ok(None)
             }
             (Transport::Subscribe, Negotiation::Candidate { candidate }) => {
-                let peer =
-                    m.subscribe.lock().await.peer.clone().ok_or_else(|| {
-                        MediaError::BadRequest("no subscribe connection yet".into())
-                    })?;
+                let peer = m
+                    .subscribe
+                    .lock()
+                    .await
+                    .peer
+                    .clone()
+                    .ok_or_else(|| MediaError::NoConnectionYet(Transport::Subscribe))?;
                 peer.add_candidate(candidate).await?;
                 Ok(None)
             }
-            (Transport::Subscribe, Negotiation::Offer { .. }) => Err(MediaError::BadRequest(
-                "only the server offers on the subscribe transport".into(),
-            )),
+            (Transport::Subscribe, Negotiation::Offer { .. }) => {
+                Err(MediaError::WrongOfferer(Transport::Subscribe))
+            }
         }
     }
 
@@ -987,10 +1030,7 @@ impl MediaRoom for SfuRoom {
     ) -> Result<(), MediaError> {
         let m = self.shared.member(member)?;
         match action {
-            StreamAction::Publish => Err(MediaError::BadRequest(format!(
-                "in an {} room, publish by sending the SDP offer (media::publish with sdp)",
-                self.shared.kind
-            ))),
+            StreamAction::Publish => Err(MediaError::PublishWithoutOffer(self.shared.kind)),
             StreamAction::Unpublish => {
                 if let Some(id) = &req.stream {
                     self.own(member, id)?;
@@ -1007,10 +1047,7 @@ impl MediaRoom for SfuRoom {
                 }
                 let streams = self.shared.select_streams(&req, Some(member), None)?;
                 if let Some(s) = streams.iter().find(|s| s.owner == member) {
-                    return Err(MediaError::BadRequest(format!(
-                        "{} is your own stream",
-                        s.id
-                    )));
+                    return Err(MediaError::OwnStream(s.id.clone()));
                 }
                 for s in streams {
                     self.shared.subscribe(&m, &s).await?;
@@ -1024,9 +1061,7 @@ impl MediaRoom for SfuRoom {
                     any |= self.shared.unsubscribe(&m, &s.id).await?;
                 }
                 if !any && req.stream.is_some() {
-                    return Err(MediaError::BadRequest(
-                        "you are not subscribed to that stream".into(),
-                    ));
+                    return Err(MediaError::NotSubscribed(None));
                 }
                 Ok(())
             }
@@ -1055,9 +1090,10 @@ impl MediaRoom for SfuRoom {
                     } else {
                         // A subscriber pauses its own copy.
                         let mut side = m.subscribe.lock().await;
-                        let sub = side.subs.get_mut(&s.id).ok_or_else(|| {
-                            MediaError::BadRequest(format!("you are not subscribed to {}", s.id))
-                        })?;
+                        let sub = side
+                            .subs
+                            .get_mut(&s.id)
+                            .ok_or_else(|| MediaError::NotSubscribed(Some(s.id.clone())))?;
                         sub.paused = paused;
                         if let Some(sink) = &sub.sink {
                             s.forwarder.set_sink_paused(sink, paused);
@@ -1074,9 +1110,12 @@ impl MediaRoom for SfuRoom {
         match transport {
             Transport::Subscribe => self.shared.restart_subscribe(&m).await,
             Transport::Publish => {
-                let old = m.publish.lock().await.take().ok_or_else(|| {
-                    MediaError::BadRequest("there is no publish connection to restart".into())
-                })?;
+                let old = m
+                    .publish
+                    .lock()
+                    .await
+                    .take()
+                    .ok_or_else(|| MediaError::NothingToRestart(Transport::Publish))?;
                 tracing::info!(
                     room = self.shared.room,
                     member,
@@ -1162,9 +1201,7 @@ impl MediaRoom for SfuRoom {
         let streams: Vec<Arc<Stream>> = {
             let st = self.shared.state.lock().expect("state lock");
             if st.recordings.contains_key(member) {
-                return Err(MediaError::BadRequest(format!(
-                    "{member} is already being recorded"
-                )));
+                return Err(MediaError::AlreadyRecording(member.to_owned()));
             }
             st.streams
                 .values()
@@ -1178,9 +1215,7 @@ impl MediaRoom for SfuRoom {
                 || m.audio_published.load(Ordering::Acquire),
         };
         if !tracks.video && !tracks.audio {
-            return Err(MediaError::BadRequest(format!(
-                "{member} publishes no media to record"
-            )));
+            return Err(MediaError::NothingToRecord(member.to_owned()));
         }
         let videos: Vec<Forwarder> = streams
             .iter()
@@ -1193,7 +1228,10 @@ impl MediaRoom for SfuRoom {
                 f.request_keyframe();
             }
         })
-        .map_err(|e| MediaError::Internal(format!("recording {member}: {e}")))?;
+        .map_err(|e| MediaError::RecordingFailed {
+            what: member.to_owned(),
+            source: taoyao_webrtc::source(e),
+        })?;
         let rec = Arc::new(Recorded {
             recording,
             streams,
@@ -1306,6 +1344,19 @@ impl MediaRoom for SfuRoom {
 /// Adds a send-only track of `kind` to a subscribe connection: its own SSRC (and an RTX SSRC
 /// for video, so retransmissions go out as RTX when the subscriber negotiates it), labelled
 /// with `stream_id` (the publisher's client id, or `mix`) so the receiver knows whose it is.
+/// What closing a subscribe connection (already taken out of `side.peer`) undoes: no answer
+/// is awaited, and forwarding to it stops (sinks are made again from the next answer).
+fn close_subscribe_side(side: &mut SubscribeSide) {
+    side.connected = None;
+    side.awaiting_answer = false;
+    for sub in side.subs.values_mut() {
+        if let Some(sink) = sub.sink.take() {
+            sub.stream.forwarder.remove_sink(&sink);
+        }
+        sub.attached = false;
+    }
+}
+
 async fn add_send_track(
     peer: &Peer,
     stream_id: &str,
@@ -1346,7 +1397,7 @@ async fn add_send_track(
         .sender()
         .await
         .map_err(internal)?
-        .ok_or_else(|| internal("transceiver without a sender"))?;
+        .ok_or_else(|| MediaError::Internal("transceiver without a sender".into()))?;
     Ok((track, sender))
 }
 
@@ -1365,9 +1416,7 @@ impl SfuRoom {
         let st = self.shared.state.lock().expect("state lock");
         match st.streams.get(stream) {
             None => Err(MediaError::NoStream(stream.to_owned())),
-            Some(s) if s.owner != member => Err(MediaError::BadRequest(format!(
-                "{stream} is not your stream"
-            ))),
+            Some(s) if s.owner != member => Err(MediaError::NotYourStream(stream.to_owned())),
             Some(_) => Ok(()),
         }
     }

@@ -14,9 +14,7 @@ use crate::{SfuRoom, Shared};
 impl SfuRoom {
     pub(crate) async fn mix_record_start(&self, request: RecordRequest) -> Result<(), MediaError> {
         let Some(mixer) = self.shared.mixer.clone() else {
-            return Err(MediaError::BadRequest(
-                "only mcu rooms mix audio to record".into(),
-            ));
+            return Err(MediaError::NoMixing);
         };
         if self
             .shared
@@ -26,25 +24,23 @@ impl SfuRoom {
             .mix_recording
             .is_some()
         {
-            return Err(MediaError::BadRequest(
-                "the room's mix is already being recorded".into(),
-            ));
+            return Err(MediaError::AlreadyRecording("the room's mix".into()));
         }
         let tracks = Tracks {
             video: false,
             audio: true,
         };
-        let rec = Arc::new(
-            Recording::start(request, tracks, || {})
-                .map_err(|e| MediaError::Internal(format!("recording the mix: {e}")))?,
-        );
+        let rec = Arc::new(Recording::start(request, tracks, || {}).map_err(|e| {
+            MediaError::RecordingFailed {
+                what: "the mix".into(),
+                source: taoyao_webrtc::source(e),
+            }
+        })?);
         {
             let mut st = self.shared.state.lock().expect("state lock");
             if st.mix_recording.is_some() {
                 rec.request_stop();
-                return Err(MediaError::BadRequest(
-                    "the room's mix is already being recorded".into(),
-                ));
+                return Err(MediaError::AlreadyRecording("the room's mix".into()));
             }
             st.mix_recording = Some(rec.clone());
         }

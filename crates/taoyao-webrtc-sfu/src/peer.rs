@@ -36,8 +36,8 @@ pub const OPUS_PT: u8 = 111;
 pub const MIME_VP8: &str = "video/VP8";
 pub const MIME_OPUS: &str = "audio/opus";
 
-fn internal(e: impl std::fmt::Display) -> MediaError {
-    MediaError::Internal(e.to_string())
+fn internal(e: impl std::error::Error + Send + Sync + 'static) -> MediaError {
+    MediaError::Backend(taoyao_webrtc::source(e))
 }
 
 /// The codec a server-side track carries.
@@ -175,10 +175,11 @@ impl Ports {
                 return Ok(port);
             }
         }
-        Err(MediaError::Internal(format!(
-            "no free UDP port in {}-{} on {}",
-            self.min, self.max, self.ip
-        )))
+        Err(MediaError::NoFreePort {
+            min: self.min,
+            max: self.max,
+            ip: self.ip,
+        })
     }
 }
 
@@ -282,7 +283,7 @@ impl PeerFactory {
                 Err(e) => last_err = Some(e),
             }
         }
-        Err(internal(format!(
+        Err(MediaError::Internal(format!(
             "cannot create a peer connection: {}",
             last_err.map(|e| e.to_string()).unwrap_or_default()
         )))
@@ -310,12 +311,18 @@ impl Peer {
     pub async fn answer(&self, offer_sdp: String) -> Result<String, MediaError> {
         let offer_sdp_identity = sdp_check::identity(&offer_sdp).ok();
         let level_id = sdp_check::extmap_id(&offer_sdp, "audio", sdp_check::AUDIO_LEVEL_URI);
-        let offer = RTCSessionDescription::offer(offer_sdp)
-            .map_err(|e| MediaError::BadRequest(format!("bad offer: {e}")))?;
+        let offer =
+            RTCSessionDescription::offer(offer_sdp).map_err(|e| MediaError::SdpUnreadable {
+                what: "offer",
+                source: taoyao_webrtc::source(e),
+            })?;
         self.pc
             .set_remote_description(offer)
             .await
-            .map_err(|e| MediaError::BadRequest(format!("offer not accepted: {e}")))?;
+            .map_err(|e| MediaError::SdpRefused {
+                what: "offer",
+                source: taoyao_webrtc::source(e),
+            })?;
         self.remember_remote(&offer_sdp_identity);
         self.audio_level_id
             .store(level_id.unwrap_or(0), Ordering::Relaxed);
@@ -340,12 +347,17 @@ impl Peer {
     /// Applies the remote answer to our offer.
     pub async fn accept_answer(&self, sdp: String) -> Result<(), MediaError> {
         let identity = sdp_check::identity(&sdp).ok();
-        let answer = RTCSessionDescription::answer(sdp)
-            .map_err(|e| MediaError::BadRequest(format!("bad answer: {e}")))?;
+        let answer = RTCSessionDescription::answer(sdp).map_err(|e| MediaError::SdpUnreadable {
+            what: "answer",
+            source: taoyao_webrtc::source(e),
+        })?;
         self.pc
             .set_remote_description(answer)
             .await
-            .map_err(|e| MediaError::BadRequest(format!("answer not accepted: {e}")))?;
+            .map_err(|e| MediaError::SdpRefused {
+                what: "answer",
+                source: taoyao_webrtc::source(e),
+            })?;
         self.remember_remote(&identity);
         Ok(())
     }
@@ -392,7 +404,10 @@ impl Peer {
         self.pc
             .add_ice_candidate(init)
             .await
-            .map_err(|e| MediaError::BadRequest(format!("candidate not accepted: {e}")))
+            .map_err(|e| MediaError::SdpRefused {
+                what: "candidate",
+                source: taoyao_webrtc::source(e),
+            })
     }
 
     /// The local description once our candidates are gathered (or the gather timeout passed),
@@ -404,7 +419,7 @@ impl Peer {
             .pc
             .local_description()
             .await
-            .ok_or_else(|| internal("no local description"))?;
+            .ok_or_else(|| MediaError::Internal("no local description".into()))?;
         Ok(match self.announced_ip {
             Some(ip) => announce(&desc.sdp, self.bind_ip, ip),
             None => desc.sdp,

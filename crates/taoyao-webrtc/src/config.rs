@@ -47,6 +47,10 @@ pub struct WebrtcConfig {
     /// server (the DTLS server there) is connected one flight before the subscriber has its
     /// SRTP keys, and packets sent in between are dropped by the subscriber.
     pub attach_delay_ms: u64,
+    /// sfu and mcu rooms: a subscribe offer the member has not answered after this long is
+    /// given up: the member is told (`media::subscribe::timeout`), the subscribe connection is
+    /// closed and the member's subscriptions wait for its `media::restart`.
+    pub subscribe_answer_timeout_ms: u64,
 }
 
 impl Default for WebrtcConfig {
@@ -62,6 +66,7 @@ impl Default for WebrtcConfig {
             mcu_max_speakers: 4,
             audio_level_interval_ms: 500,
             attach_delay_ms: 50,
+            subscribe_answer_timeout_ms: 10_000,
         }
     }
 }
@@ -96,6 +101,12 @@ impl Validate for WebrtcConfig {
             return Err(Invalid::new(
                 "webrtc.audio_level_interval_ms",
                 "must be 0 (off) or at least 20 (one mixing tick)",
+            ));
+        }
+        if self.subscribe_answer_timeout_ms == 0 {
+            return Err(Invalid::new(
+                "webrtc.subscribe_answer_timeout_ms",
+                "must be greater than 0",
             ));
         }
         if self.gather_timeout_ms == 0 {

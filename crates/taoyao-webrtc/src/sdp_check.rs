@@ -19,7 +19,7 @@ pub struct SdpMedia {
 /// Parses an SDP and returns its media sections' directions (from the side that wrote it).
 pub fn media_sections(sdp: &str) -> Result<Vec<SdpMedia>, MediaError> {
     let desc = sdp::SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
-        .map_err(|e| MediaError::BadRequest(format!("SDP does not parse: {e}")))?;
+        .map_err(|e| MediaError::SdpSyntax(crate::source(e)))?;
     let session_dir = ["sendrecv", "sendonly", "recvonly", "inactive"]
         .into_iter()
         .find(|d| desc.has_attribute(d));
@@ -59,7 +59,7 @@ pub struct SdpIdentity {
 /// the first media section that has it (BUNDLE: every section carries the same).
 pub fn identity(sdp: &str) -> Result<SdpIdentity, MediaError> {
     let desc = sdp::SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
-        .map_err(|e| MediaError::BadRequest(format!("SDP does not parse: {e}")))?;
+        .map_err(|e| MediaError::SdpSyntax(crate::source(e)))?;
     let find = |key: &str| {
         desc.attribute(key)
             .map(String::as_str)
@@ -140,7 +140,7 @@ mod tests {
     fn garbage_is_refused() {
         for bad in ["", "hello", "v=0\r\nm=audio x\r\n", "\u{0}\u{1}"] {
             assert!(
-                matches!(media_sections(bad), Err(MediaError::BadRequest(_))),
+                matches!(media_sections(bad), Err(MediaError::SdpSyntax(_))),
                 "{bad:?}"
             );
         }

@@ -94,14 +94,11 @@ impl Negotiation {
 
     /// Reads the negotiation fields of a signal body (other fields are ignored).
     pub fn from_body(body: &serde_json::Value) -> Result<Negotiation, MediaError> {
-        let n = Negotiation::deserialize(body).map_err(|e| {
-            MediaError::BadRequest(format!(
-                "bad negotiation (type offer|answer with sdp, or candidate with candidate): {e}"
-            ))
-        })?;
+        let n =
+            Negotiation::deserialize(body).map_err(|e| MediaError::BadNegotiation(source(e)))?;
         match &n {
             Negotiation::Offer { sdp } | Negotiation::Answer { sdp } if sdp.trim().is_empty() => {
-                Err(MediaError::BadRequest("sdp is empty".into()))
+                Err(MediaError::EmptySdp)
             }
             _ => Ok(n),
         }
@@ -282,6 +279,10 @@ pub enum MediaEvent {
         levels: Arc<Vec<(String, u8)>>,
         speaker: Option<String>,
     },
+    /// sfu and mcu rooms: `to` left a subscribe offer unanswered for `after_ms`
+    /// (`webrtc.subscribe_answer_timeout_ms`); its subscribe connection is closed, its
+    /// subscriptions wait for a `media::restart` of the subscribe transport.
+    SubscribeTimedOut { to: String, after_ms: u64 },
     /// A recording of `member` ended (stopped, the member left, the room closed, a limit or a
     /// write error): told to every member and the one who started it.
     RecordingStopped {
@@ -395,7 +396,17 @@ pub struct StreamInfo {
     pub bytes_received: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The error a backend's own failure carries (webrtc-rs, the SDP parser, serde, the recorder).
+pub type Source = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Wraps an error as a [`Source`].
+pub fn source(e: impl std::error::Error + Send + Sync + 'static) -> Source {
+    Arc::new(e)
+}
+
+/// One variant per way a media request fails; [`ErrorCode`] maps each to the protocol's code
+/// and `Display` is the message the client reads.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum MediaError {
     #[error("{0} is not in this room's media")]
@@ -406,26 +417,149 @@ pub enum MediaError {
     NotRecording(String),
     #[error("{0} is already in this room's media")]
     AlreadyJoined(String),
-    #[error("{0}")]
-    BadRequest(String),
     #[error("not supported by the {arch} architecture: {what}")]
     Unsupported {
         arch: ArchitectureKind,
         what: String,
     },
+    /// The body's negotiation fields do not decode.
+    #[error("bad negotiation (type offer|answer with sdp, or candidate with candidate): {0}")]
+    BadNegotiation(#[source] Source),
+    #[error("sdp is empty")]
+    EmptySdp,
+    #[error("SDP does not parse: {0}")]
+    SdpSyntax(#[source] Source),
+    /// webrtc-rs could not read an offer or answer (`what`) as one.
+    #[error("bad {what}: {source}")]
+    SdpUnreadable { what: &'static str, source: Source },
+    /// webrtc-rs refused to apply an offer, answer or candidate (`what`).
+    #[error("{what} not accepted: {source}")]
+    SdpRefused { what: &'static str, source: Source },
+    /// The answer left out the codec a forwarded track carries.
+    #[error("the answer did not accept {0}")]
+    CodecRefused(String),
+    /// mesh: a member named itself as its counterpart.
+    #[error("cannot negotiate with yourself")]
+    SelfNegotiation,
+    /// The server never offers on this transport (publish: nothing to answer; subscribe: the
+    /// member may not offer).
+    #[error("{}", wrong_offerer(.0))]
+    WrongOfferer(Transport),
+    /// A candidate before the connection it is for exists.
+    #[error("{}", no_connection_yet(.0))]
+    NoConnectionYet(Transport),
+    #[error("there is no {} connection to restart", transport_name(.0))]
+    NothingToRestart(Transport),
+    /// The room's media keeps no server connections (mesh).
+    #[error("this room's media has no server connections to restart")]
+    NoServerConnections,
+    #[error("no subscribe offer is waiting for an answer")]
+    NoOfferWaiting,
+    /// The subscribe offer went unanswered for `webrtc.subscribe_answer_timeout_ms`.
+    #[error(
+        "the subscribe offer went unanswered for {after_ms} ms, so the server closed the \
+         subscribe connection: ask for a new one with media::restart {{transport: \
+         \"subscribe\"}} and answer its offer"
+    )]
+    AnswerTimedOut { after_ms: u64 },
+    #[error(
+        "this answer comes from another connection than the one that answered before (or the \
+         subscribe connection failed): ask for a new subscribe connection with media::restart \
+         {{transport: \"subscribe\"}} and answer its offer"
+    )]
+    AnswerFromOtherConnection,
+    /// sfu/mcu take publications as SDP offers, not as `media::publish` without one.
+    #[error("in an {0} room, publish by sending the SDP offer (media::publish with sdp)")]
+    PublishWithoutOffer(ArchitectureKind),
+    #[error("you cannot subscribe to your own stream")]
+    SubscribeToOwn,
+    #[error("{0} is your own stream")]
+    OwnStream(String),
+    #[error("{0} is not your stream")]
+    NotYourStream(String),
+    #[error("you are not subscribed to {}", .0.as_deref().unwrap_or("that stream"))]
+    NotSubscribed(Option<String>),
+    #[error("this room's media does not record on the server")]
+    NoServerRecording,
+    #[error("only mcu rooms mix audio to record")]
+    NoMixing,
+    /// Who (a member, or "the room's mix") is already being recorded.
+    #[error("{0} is already being recorded")]
+    AlreadyRecording(String),
+    #[error("{0} publishes no media to record")]
+    NothingToRecord(String),
+    /// A recording could not start (`what`: the member, or "the mix").
+    #[error("media failure: recording {what}: {source}")]
+    RecordingFailed { what: String, source: Source },
+    #[error("media failure: no free UDP port in {min}-{max} on {ip}")]
+    NoFreePort {
+        min: u16,
+        max: u16,
+        ip: std::net::IpAddr,
+    },
+    /// The media stack failed where the client could not help it.
+    #[error("media failure: {0}")]
+    Backend(#[source] Source),
     #[error("media failure: {0}")]
     Internal(String),
 }
 
+fn transport_name(t: &Transport) -> &'static str {
+    match t {
+        Transport::Publish => "publish",
+        Transport::Subscribe => "subscribe",
+    }
+}
+
+fn wrong_offerer(t: &Transport) -> &'static str {
+    match t {
+        Transport::Publish => {
+            "the server does not offer on the publish transport: there is nothing to answer"
+        }
+        Transport::Subscribe => "only the server offers on the subscribe transport",
+    }
+}
+
+fn no_connection_yet(t: &Transport) -> &'static str {
+    match t {
+        Transport::Publish => "publish (send the offer) before sending candidates",
+        Transport::Subscribe => "no subscribe connection yet",
+    }
+}
+
 impl ErrorCode for MediaError {
     fn code(&self) -> Code {
+        use MediaError::*;
         match self {
-            MediaError::NotJoined(_) | MediaError::NoStream(_) | MediaError::NotRecording(_) => {
-                Code::NotFound
+            NotJoined(_) | NoStream(_) | NotRecording(_) => Code::NotFound,
+            AlreadyJoined(_)
+            | Unsupported { .. }
+            | BadNegotiation(_)
+            | EmptySdp
+            | SdpSyntax(_)
+            | SdpUnreadable { .. }
+            | SdpRefused { .. }
+            | CodecRefused(_)
+            | SelfNegotiation
+            | WrongOfferer(_)
+            | NoConnectionYet(_)
+            | NothingToRestart(_)
+            | NoServerConnections
+            | NoOfferWaiting
+            | AnswerTimedOut { .. }
+            | AnswerFromOtherConnection
+            | PublishWithoutOffer(_)
+            | SubscribeToOwn
+            | OwnStream(_)
+            | NotYourStream(_)
+            | NotSubscribed(_)
+            | NoServerRecording
+            | NoMixing
+            | AlreadyRecording(_)
+            | NothingToRecord(_) => Code::BadRequest,
+            RecordingFailed { .. } | NoFreePort { .. } | Backend(_) | Internal(_) => {
+                Code::SystemError
             }
-            MediaError::AlreadyJoined(_) | MediaError::BadRequest(_) => Code::BadRequest,
-            MediaError::Unsupported { .. } => Code::BadRequest,
-            MediaError::Internal(_) => Code::SystemError,
         }
     }
 }
@@ -528,9 +662,7 @@ pub trait MediaRoom: Send + Sync {
     /// it and ends its streams (the member publishes again with a new offer).
     async fn restart(&self, member: &str, transport: Transport) -> Result<(), MediaError> {
         let _ = (member, transport);
-        Err(MediaError::BadRequest(
-            "this room's media has no server connections to restart".into(),
-        ))
+        Err(MediaError::NoServerConnections)
     }
 
     /// Opens or closes `member`'s media of `kind` (both kinds when `None`) for everyone, by the
@@ -557,9 +689,7 @@ pub trait MediaRoom: Send + Sync {
     /// end is reported as [`MediaEvent::RecordingStopped`].
     async fn record_start(&self, member: &str, request: RecordRequest) -> Result<(), MediaError> {
         let _ = (member, request);
-        Err(MediaError::BadRequest(
-            "this room's media does not record on the server".into(),
-        ))
+        Err(MediaError::NoServerRecording)
     }
 
     /// Stops `member`'s recording and returns once the file is finalized.
@@ -571,9 +701,7 @@ pub trait MediaRoom: Send + Sync {
     /// Opus-only file; its end is a [`MediaEvent::RecordingStopped`] with `mix`.
     async fn record_mix_start(&self, request: RecordRequest) -> Result<(), MediaError> {
         let _ = request;
-        Err(MediaError::BadRequest(
-            "only mcu rooms mix audio to record".into(),
-        ))
+        Err(MediaError::NoMixing)
     }
 
     /// Stops the mix recording and returns once the file is finalized.
@@ -617,6 +745,69 @@ mod tests {
             json!({"type": "candidate", "candidate": "str"}),
         ] {
             assert!(Negotiation::from_body(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_failure_names_itself_with_its_code_and_keeps_its_source() {
+        let parse = serde_json::from_str::<u8>("x").unwrap_err();
+        let e = MediaError::SdpRefused {
+            what: "answer",
+            source: source(parse),
+        };
+        assert_eq!(e.code(), Code::BadRequest);
+        assert!(e.to_string().starts_with("answer not accepted: "), "{e}");
+        let inner = std::error::Error::source(&e).expect("the source is kept");
+        assert!(inner.to_string().contains("expected value"), "{inner}");
+        let cases = [
+            (
+                MediaError::NotJoined("a".into()),
+                Code::NotFound,
+                "a is not in this room's media",
+            ),
+            (
+                MediaError::WrongOfferer(Transport::Subscribe),
+                Code::BadRequest,
+                "only the server offers on the subscribe transport",
+            ),
+            (
+                MediaError::NothingToRestart(Transport::Publish),
+                Code::BadRequest,
+                "there is no publish connection to restart",
+            ),
+            (
+                MediaError::NoConnectionYet(Transport::Publish),
+                Code::BadRequest,
+                "publish (send the offer) before sending candidates",
+            ),
+            (
+                MediaError::NotSubscribed(None),
+                Code::BadRequest,
+                "you are not subscribed to that stream",
+            ),
+            (
+                MediaError::NotSubscribed(Some("b:video0".into())),
+                Code::BadRequest,
+                "you are not subscribed to b:video0",
+            ),
+            (
+                MediaError::AnswerTimedOut { after_ms: 1500 },
+                Code::BadRequest,
+                "the subscribe offer went unanswered for 1500 ms",
+            ),
+            (
+                MediaError::NoFreePort {
+                    min: 1,
+                    max: 2,
+                    ip: std::net::Ipv4Addr::LOCALHOST.into(),
+                },
+                Code::SystemError,
+                "media failure: no free UDP port in 1-2 on 127.0.0.1",
+            ),
+        ];
+        for (e, code, text) in cases {
+            assert_eq!(e.code(), code, "{e}");
+            assert!(e.to_string().starts_with(text), "{e}");
         }
     }
 }

@@ -36,6 +36,9 @@ export class SfuRoom extends RoomCore {
     this.paused = new Map(); // streamId -> paused
     // mcu rooms: the room's audio levels and active speaker, a few times a second.
     this.listen('media::audio::volume', ({ volumes, speaker }) => this.emit('volume', { volumes, speaker }));
+    // We left a subscribe offer unanswered too long: the server closed its subscribe
+    // connection and keeps our subscriptions for a new one.
+    this.listen('media::subscribe::timeout', () => this.#replaceSubscribe().catch((err) => this.emit('error', err)));
   }
 
   #rtcConfig() {

@@ -375,6 +375,24 @@ pub(super) fn deliver(find: impl Fn(&str) -> Option<ClientHandle>, room: &str, e
                 c.notify(signals::RECORD_STOP, body);
             }
         }
+        MediaEvent::SubscribeTimedOut { to, after_ms } => {
+            if let Some(c) = find(&to) {
+                c.notify(
+                    signals::MEDIA_SUBSCRIBE_TIMEOUT,
+                    json!({
+                        "roomId": room,
+                        "transport": "subscribe",
+                        "code": "2001",
+                        "message": format!(
+                            "the subscribe offer went unanswered for {after_ms} ms: the server \
+                             closed its subscribe connection; close yours and send \
+                             media::restart {{transport: \"subscribe\"}} for a new one carrying \
+                             your subscriptions"
+                        ),
+                    }),
+                );
+            }
+        }
         // The room's own: for the observer, no member is told.
         MediaEvent::StreamStarted { .. } | MediaEvent::StreamEnded { .. } => {}
         other => tracing::warn!(room, ?other, "media event with no signal"),

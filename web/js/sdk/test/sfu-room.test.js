@@ -143,3 +143,23 @@ test('a failed subscribe connection is replaced (media::restart), a failed publi
   assert.equal(room.pub, fakePcs[3]);
   room.leave();
 });
+
+test('an unanswered subscribe offer the server gave up on is replaced (media::restart)', async () => {
+  const signal = sfuServer();
+  const room = await Room.enter(signal, { roomId: 'r' }, null);
+  signal.notify('media::exchange', { roomId: 'r', transport: 'subscribe', type: 'offer', sdp: 'server offer' });
+  await tick();
+  const [sub] = fakePcs;
+  signal.notify('media::subscribe::timeout', { roomId: 'other', transport: 'subscribe', code: '2001', message: 'x' });
+  await tick();
+  assert.equal(sent(signal, 'media::restart').length, 0, 'another room is not this one');
+  signal.notify('media::subscribe::timeout', { roomId: 'r', transport: 'subscribe', code: '2001', message: 'x' });
+  await tick();
+  assert.equal(sub.closed, true);
+  assert.deepEqual(sent(signal, 'media::restart').map((r) => r.body), [{ roomId: 'r', transport: 'subscribe' }]);
+  signal.notify('media::exchange', { roomId: 'r', transport: 'subscribe', type: 'offer', sdp: 'new offer' });
+  await tick();
+  assert.equal(fakePcs.length, 2, 'the new offer is answered from a new connection');
+  assert.equal(fakePcs[1].remoteDescription.sdp, 'new offer');
+  room.leave();
+});
