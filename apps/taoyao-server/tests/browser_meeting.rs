@@ -702,6 +702,10 @@ async fn pre_join_shows_and_switches_devices_and_the_room_keeps_them() {
     bob.in_room().await;
     let a = ann.id().await;
     sees(&bob, &[&a], Duration::from_secs(20)).await;
+    // Ann gets Bob's media by the server's offer after he published: wait for it as a person
+    // would (under load it can take longer than the speaker check's 5 s).
+    let b = bob.id().await;
+    sees(&ann, &[&b], Duration::from_secs(20)).await;
     // The room sends the camera chosen before joining, and plays on the speaker chosen.
     assert_eq!(camera_in_use(&ann).await, second);
     ann.page
