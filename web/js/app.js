@@ -181,7 +181,7 @@ async function fillDevices() {
 async function useDevice(kind, deviceId) {
   store?.setItem(DEVICE_KEYS[kind], deviceId);
   if (kind === 'audiooutput') {
-    for (const el of document.querySelectorAll('video, audio')) el.setSinkId?.(deviceId).catch(() => {});
+    for (const el of document.querySelectorAll('video, audio')) applySink(el);
     return;
   }
   if (!state.local) return;
@@ -293,6 +293,23 @@ function setTileHand(id, raised) {
   if (el) el.querySelector('.icon-hand').hidden = !raised;
 }
 
+/**
+ * Plays `el` on the chosen speaker. setSinkId can be refused while the element is still
+ * starting (Chromium aborts it under load): try again a few times, and once more when it
+ * starts playing.
+ */
+function applySink(el, tries = 4) {
+  const sink = store?.getItem(DEVICE_KEYS.audiooutput);
+  if (!sink || !el.setSinkId || el.sinkId === sink) return;
+  el.setSinkId(sink).catch(() => {
+    if (tries > 1) setTimeout(() => applySink(el, tries - 1), 300);
+  });
+  if (!el.dataset.sinkWatch) {
+    el.dataset.sinkWatch = '1';
+    el.addEventListener('playing', () => applySink(el));
+  }
+}
+
 function removeTile(id) {
   tileEl(id)?.remove();
   if (state.pinned === id) state.pinned = null;
@@ -303,8 +320,7 @@ function attach(id, stream) {
   const v = tileEl(id)?.querySelector('video');
   if (v && v.srcObject !== stream) {
     v.srcObject = stream;
-    const sink = store?.getItem(DEVICE_KEYS.audiooutput);
-    if (sink) v.setSinkId?.(sink).catch(() => {});
+    applySink(v);
     v.play().catch(() => {});
   }
   // A member without a camera track shows its name.
@@ -638,6 +654,7 @@ async function enterRoom({ roomId, password, architecture, mode, watch = false }
         document.body.append(a);
       }
       a.srcObject = detail.stream;
+      applySink(a);
       a.play().catch(() => {});
       return;
     }
