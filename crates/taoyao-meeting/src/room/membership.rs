@@ -111,17 +111,7 @@ impl RoomTask {
         let reason = format!("the room was closed by {by}");
         // In join order, so the observer hears a stable story.
         let members: Vec<String> = self.rules.members().iter().map(|m| m.id.clone()).collect();
-        for m in members {
-            self.leave_media(&m).await;
-            self.shared.emit(
-                &self.id,
-                RoomEventKind::ParticipantLeft {
-                    client_id: m,
-                    reason: reason.clone(),
-                },
-            );
-        }
-        self.clients.clear();
+        self.let_go(members, &reason).await;
         self.closed = true;
         Ok(Reply::empty())
     }

@@ -112,6 +112,15 @@ impl RoomTask {
             .filter(|m| self.clients.contains_key(&m.id))
             .map(|m| m.id.clone())
             .collect();
+        self.let_go(members, reason).await;
+        self.media.close().await;
+        self.drain_lane();
+        self.shared.emit(&self.id, RoomEventKind::RoomFinished);
+    }
+
+    /// The room ends for `members` (in the order given): each one's media is released and the
+    /// observer hears it left for `reason`; then the room holds no connections.
+    pub(super) async fn let_go(&mut self, members: Vec<String>, reason: &str) {
         for m in members {
             self.leave_media(&m).await;
             self.shared.emit(
@@ -123,9 +132,6 @@ impl RoomTask {
             );
         }
         self.clients.clear();
-        self.media.close().await;
-        self.drain_lane();
-        self.shared.emit(&self.id, RoomEventKind::RoomFinished);
     }
 
     /// Releases a member's media and hands on what that emitted (its recording's end, its
