@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use taoyao_engine::driver::{self, ShardThreadConfig};
 use udp::{
-    assert_only_shard_port, blocking, candidate_ports, media, own_udp_ports, publisher, subscriber,
+    assert_only_shard_port, blocking, candidate_ports, media, own_udp_ports, publisher,
+    received_packets, subscriber,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,19 +45,7 @@ async fn bench_peers_publish_and_subscribe_through_one_shard_port() {
     // Both tracks arrive at every subscriber.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let counts: Vec<(u64, u64)> = subs
-            .iter()
-            .map(|p| {
-                let t = p.received.tracks();
-                let of = |video: bool| {
-                    t.iter()
-                        .filter(|r| r.video == video)
-                        .map(|r| r.packets())
-                        .sum::<u64>()
-                };
-                (of(true), of(false))
-            })
-            .collect();
+        let counts: Vec<(u64, u64)> = subs.iter().map(received_packets).collect();
         if counts.iter().all(|&(v, a)| v >= 30 && a >= 30) {
             break;
         }

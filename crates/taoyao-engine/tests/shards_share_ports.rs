@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use taoyao_engine::{Engine, EngineConfig};
 use udp::{
-    assert_only_shard_port, blocking, candidate_ports, media, own_udp_ports, publisher, subscriber,
+    assert_only_shard_port, blocking, candidate_ports, media, own_udp_ports, publisher,
+    received_packets, subscriber,
 };
 
 const SUBSCRIBERS: usize = 49;
@@ -67,14 +68,8 @@ async fn fifty_connections_of_a_room_share_their_shards_port() {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let t = p.received.tracks();
-                let of = |video: bool| {
-                    t.iter()
-                        .filter(|r| r.video == video)
-                        .map(|r| r.packets())
-                        .sum::<u64>()
-                };
-                (i, of(true), of(false))
+                let (v, a) = received_packets(p);
+                (i, v, a)
             })
             .filter(|&(_, v, a)| v < 10 || a < 10)
             .collect();

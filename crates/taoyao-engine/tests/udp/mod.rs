@@ -120,3 +120,15 @@ pub async fn publisher(
     let (_events, tracks) = opened_tracks(events, 2).await;
     (publisher, offer, tracks)
 }
+
+/// RTP packets `peer` has received: (video, audio).
+pub fn received_packets(peer: &ClientPeer) -> (u64, u64) {
+    let t = peer.received.tracks();
+    let of = |video: bool| {
+        t.iter()
+            .filter(|r| r.video == video)
+            .map(|r| r.packets())
+            .sum::<u64>()
+    };
+    (of(true), of(false))
+}
