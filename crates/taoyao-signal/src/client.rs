@@ -85,6 +85,23 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    pub(crate) fn new(
+        serial: u64,
+        tx: mpsc::Sender<Utf8Bytes>,
+        ids: Arc<IdGenerator>,
+        max_pending: usize,
+    ) -> Connection {
+        Connection {
+            serial,
+            tx,
+            closed: CancellationToken::new(),
+            close_frame: Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+            ids,
+            max_pending,
+        }
+    }
+
     pub(crate) fn send_text(&self, text: Utf8Bytes) -> bool {
         match self.tx.try_send(text) {
             Ok(()) => true,
@@ -170,15 +187,8 @@ impl ClientHandle {
         // Apart from the hubs' serials (which count from 1), for logs.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 62);
         let (tx, rx) = mpsc::channel(queue.max(1));
-        let conn = Arc::new(Connection {
-            serial: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            tx,
-            closed: CancellationToken::new(),
-            close_frame: Mutex::new(None),
-            pending: Mutex::new(HashMap::new()),
-            ids,
-            max_pending: 0,
-        });
+        let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let conn = Arc::new(Connection::new(serial, tx, ids, 0));
         // Registered in no hub: no place in its order of registrations.
         (ClientHandle::new(info, conn, 0), rx)
     }

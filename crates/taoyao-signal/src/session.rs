@@ -1,31 +1,32 @@
-//! One WebSocket connection, from upgrade to cleanup.
+//! One signaling connection, from upgrade to cleanup.
 //!
 //! Two tasks: this one reads frames and handles requests in order; a writer drains the
 //! connection's outbound queue into the socket. Closing is one path for every reason (client
 //! asked, replaced, timed out, too slow, server shutdown): record the close frame, cancel the
 //! connection's token; the writer flushes what is queued (so "why" reaches the client before
 //! the close), sends the close frame, and the reader cleans up.
+//!
+//! The session knows the socket only as a sink and a stream of WebSocket messages, so the
+//! route hands it an upgraded socket's halves and the tests at the end of this file drive it
+//! over channels, with paused time.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{Value, json};
 use taoyao_boot::Code;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::auth::Credentials;
 use crate::client::{ClientHandle, ClientInfo, ClientType, Connection};
 use crate::envelope::Message;
 use crate::error::SignalError;
-use crate::hub::{Reply, Request, SignalHub};
+use crate::hub::SignalHub;
 use crate::signals::{self, close};
 
 /// Longest client id and display name accepted at register.
@@ -47,22 +48,40 @@ impl Drop for OpenGuard {
 
 type Limiter = governor::DefaultDirectRateLimiter;
 
-pub(crate) async fn run(hub: SignalHub, socket: WebSocket, remote: SocketAddr) {
+impl SignalHub {
+    /// Serves one signaling connection over any transport that carries WebSocket messages:
+    /// `stream` yields what the client sends, `sink` takes what the server sends (text frames,
+    /// then one close frame). Returns when the connection is over and cleaned up (the client
+    /// offline, the room services told). [`SignalHub::router`] calls it for every upgraded
+    /// socket; an embedder with a transport of its own can call it directly. Limits, timeouts
+    /// and shutdown apply as on the route, except `signal.max_connections`, which the route
+    /// checks before upgrading.
+    pub async fn serve<Si, St>(&self, sink: Si, stream: St, remote: SocketAddr)
+    where
+        Si: Sink<WsMessage> + Unpin + Send + 'static,
+        St: Stream<Item = Result<WsMessage, axum::Error>> + Unpin + Send,
+    {
+        let tracked = self.inner.shutdown.clone();
+        tracked.track(run(self.clone(), sink, stream, remote)).await
+    }
+}
+
+async fn run<Si, St>(hub: SignalHub, sink: Si, mut stream: St, remote: SocketAddr)
+where
+    Si: Sink<WsMessage> + Unpin + Send + 'static,
+    St: Stream<Item = Result<WsMessage, axum::Error>> + Unpin + Send,
+{
     hub.inner.open_connections.fetch_add(1, Ordering::Relaxed);
     let _open = OpenGuard(hub.clone());
     let cfg = hub.config().clone();
     let (tx, rx) = mpsc::channel(cfg.outbound_queue);
-    let conn = Arc::new(Connection {
-        serial: hub.next_connection(),
+    let conn = Arc::new(Connection::new(
+        hub.next_connection(),
         tx,
-        closed: CancellationToken::new(),
-        close_frame: Mutex::new(None),
-        pending: Mutex::new(HashMap::new()),
-        ids: hub.ids().clone(),
-        max_pending: cfg.max_pending_requests,
-    });
+        hub.ids().clone(),
+        cfg.max_pending_requests,
+    ));
     tracing::debug!(conn = conn.serial, %remote, "connection open");
-    let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, rx, conn.clone()));
     let nz = |v: u32| std::num::NonZeroU32::new(v).unwrap_or(std::num::NonZeroU32::MIN);
     let quota = governor::Quota::per_second(nz(cfg.rate_per_sec)).allow_burst(nz(cfg.rate_burst));
@@ -75,7 +94,6 @@ pub(crate) async fn run(hub: SignalHub, socket: WebSocket, remote: SocketAddr) {
         refused_in_a_row: 0,
         unread: false,
     };
-    let mut stream = stream;
     session.read_loop(&mut stream).await;
     session.cleanup().await;
     conn.closed.cancel();
@@ -97,11 +115,10 @@ pub(crate) async fn run(hub: SignalHub, socket: WebSocket, remote: SocketAddr) {
     tracing::debug!(conn = conn.serial, "connection closed");
 }
 
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, WsMessage>,
-    mut rx: mpsc::Receiver<Utf8Bytes>,
-    conn: Arc<Connection>,
-) {
+async fn write_loop<Si>(mut sink: Si, mut rx: mpsc::Receiver<Utf8Bytes>, conn: Arc<Connection>)
+where
+    Si: Sink<WsMessage> + Unpin,
+{
     loop {
         tokio::select! {
             biased;
@@ -136,7 +153,7 @@ async fn write_loop(
     }
 }
 
-async fn write(sink: &mut SplitSink<WebSocket, WsMessage>, msg: WsMessage) -> bool {
+async fn write<Si: Sink<WsMessage> + Unpin>(sink: &mut Si, msg: WsMessage) -> bool {
     matches!(
         tokio::time::timeout(WRITE_TIMEOUT, sink.send(msg)).await,
         Ok(Ok(()))
@@ -190,7 +207,10 @@ impl Session {
         }
     }
 
-    async fn read_loop(&mut self, stream: &mut SplitStream<WebSocket>) {
+    async fn read_loop<St>(&mut self, stream: &mut St)
+    where
+        St: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
+    {
         let connected = Instant::now();
         let mut last_activity = connected;
         let shutdown = self.hub.inner.shutdown.clone();
@@ -339,32 +359,12 @@ impl Session {
             ));
             return;
         };
-        let Some(handler) = self.hub.handler(msg.signal()).cloned() else {
-            self.hub.observe(msg.signal(), Code::UnsupportedSignal);
-            let reply = msg.reply_error(
-                Code::UnsupportedSignal,
-                format!("unsupported signal {}", msg.signal()),
-            );
-            self.send(&reply);
-            return;
-        };
         let original = msg.clone();
-        let req = Request {
-            hub: self.hub.clone(),
-            client,
-            message: msg,
-        };
-        match handler.handle(req).await {
-            Ok(Reply::Body(body)) => {
-                self.hub.observe(original.signal(), Code::Success);
-                self.send(&original.reply(body))
-            }
-            // Request::reply / reply_error report these when they answer.
-            Ok(Reply::Deferred) => {}
-            Err(e) => {
-                self.hub.observe(original.signal(), e.code);
-                self.send(&original.reply_error(e.code, e.message))
-            }
+        match self.hub.dispatch(client, msg).await {
+            Some(Ok(body)) => self.send(&original.reply(body)),
+            Some(Err(e)) => self.send(&original.reply_error(e.code, e.message)),
+            // The handler answers by itself.
+            None => {}
         }
     }
 
@@ -475,3 +475,6 @@ fn check_name(key: &str, v: &str) -> Result<(), SignalError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
