@@ -62,6 +62,7 @@ async fn main() -> anyhow_free::Result {
         bind: "127.0.0.1:0".parse().unwrap(),
         announced_ip: None,
         early_checks: 8,
+        gso: true,
     })
     .unwrap();
     let name = format!("shard-{}", shard.local_addr().port());

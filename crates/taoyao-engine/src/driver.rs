@@ -5,8 +5,8 @@
 //! reads the clock. The thread sleeps in `ppoll(2)` on its socket and an eventfd that command
 //! senders signal, with the shard's next deadline as the timeout, so it wakes for a datagram,
 //! a command or a timer and never polls. Datagrams come in by `recvmmsg` batches and what one
-//! batch makes the shard send goes out as one `sendmmsg` egress batch (`src/sys.rs`); GSO is
-//! the next step (docs/architecture.md, "Engine (in progress)").
+//! batch makes the shard send goes out as one egress batch ([`crate::egress`]: GSO runs per
+//! destination, the rest by `sendmmsg`).
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use crate::egress::Egress;
 use crate::error::EngineError;
 use crate::shard::{ConnId, Event, Shard, ShardConfig, ShardStats, TrackRef, Transmit};
-use crate::sys::{RecvBatch, send_batch};
+use crate::sys::RecvBatch;
 
 /// The longest sleep with no timer due (the shard has none only when it has no connection).
 const MAX_BLOCK: Duration = Duration::from_secs(1);
@@ -53,6 +54,8 @@ pub struct ShardThreadConfig {
     /// The address written into candidates; `None`: the bound address.
     pub announced_ip: Option<std::net::IpAddr>,
     pub early_checks: usize,
+    /// Send runs of datagrams to one destination as one GSO `sendmsg` ([`crate::egress`]).
+    pub gso: bool,
 }
 
 /// A running shard thread. Cheap to clone; [`ShardHandle::stop`] ends the thread.
@@ -122,6 +125,7 @@ pub fn spawn(
 ) -> Result<(ShardHandle, Receiver<Event>, JoinHandle<()>), EngineError> {
     let socket = UdpSocket::bind(cfg.bind)?;
     socket.set_nonblocking(true)?;
+    let egress = Egress::new(&socket, cfg.gso)?;
     let bound = socket.local_addr()?;
     let waker = Arc::new(Waker::new()?);
     let announced = SocketAddr::new(cfg.announced_ip.unwrap_or(bound.ip()), bound.port());
@@ -138,6 +142,7 @@ pub fn spawn(
             move || {
                 run(
                     socket,
+                    egress,
                     &waker,
                     Shard::new(shard_cfg),
                     crx,
@@ -217,6 +222,7 @@ impl ShardHandle {
 
 fn run(
     socket: UdpSocket,
+    mut egress: Egress,
     waker: &Waker,
     mut shard: Shard,
     commands: Receiver<Command>,
@@ -224,7 +230,7 @@ fn run(
     connections: &AtomicUsize,
 ) {
     let mut rx = RecvBatch::new();
-    let mut egress: Vec<Transmit> = Vec::new();
+    let mut transmits: Vec<Transmit> = Vec::new();
     let local = shard.config().announced;
     let mut dropped_events = 0u64;
     loop {
@@ -235,7 +241,7 @@ fn run(
             match commands.try_recv() {
                 Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
                 Ok(cmd) => {
-                    apply(&mut shard, Instant::now(), cmd);
+                    apply(&mut shard, &egress, Instant::now(), cmd);
                     connections.store(shard.connection_count(), Ordering::Relaxed);
                 }
                 Err(mpsc::TryRecvError::Empty) => break,
@@ -243,7 +249,7 @@ fn run(
         }
         let now = Instant::now();
         shard.handle_timeout(now);
-        flush(&socket, &mut shard, &mut egress);
+        flush(&socket, &mut shard, &mut egress, &mut transmits);
         while let Some(ev) = shard.poll_event() {
             match events.try_send(ev) {
                 Ok(()) => {}
@@ -274,7 +280,7 @@ fn run(
             });
             match read {
                 // One egress batch per receive batch.
-                Ok(_) => flush(&socket, &mut shard, &mut egress),
+                Ok(_) => flush(&socket, &mut shard, &mut egress, &mut transmits),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
                     break;
                 }
@@ -289,7 +295,7 @@ fn run(
     }
 }
 
-fn apply(shard: &mut Shard, now: Instant, cmd: Command) {
+fn apply(shard: &mut Shard, egress: &Egress, now: Instant, cmd: Command) {
     // A reply nobody waits for any more is not an error of the shard's.
     match cmd {
         Command::AcceptOffer(sdp, r) => {
@@ -308,20 +314,30 @@ fn apply(shard: &mut Shard, now: Instant, cmd: Command) {
             let _ = r.send(shard.close(now, conn));
         }
         Command::Stats(r) => {
-            let _ = r.send(Ok(shard.stats()));
+            let _ = r.send(Ok(ShardStats {
+                egress: egress.stats(),
+                ..shard.stats()
+            }));
         }
         Command::Stop => {}
     }
 }
 
-fn flush(socket: &UdpSocket, shard: &mut Shard, egress: &mut Vec<Transmit>) {
-    egress.extend(std::iter::from_fn(|| shard.poll_transmit()));
-    if egress.is_empty() {
+fn flush(
+    socket: &UdpSocket,
+    shard: &mut Shard,
+    egress: &mut Egress,
+    transmits: &mut Vec<Transmit>,
+) {
+    transmits.extend(std::iter::from_fn(|| shard.poll_transmit()));
+    if transmits.is_empty() {
         return;
     }
-    let batch: Vec<(SocketAddr, &[u8])> =
-        egress.iter().map(|t| (t.remote, &t.payload[..])).collect();
-    send_batch(socket.as_raw_fd(), &batch);
+    let batch: Vec<(SocketAddr, &[u8])> = transmits
+        .iter()
+        .map(|t| (t.remote, &t.payload[..]))
+        .collect();
+    egress.send(socket, &batch);
     drop(batch);
-    egress.clear();
+    transmits.clear();
 }

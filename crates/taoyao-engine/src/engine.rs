@@ -44,6 +44,8 @@ pub struct EngineConfig {
     pub announced_ip: Option<IpAddr>,
     /// STUN checks kept per connection before its remote description is set.
     pub early_checks: usize,
+    /// GSO sends for runs of datagrams to one destination (off: `sendmmsg` only).
+    pub gso: bool,
 }
 
 impl Default for EngineConfig {
@@ -54,6 +56,7 @@ impl Default for EngineConfig {
             ports: ShardPorts::Any,
             announced_ip: None,
             early_checks: 8,
+            gso: true,
         }
     }
 }
@@ -140,6 +143,7 @@ impl Engine {
                 bind,
                 announced_ip: cfg.announced_ip,
                 early_checks: cfg.early_checks,
+                gso: cfg.gso,
             })
             .map_err(|e| EngineError::Config(format!("shard {i} on {bind}: {e}")))?;
             engine.slots.push(Slot {

@@ -7,9 +7,10 @@
 //! send tracks, and keeps a timer heap so only connections that are due get `handle_timeout`.
 //! It does no I/O and never reads the clock: time is passed in, datagrams and events come out,
 //! so it is tested on a virtual clock without sockets. [`driver`] runs one shard on one OS
-//! thread with one UDP socket (`recvmmsg` in, one `sendmmsg` egress batch per receive batch
-//! out, asleep in `ppoll` on the socket and an eventfd that command senders signal), commands
-//! in over a bounded channel with replies, events out. [`Engine`] runs `shards` of those
+//! thread with one UDP socket (`recvmmsg` in, one egress batch per receive batch out: GSO
+//! runs per destination and `sendmmsg`, [`egress`]; asleep in `ppoll` on the socket and an
+//! eventfd that command senders signal), commands in over a bounded channel with replies,
+//! events out. [`Engine`] runs `shards` of those
 //! threads and places each room on the least-loaded one, where all its connections live.
 //!
 //! What it must not know: rooms, members, signaling, modes, recordings policy. It deals in
@@ -43,6 +44,7 @@
 //!   per shard through the configuration is a later optimisation.
 
 pub mod driver;
+pub mod egress;
 pub mod engine;
 pub mod error;
 pub mod feedback;

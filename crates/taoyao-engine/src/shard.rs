@@ -118,6 +118,9 @@ pub enum Event {
 /// Counters of what the shard did (cheap, always on).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ShardStats {
+    /// What the shard thread's socket sent (filled by [`crate::driver`]; zero for a bare
+    /// [`Shard`], which does no I/O).
+    pub egress: crate::egress::EgressStats,
     pub datagrams_in: u64,
     pub datagrams_out: u64,
     /// Datagrams from an unknown address that were not a STUN check for a known ufrag.

@@ -1,7 +1,7 @@
 //! Batched UDP syscalls (Linux): `recvmmsg` for ingress and `sendmmsg` for egress, so one
 //! syscall moves up to [`BATCH`] datagrams. The only unsafe code of the crate besides the
-//! driver's eventfd; every block says why it is sound. GSO (one `sendmsg` per run of datagrams
-//! to one destination) is the next step for fan-out.
+//! driver's eventfd; every block says why it is sound. GSO sends (runs of datagrams to one
+//! destination) are in `egress.rs`, through quinn-udp.
 
 use std::io;
 use std::mem::{size_of, zeroed};

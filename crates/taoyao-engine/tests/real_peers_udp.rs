@@ -22,6 +22,7 @@ async fn bench_peers_publish_and_subscribe_through_one_shard_port() {
         bind: "127.0.0.1:0".parse().unwrap(),
         announced_ip: None,
         early_checks: 8,
+        gso: true,
     })
     .unwrap();
     let port = shard.local_addr().port();
@@ -91,6 +92,15 @@ async fn bench_peers_publish_and_subscribe_through_one_shard_port() {
     // Checks a subscriber sends before its answer is applied (here usually its first one,
     // sent while `answer` waits for gathering: 3 of 3 in every run seen) are all replayed.
     assert_eq!(stats.early_checks_kept, stats.early_checks_replayed);
+    // Everything the shard wrote went out through its egress (GSO runs or sendmmsg), with
+    // nothing dropped on a loopback that keeps up.
+    let egress = stats.egress;
+    assert_eq!(
+        egress.sent + egress.dropped,
+        stats.datagrams_out,
+        "{egress:?}"
+    );
+    assert_eq!(egress.dropped, 0, "{egress:?}");
 
     for p in subs.iter().chain([&publisher]) {
         p.close().await;
