@@ -183,6 +183,8 @@ impl RoomTask {
         lane: Lane,
     ) -> Self {
         let max_hold = Duration::from_millis(shared.config.floor_max_hold_ms);
+        // The room asks `caps` in places and the facets in others: they must agree.
+        debug_assert_eq!(taoyao_webrtc::facets_match_capabilities(&*media), Ok(()));
         let task = RoomTask {
             modes: Modes::new(s.mode, &s.owner, max_hold),
             live: None,

@@ -198,15 +198,11 @@ impl Rooms {
                 DownloadError::BadPath(_) => SignalError::bad_request(e.to_string()),
                 _ => SignalError::not_found(format!("no recording {room}/{name}")),
             })?;
-        if let Some(entry) = self.entry(room) {
+        if let Some(entry) = self.entry(room)
+            && let Some(recorder) = entry.media.recorder()
+        {
             let file = format!("{room}/{name}");
-            if entry
-                .media
-                .recordings()
-                .await
-                .iter()
-                .any(|r| r.file == file)
-            {
+            if recorder.recordings().await.iter().any(|r| r.file == file) {
                 return Err(SignalError::bad_request(format!(
                     "{file} is still being recorded: stop the recording first"
                 )));

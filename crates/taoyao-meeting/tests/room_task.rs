@@ -19,8 +19,8 @@ use taoyao_signal::{
 };
 use taoyao_webrtc::{
     ArchitectureKind, Capabilities, Counterpart, JoinOptions, MediaArchitecture, MediaError,
-    MediaEvent, MediaEvents, MediaKind, MediaRoom, MediaRoomStats, Negotiation, RecordRequest,
-    RecordingInfo, StreamAction, StreamRequest, Transport,
+    MediaEvent, MediaEvents, MediaGates, MediaKind, MediaRecorder, MediaRoom, MediaRoomStats,
+    Negotiation, RecordRequest, RecordingInfo, StreamAction, StreamRequest, Transport,
 };
 use tokio::sync::mpsc;
 
@@ -185,16 +185,38 @@ impl MediaRoom for FakeRoom {
         MediaRoomStats::default()
     }
 
+    fn gates(&self) -> Option<&dyn MediaGates> {
+        Some(self)
+    }
+
+    fn recorder(&self) -> Option<&dyn MediaRecorder> {
+        Some(self)
+    }
+
+    async fn close(&self) {
+        self.call("close".into());
+        let members = self.state.lock().unwrap().members.clone();
+        for m in members {
+            self.leave(&m).await;
+        }
+    }
+}
+
+#[async_trait]
+impl MediaGates for FakeRoom {
     async fn set_gate(
         &self,
         member: &str,
         kind: Option<MediaKind>,
         open: bool,
-    ) -> Result<bool, MediaError> {
+    ) -> Result<(), MediaError> {
         self.call(format!("gate {member} {kind:?} {open}"));
-        Ok(true)
+        Ok(())
     }
+}
 
+#[async_trait]
+impl MediaRecorder for FakeRoom {
     async fn record_start(&self, member: &str, request: RecordRequest) -> Result<(), MediaError> {
         std::fs::create_dir_all(request.path.parent().unwrap()).unwrap();
         std::fs::write(&request.path, [7u8; 321]).unwrap();
@@ -228,14 +250,6 @@ impl MediaRoom for FakeRoom {
                 started_at: 0,
             })
             .collect()
-    }
-
-    async fn close(&self) {
-        self.call("close".into());
-        let members = self.state.lock().unwrap().members.clone();
-        for m in members {
-            self.leave(&m).await;
-        }
     }
 }
 

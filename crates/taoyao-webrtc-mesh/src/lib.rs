@@ -172,6 +172,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn relays_only_so_it_has_no_server_facets() {
+        let (events, _) = recorder();
+        let room = Mesh.open_room("r", events).await.unwrap();
+        assert_eq!(room.capabilities(), Capabilities::RELAY);
+        assert!(room.gates().is_none() && room.recorder().is_none() && room.mix().is_none());
+        taoyao_webrtc::facets_match_capabilities(&*room).unwrap();
+    }
+
+    #[tokio::test]
     async fn relays_between_members_only() {
         let (events, log) = recorder();
         let room = Mesh.open_room("r", events).await.unwrap();

@@ -33,9 +33,9 @@ use taoyao_media::levels::LevelWindow;
 use taoyao_media::record::Tracks;
 use taoyao_webrtc::{
     ArchitectureKind, Capabilities, Counterpart, JoinOptions, MediaArchitecture, MediaError,
-    MediaEvent, MediaEvents, MediaKind, MediaRoom, MediaRoomStats, Negotiation, RecordRequest,
-    RecordingInfo, StreamAction, StreamInfo, StreamRequest, SubscribePolicy, Transport,
-    WebrtcConfig,
+    MediaEvent, MediaEvents, MediaGates, MediaKind, MediaRecorder, MediaRoom, MediaRoomStats,
+    MixRecorder, Negotiation, RecordRequest, RecordingInfo, StreamAction, StreamInfo,
+    StreamRequest, SubscribePolicy, Transport, WebrtcConfig,
 };
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
@@ -255,7 +255,7 @@ struct Member {
     subscribe: tokio::sync::Mutex<SubscribeSide>,
     next_stream: AtomicU32,
     left: AtomicBool,
-    /// Closed by the room's rules ([`MediaRoom::set_gate`]): video, audio.
+    /// Closed by the room's rules ([`MediaGates::set_gate`]): video, audio.
     gated: [AtomicBool; 2],
     /// mcu: the member's audio goes to the mixer; recordings tap it here.
     audio_taps: Taps,
@@ -1127,34 +1127,6 @@ impl MediaRoom for SfuRoom {
         }
     }
 
-    async fn set_gate(
-        &self,
-        member: &str,
-        kind: Option<MediaKind>,
-        open: bool,
-    ) -> Result<bool, MediaError> {
-        let m = self.shared.member(member)?;
-        let kinds = match kind {
-            Some(k) => vec![k],
-            None => vec![MediaKind::Video, MediaKind::Audio],
-        };
-        let st = self.shared.state.lock().expect("state lock");
-        for k in kinds {
-            m.gated[gate_index(k)].store(!open, Ordering::Release);
-            if k == MediaKind::Audio
-                && let Some(mixer) = &self.shared.mixer
-            {
-                let _ = mixer.send(MixCmd::Gate(member.to_owned(), !open));
-            }
-            for s in st.streams.values() {
-                if s.owner == member && s.kind == k {
-                    s.forwarder.set_gated(!open);
-                }
-            }
-        }
-        Ok(true)
-    }
-
     async fn stats(&self) -> MediaRoomStats {
         let (members, streams) = {
             let st = self.shared.state.lock().expect("state lock");
@@ -1196,6 +1168,66 @@ impl MediaRoom for SfuRoom {
             .collect()
     }
 
+    fn gates(&self) -> Option<&dyn MediaGates> {
+        Some(self)
+    }
+
+    fn recorder(&self) -> Option<&dyn MediaRecorder> {
+        Some(self)
+    }
+
+    fn mix(&self) -> Option<&dyn MixRecorder> {
+        // mcu is this backend with a mixer.
+        if self.shared.mixer.is_some() {
+            Some(self)
+        } else {
+            None
+        }
+    }
+
+    async fn close(&self) {
+        self.shared.stop.cancel();
+        // The mix file is finalized before the members (and the mixer) go.
+        let _ = self.mix_record_stop().await;
+        for m in self.shared.member_ids() {
+            self.leave(&m).await;
+        }
+    }
+}
+
+#[async_trait]
+impl MediaGates for SfuRoom {
+    async fn set_gate(
+        &self,
+        member: &str,
+        kind: Option<MediaKind>,
+        open: bool,
+    ) -> Result<(), MediaError> {
+        let m = self.shared.member(member)?;
+        let kinds = match kind {
+            Some(k) => vec![k],
+            None => vec![MediaKind::Video, MediaKind::Audio],
+        };
+        let st = self.shared.state.lock().expect("state lock");
+        for k in kinds {
+            m.gated[gate_index(k)].store(!open, Ordering::Release);
+            if k == MediaKind::Audio
+                && let Some(mixer) = &self.shared.mixer
+            {
+                let _ = mixer.send(MixCmd::Gate(member.to_owned(), !open));
+            }
+            for s in st.streams.values() {
+                if s.owner == member && s.kind == k {
+                    s.forwarder.set_gated(!open);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MediaRecorder for SfuRoom {
     async fn record_start(&self, member: &str, request: RecordRequest) -> Result<(), MediaError> {
         let m = self.shared.member(member)?;
         let streams: Vec<Arc<Stream>> = {
@@ -1303,14 +1335,6 @@ impl MediaRoom for SfuRoom {
         Ok(())
     }
 
-    async fn record_mix_start(&self, request: RecordRequest) -> Result<(), MediaError> {
-        self.mix_record_start(request).await
-    }
-
-    async fn record_mix_stop(&self) -> Result<(), MediaError> {
-        self.mix_record_stop().await
-    }
-
     async fn recordings(&self) -> Vec<RecordingInfo> {
         let mix = self.mix_recording_info();
         let st = self.shared.state.lock().expect("state lock");
@@ -1330,14 +1354,16 @@ impl MediaRoom for SfuRoom {
             .chain(mix)
             .collect()
     }
+}
 
-    async fn close(&self) {
-        self.shared.stop.cancel();
-        // The mix file is finalized before the members (and the mixer) go.
-        let _ = self.mix_record_stop().await;
-        for m in self.shared.member_ids() {
-            self.leave(&m).await;
-        }
+#[async_trait]
+impl MixRecorder for SfuRoom {
+    async fn record_mix_start(&self, request: RecordRequest) -> Result<(), MediaError> {
+        self.mix_record_start(request).await
+    }
+
+    async fn record_mix_stop(&self) -> Result<(), MediaError> {
+        self.mix_record_stop().await
     }
 }
 
@@ -1418,6 +1444,30 @@ impl SfuRoom {
             None => Err(MediaError::NoStream(stream.to_owned())),
             Some(s) if s.owner != member => Err(MediaError::NotYourStream(stream.to_owned())),
             Some(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn facets_agree_with_capabilities_in_sfu_and_mcu_mode() {
+        let factory = Arc::new(PeerFactory::new(WebrtcConfig::default()));
+        for kind in [ArchitectureKind::Sfu, ArchitectureKind::Mcu] {
+            let arch = Sfu::with_factory(factory.clone(), kind);
+            let room = arch.open_room("r", MediaEvents::new(|_| {})).await.unwrap();
+            let caps = room.capabilities();
+            assert!(caps.carries_media && room.gates().is_some(), "{kind}");
+            assert!(room.recorder().is_some(), "{kind}");
+            assert_eq!(
+                room.mix().is_some(),
+                kind == ArchitectureKind::Mcu,
+                "{kind}"
+            );
+            taoyao_webrtc::facets_match_capabilities(&*room).unwrap();
+            room.close().await;
         }
     }
 }

@@ -568,19 +568,21 @@ impl ErrorCode for MediaError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordingPlace {
-    /// The server writes the file ([`MediaRoom::record_start`]).
+    /// The server writes the file ([`MediaRoom::recorder`]).
     Server,
     /// The member's client records locally, asked by the scenario layer (mesh: the server
     /// never sees the media).
     Client,
 }
 
-/// What a room's media can do: the scenario layer asks this, never which architecture it is.
+/// What a room's media can do: the scenario layer asks this (and the facets, [`MediaRoom::gates`],
+/// [`MediaRoom::recorder`], [`MediaRoom::mix`], which agree with it: see
+/// [`facets_match_capabilities`]), never which architecture it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Capabilities {
-    /// Media passes through the server: gates ([`MediaRoom::set_gate`]) close it there, a
+    /// Media passes through the server: gates ([`MediaRoom::gates`]) close it there, a
     /// manager can mute a member, a live can run, and streams are the server's to end.
     pub carries_media: bool,
     /// The server offers each member a subscribe connection: a newcomer is subscribed on
@@ -589,7 +591,7 @@ pub struct Capabilities {
     /// Where recordings are made.
     pub recording: RecordingPlace,
     /// Audio is mixed on the server: the room's mix can be recorded
-    /// ([`MediaRoom::record_mix_start`]).
+    /// ([`MediaRoom::mix`]).
     pub mixing: bool,
 }
 
@@ -665,57 +667,111 @@ pub trait MediaRoom: Send + Sync {
         Err(MediaError::NoServerConnections)
     }
 
-    /// Opens or closes `member`'s media of `kind` (both kinds when `None`) for everyone, by the
-    /// room's rules (meeting modes, live): a closed stream is not forwarded (nor mixed) however
-    /// its publisher pauses or resumes it, and streams the member publishes later start closed.
-    /// Returns false where the server does not carry media (mesh): the rules are then kept at
-    /// signaling only.
-    async fn set_gate(
-        &self,
-        member: &str,
-        kind: Option<MediaKind>,
-        open: bool,
-    ) -> Result<bool, MediaError> {
-        let _ = (member, kind, open);
-        Ok(false)
-    }
-
     /// The streams the server holds for this room (none in mesh).
     async fn streams(&self) -> Vec<StreamInfo> {
         Vec::new()
     }
 
-    /// Starts recording `member`'s published media to a file on the server (sfu, mcu). The
-    /// end is reported as [`MediaEvent::RecordingStopped`].
-    async fn record_start(&self, member: &str, request: RecordRequest) -> Result<(), MediaError> {
-        let _ = (member, request);
-        Err(MediaError::NoServerRecording)
+    /// The room's gates, where the server carries media (sfu, mcu); `None` where it does not
+    /// (mesh): the room's rules are then kept at signaling only.
+    fn gates(&self) -> Option<&dyn MediaGates> {
+        None
     }
 
-    /// Stops `member`'s recording and returns once the file is finalized.
-    async fn record_stop(&self, member: &str) -> Result<(), MediaError> {
-        Err(MediaError::NotRecording(member.to_owned()))
+    /// Server-side recording of members (sfu, mcu); `None` where recordings are made by the
+    /// clients (mesh).
+    fn recorder(&self) -> Option<&dyn MediaRecorder> {
+        None
     }
 
-    /// Starts recording the room's mixed audio (mcu: the shared mix everyone hears) to an
-    /// Opus-only file; its end is a [`MediaEvent::RecordingStopped`] with `mix`.
-    async fn record_mix_start(&self, request: RecordRequest) -> Result<(), MediaError> {
-        let _ = request;
-        Err(MediaError::NoMixing)
-    }
-
-    /// Stops the mix recording and returns once the file is finalized.
-    async fn record_mix_stop(&self) -> Result<(), MediaError> {
-        Err(MediaError::NotRecording("the room's mix".into()))
-    }
-
-    /// The recordings in progress.
-    async fn recordings(&self) -> Vec<RecordingInfo> {
-        Vec::new()
+    /// Recording of the room's mixed audio (mcu); `None` where the server mixes no audio.
+    fn mix(&self) -> Option<&dyn MixRecorder> {
+        None
     }
 
     /// Releases everything (finalizing recordings); the room is not used after this.
     async fn close(&self);
+}
+
+/// A room's gates ([`MediaRoom::gates`]): the server closes a member's media by the room's rules.
+#[async_trait]
+pub trait MediaGates: Send + Sync {
+    /// Opens or closes `member`'s media of `kind` (both kinds when `None`) for everyone, by the
+    /// room's rules (meeting modes, live): a closed stream is not forwarded (nor mixed) however
+    /// its publisher pauses or resumes it, and streams the member publishes later start closed.
+    async fn set_gate(
+        &self,
+        member: &str,
+        kind: Option<MediaKind>,
+        open: bool,
+    ) -> Result<(), MediaError>;
+}
+
+/// Recording members on the server ([`MediaRoom::recorder`]).
+#[async_trait]
+pub trait MediaRecorder: Send + Sync {
+    /// Starts recording `member`'s published media to a file on the server. The end is
+    /// reported as [`MediaEvent::RecordingStopped`].
+    async fn record_start(&self, member: &str, request: RecordRequest) -> Result<(), MediaError>;
+
+    /// Stops `member`'s recording and returns once the file is finalized.
+    async fn record_stop(&self, member: &str) -> Result<(), MediaError>;
+
+    /// The recordings in progress, the room's mix included.
+    async fn recordings(&self) -> Vec<RecordingInfo>;
+}
+
+/// Recording the room's mixed audio ([`MediaRoom::mix`]).
+#[async_trait]
+pub trait MixRecorder: Send + Sync {
+    /// Starts recording the room's mixed audio (mcu: the shared mix everyone hears) to an
+    /// Opus-only file; its end is a [`MediaEvent::RecordingStopped`] with `mix`.
+    async fn record_mix_start(&self, request: RecordRequest) -> Result<(), MediaError>;
+
+    /// Stops the mix recording and returns once the file is finalized.
+    async fn record_mix_stop(&self) -> Result<(), MediaError>;
+}
+
+/// Checks that a room's [`Capabilities`] say what its facets are: `carries_media` iff it has
+/// [`MediaRoom::gates`], `recording: Server` iff [`MediaRoom::recorder`], `mixing` iff
+/// [`MediaRoom::mix`]. Each backend's tests call it; the scenario layer relies on it.
+pub fn facets_match_capabilities(room: &dyn MediaRoom) -> Result<(), String> {
+    let caps = room.capabilities();
+    let mut wrong = Vec::new();
+    if caps.carries_media != room.gates().is_some() {
+        wrong.push(format!(
+            "carries_media is {} but gates() is {}",
+            caps.carries_media,
+            if room.gates().is_some() {
+                "Some"
+            } else {
+                "None"
+            }
+        ));
+    }
+    if (caps.recording == RecordingPlace::Server) != room.recorder().is_some() {
+        wrong.push(format!(
+            "recording is {:?} but recorder() is {}",
+            caps.recording,
+            if room.recorder().is_some() {
+                "Some"
+            } else {
+                "None"
+            }
+        ));
+    }
+    if caps.mixing != room.mix().is_some() {
+        wrong.push(format!(
+            "mixing is {} but mix() is {}",
+            caps.mixing,
+            if room.mix().is_some() { "Some" } else { "None" }
+        ));
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("; "))
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use taoyao_signal::{Reply, Request, SignalError};
-use taoyao_webrtc::{RecordLimits, RecordRequest, RecordingInfo, RecordingPlace};
+use taoyao_webrtc::{MediaError, RecordLimits, RecordRequest, RecordingInfo};
 
 use super::RoomEnv;
 use super::requests::Record;
@@ -144,16 +144,16 @@ impl RoomTask {
                 .require_member(actor(&req.client))
                 .or_else(|_| self.rules.require_viewer(actor(&req.client)))
                 .map_err(|e| SignalError::from_coded(&e))?;
-            if !self.caps.mixing {
+            let media = self.media.clone();
+            let Some(mix) = media.mix() else {
                 return Err(SignalError::bad_request(
                     "only mcu rooms mix audio; record the members instead",
                 ));
-            }
+            };
             let by = req.client.id().to_owned();
             let request = self.record_request("", file_name("mix"), &by)?;
             let file = request.file.clone();
-            self.media
-                .record_mix_start(request)
+            mix.record_mix_start(request)
                 .await
                 .map_err(|e| SignalError::from_coded(&e))?;
             let note = wire::recording_started(&self.id, None, &by, Some(&file));
@@ -213,7 +213,9 @@ impl RoomTask {
 
     /// Starts recording one member; the file name on the server, if it records there.
     async fn record_one(&mut self, target: &str, by: &str) -> Result<Option<String>, SignalError> {
-        if self.caps.recording == RecordingPlace::Client {
+        let media = self.media.clone();
+        let Some(recorder) = media.recorder() else {
+            // The member's client records (RecordingPlace::Client).
             if self.mesh_recordings.iter().any(|r| r.client_id == target) {
                 return Err(SignalError::bad_request(format!(
                     "{target} is already being recorded"
@@ -234,10 +236,10 @@ impl RoomTask {
                 started_at: now_ms(),
             });
             return Ok(None);
-        }
+        };
         let request = self.record_request(target, file_name(target), by)?;
         let file = request.file.clone();
-        self.media
+        recorder
             .record_start(target, request)
             .await
             .map_err(|e| SignalError::from_coded(&e))?;
@@ -251,10 +253,11 @@ impl RoomTask {
     ) -> Result<Reply, SignalError> {
         if self.wants_mix(req, &r)? {
             // Returns once the file is finalized; the room hears record::stop from the backend.
-            self.media
-                .record_mix_stop()
-                .await
-                .map_err(|e| SignalError::from_coded(&e))?;
+            match self.media.mix() {
+                Some(mix) => mix.record_mix_stop().await,
+                None => Err(MediaError::NotRecording("the room's mix".into())),
+            }
+            .map_err(|e| SignalError::from_coded(&e))?;
             return Ok(Reply::Body(wire::stopped_answer(
                 &self.id,
                 Vec::new(),
@@ -264,10 +267,15 @@ impl RoomTask {
         let targets = self.record_targets(req, &r)?;
         let single = r.client_id.is_some();
         // The owner stopping the whole room stops the mix recording too.
-        let mix_stopped = !single && self.caps.mixing && self.media.record_mix_stop().await.is_ok();
+        let media = self.media.clone();
+        let mix_stopped = match media.mix() {
+            Some(mix) if !single => mix.record_mix_stop().await.is_ok(),
+            _ => false,
+        };
         let mut stopped = Vec::new();
         for target in targets {
-            if self.caps.recording == RecordingPlace::Client {
+            let Some(recorder) = media.recorder() else {
+                // The member's client records (RecordingPlace::Client).
                 let Some(i) = self
                     .mesh_recordings
                     .iter()
@@ -294,9 +302,9 @@ impl RoomTask {
                 );
                 stopped.push(target);
                 continue;
-            }
+            };
             // Returns once the file is finalized; the room hears record::stop from the backend.
-            match self.media.record_stop(&target).await {
+            match recorder.record_stop(&target).await {
                 Ok(()) => stopped.push(target),
                 Err(e) if single => return Err(SignalError::from_coded(&e)),
                 Err(_) => {}
@@ -311,7 +319,10 @@ impl RoomTask {
 
     /// The room's recordings in progress (room status).
     pub(super) async fn recordings_json(&self) -> Value {
-        let mut all = self.media.recordings().await;
+        let mut all = match self.media.recorder() {
+            Some(r) => r.recordings().await,
+            None => Vec::new(),
+        };
         all.extend(self.mesh_recordings.iter().cloned());
         json!(all)
     }

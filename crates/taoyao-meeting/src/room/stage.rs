@@ -309,9 +309,12 @@ impl RoomTask {
             if self.gates.get(&id).copied().unwrap_or((true, true)) == want {
                 continue;
             }
-            for (kind, open) in [(MediaKind::Video, want.0), (MediaKind::Audio, want.1)] {
-                if let Err(e) = self.media.set_gate(&id, Some(kind), open).await {
-                    tracing::warn!(room = self.id, member = id, "gate: {e}");
+            // Where the server carries no media (mesh) the rules are kept at signaling only.
+            if let Some(gates) = self.media.gates() {
+                for (kind, open) in [(MediaKind::Video, want.0), (MediaKind::Audio, want.1)] {
+                    if let Err(e) = gates.set_gate(&id, Some(kind), open).await {
+                        tracing::warn!(room = self.id, member = id, "gate: {e}");
+                    }
                 }
             }
             self.gates.insert(id, want);

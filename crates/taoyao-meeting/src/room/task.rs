@@ -83,11 +83,16 @@ impl RoomTask {
     /// Ends what the room still holds, told in this order: its recordings (each file
     /// finalized), its live, its members (their streams first), then the room.
     async fn finish(&mut self, reason: &str) {
-        for r in self.media.recordings().await {
-            let stopped = if r.mix {
-                self.media.record_mix_stop().await
-            } else {
-                self.media.record_stop(&r.client_id).await
+        let media = self.media.clone();
+        let recordings = match media.recorder() {
+            Some(r) => r.recordings().await,
+            None => Vec::new(),
+        };
+        for r in recordings {
+            let stopped = match (r.mix, media.mix(), media.recorder()) {
+                (true, Some(mix), _) => mix.record_mix_stop().await,
+                (false, _, Some(recorder)) => recorder.record_stop(&r.client_id).await,
+                _ => continue,
             };
             if let Err(e) = stopped {
                 tracing::debug!(room = self.id, file = r.file, "stopping at close: {e}");
