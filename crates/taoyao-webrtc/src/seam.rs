@@ -737,36 +737,29 @@ pub trait MixRecorder: Send + Sync {
 /// [`MediaRoom::mix`]. Each backend's tests call it; the scenario layer relies on it.
 pub fn facets_match_capabilities(room: &dyn MediaRoom) -> Result<(), String> {
     let caps = room.capabilities();
-    let mut wrong = Vec::new();
-    if caps.carries_media != room.gates().is_some() {
-        wrong.push(format!(
-            "carries_media is {} but gates() is {}",
+    let some = |present: bool| if present { "Some" } else { "None" };
+    let pairs = [
+        (
+            "carries_media",
             caps.carries_media,
-            if room.gates().is_some() {
-                "Some"
-            } else {
-                "None"
-            }
-        ));
-    }
-    if (caps.recording == RecordingPlace::Server) != room.recorder().is_some() {
-        wrong.push(format!(
-            "recording is {:?} but recorder() is {}",
-            caps.recording,
-            if room.recorder().is_some() {
-                "Some"
-            } else {
-                "None"
-            }
-        ));
-    }
-    if caps.mixing != room.mix().is_some() {
-        wrong.push(format!(
-            "mixing is {} but mix() is {}",
-            caps.mixing,
-            if room.mix().is_some() { "Some" } else { "None" }
-        ));
-    }
+            "gates()",
+            room.gates().is_some(),
+        ),
+        (
+            "recording == Server",
+            caps.recording == RecordingPlace::Server,
+            "recorder()",
+            room.recorder().is_some(),
+        ),
+        ("mixing", caps.mixing, "mix()", room.mix().is_some()),
+    ];
+    let wrong: Vec<String> = pairs
+        .iter()
+        .filter(|(_, says, _, present)| says != present)
+        .map(|(cap, says, facet, present)| {
+            format!("{cap} is {says} but {facet} is {}", some(*present))
+        })
+        .collect();
     if wrong.is_empty() {
         Ok(())
     } else {
