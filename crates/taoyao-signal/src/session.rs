@@ -359,10 +359,11 @@ impl Session {
             ));
             return;
         };
-        let original = msg.clone();
+        // What the answer needs of the request: its id and signal, not its body.
+        let head = Message::new(msg.id(), msg.signal(), Value::Null);
         match self.hub.dispatch(client, msg).await {
-            Some(Ok(body)) => self.send(&original.reply(body)),
-            Some(Err(e)) => self.send(&original.reply_error(e.code, e.message)),
+            Some(Ok(body)) => self.send(&head.reply(body)),
+            Some(Err(e)) => self.send(&head.reply_error(e.code, e.message)),
             // The handler answers by itself.
             None => {}
         }

@@ -109,14 +109,15 @@ impl SignalHub {
         client: ClientHandle,
         message: Message,
     ) -> Option<Result<Value, SignalError>> {
-        let signal = message.signal().to_owned();
-        let Some(handler) = self.inner.dispatch.handlers.get(signal.as_str()).cloned() else {
-            self.observe(&signal, Code::UnsupportedSignal);
+        let Some((&signal, handler)) = self.inner.dispatch.handlers.get_key_value(message.signal())
+        else {
+            self.observe(message.signal(), Code::UnsupportedSignal);
             return Some(Err(SignalError::new(
                 Code::UnsupportedSignal,
-                format!("unsupported signal {signal}"),
+                format!("unsupported signal {}", message.signal()),
             )));
         };
+        let handler = handler.clone();
         let req = Request {
             hub: self.clone(),
             client,
@@ -129,7 +130,7 @@ impl SignalHub {
             Err(e) => Err(e),
         };
         let code = answer.as_ref().map_or_else(|e| e.code, |_| Code::Success);
-        self.observe(&signal, code);
+        self.observe(signal, code);
         Some(answer)
     }
 
