@@ -79,9 +79,7 @@ impl Egress {
             None => 1,
         };
         if max_segments <= 1 || datagrams.len() < 2 {
-            let all: Vec<(SocketAddr, &[u8])> =
-                datagrams.iter().map(|(a, p)| (*a, p.as_ref())).collect();
-            self.sent_singles(send_batch(socket.as_raw_fd(), &all), all.len());
+            self.send_singles(socket, datagrams);
             return;
         }
         self.order.clear();
@@ -113,8 +111,7 @@ impl Egress {
             }
             // Singles to this destination queued before the run go first (its order).
             if singles.last().is_some_and(|(d, _)| *d == to) {
-                let n = singles.len();
-                self.sent_singles(send_batch(socket.as_raw_fd(), &singles), n);
+                self.send_singles(socket, &singles);
                 singles.clear();
             }
             self.train.clear();
@@ -147,15 +144,16 @@ impl Egress {
             }
         }
         (self.runs, self.order) = (runs, order);
-        let n = singles.len();
-        if n > 0 {
-            self.sent_singles(send_batch(socket.as_raw_fd(), &singles), n);
+        if !singles.is_empty() {
+            self.send_singles(socket, &singles);
         }
     }
 
-    fn sent_singles(&mut self, sent: usize, of: usize) {
+    /// Datagrams one by one (`sendmmsg` batches), counted.
+    fn send_singles<P: AsRef<[u8]>>(&mut self, socket: &UdpSocket, datagrams: &[(SocketAddr, P)]) {
+        let sent = send_batch(socket.as_raw_fd(), datagrams);
         self.stats.sent += sent as u64;
-        self.stats.dropped += (of - sent) as u64;
+        self.stats.dropped += (datagrams.len() - sent) as u64;
     }
 }
 

@@ -80,7 +80,7 @@ impl Default for RecvBatch {
 /// Sends the datagrams, [`BATCH`] per `sendmmsg`. Returns how many the kernel took; the rest
 /// (a full send buffer: `WouldBlock`, or an error on one datagram) are dropped, as a router
 /// would, and left to RTP's own loss repair.
-pub fn send_batch(fd: RawFd, datagrams: &[(SocketAddr, &[u8])]) -> usize {
+pub fn send_batch<P: AsRef<[u8]>>(fd: RawFd, datagrams: &[(SocketAddr, P)]) -> usize {
     let mut sent = 0;
     for chunk in datagrams.chunks(BATCH) {
         // SAFETY: plain old data, fully initialized below before use.
@@ -88,6 +88,7 @@ pub fn send_batch(fd: RawFd, datagrams: &[(SocketAddr, &[u8])]) -> usize {
         let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
         for (i, (to, payload)) in chunk.iter().enumerate() {
+            let payload = payload.as_ref();
             let len = from_std(*to, &mut addrs[i]);
             iovs[i] = libc::iovec {
                 // sendmmsg only reads the buffer; the cast to *mut is the C signature's.
