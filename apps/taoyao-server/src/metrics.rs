@@ -82,6 +82,7 @@ pub struct Metrics {
     nacks_received: Counter,
     mix_ticks_late: Counter,
     mix_ticks_skipped: Counter,
+    mix_packets_dropped: Counter,
     // Moved as things happen.
     signals: Family<SignalLabels, Counter>,
     rate_limited: Counter,
@@ -128,6 +129,7 @@ impl Metrics {
             nacks_received: Counter::default(),
             mix_ticks_late: Counter::default(),
             mix_ticks_skipped: Counter::default(),
+            mix_packets_dropped: Counter::default(),
             signals: Family::default(),
             rate_limited: Counter::default(),
             connections_refused: Counter::default(),
@@ -250,6 +252,11 @@ impl Metrics {
             "taoyao_mixer_ticks_skipped",
             "mcu mixer: 20 ms ticks skipped after a stall (their audio is lost)",
             m.mix_ticks_skipped.clone(),
+        );
+        r.register(
+            "taoyao_mixer_packets_dropped",
+            "mcu mixer: publishers' audio packets dropped because a room's mixer was webrtc.mcu_queue_packets behind",
+            m.mix_packets_dropped.clone(),
         );
         r.register(
             "taoyao_signals_handled",
@@ -402,6 +409,7 @@ impl Metrics {
             (&self.nacks_received, totals.nacks_received),
             (&self.mix_ticks_late, totals.mix_ticks_late),
             (&self.mix_ticks_skipped, totals.mix_ticks_skipped),
+            (&self.mix_packets_dropped, totals.mix_packets_dropped),
         ] {
             c.inc_by(total.saturating_sub(c.get()));
         }

@@ -107,14 +107,13 @@ impl MediaEventDedup {
         match e {
             MediaEvent::RecordingStopped {
                 member,
-                mix,
                 file,
                 duration_ms,
                 error,
                 ..
             } if self.finished.insert(file.clone()) => Some(RoomEventKind::RecordingFinished {
-                client_id: (!mix).then(|| member.clone()),
-                mix: *mix,
+                client_id: member.as_ref().map(|m| m.to_string()),
+                mix: member.is_none(),
                 bytes: std::fs::metadata(dir.join(file)).map_or(0, |m| m.len()),
                 file: file.clone(),
                 duration_ms: *duration_ms,
@@ -137,8 +136,7 @@ mod tests {
         let mut d = MediaEventDedup::default();
         let stopped = |to: &str| MediaEvent::RecordingStopped {
             to: to.into(),
-            member: "a".into(),
-            mix: false,
+            member: Some("a".into()),
             file: "r/a.webm".into(),
             duration_ms: 1500,
             error: None,

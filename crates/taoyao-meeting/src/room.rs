@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use taoyao_signal::fields::decode;
 use taoyao_signal::{ClientHandle, Reply, Request, SignalError, SignalHub};
-use taoyao_webrtc::{ArchitectureKind, Capabilities, MediaRoom};
+use taoyao_webrtc::{ArchitectureKind, Capabilities, MediaRoom, MemberId};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -159,6 +159,11 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// The client as the room's media knows it.
+fn member_id(c: &ClientHandle) -> MemberId {
+    MemberId::from(c.id())
 }
 
 fn actor(c: &ClientHandle) -> Actor<'_> {

@@ -12,7 +12,7 @@ use taoyao_signal::fields::{optional_str, required_str};
 use taoyao_signal::{
     ClientHandle, Grants, PresenceScope, Reply, Request, SignalError, SignalHandler, SignalHub,
 };
-use taoyao_webrtc::{ArchitectureKind, MediaArchitecture, MediaEvents, MediaRoomStats};
+use taoyao_webrtc::{ArchitectureKind, MediaArchitecture, MediaEvents, MediaRoomStats, RoomId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{RecordingConfig, RoomsConfig};
@@ -332,7 +332,10 @@ impl Rooms {
         // The backend's events go to the room task, which alone writes to its members.
         let (to_room, lane) = crate::room::lane(cfg.max_queued_audio_levels);
         let media = backend
-            .open_room(&id, MediaEvents::new(move |e| to_room.push(e)))
+            .open_room(
+                &RoomId::from(&id),
+                MediaEvents::new(move |e| to_room.push(e)),
+            )
             .await
             .map_err(|e| SignalError::from_coded(&e))?;
         let serial = self.shared.next_serial.fetch_add(1, Ordering::Relaxed);

@@ -20,7 +20,8 @@ use taoyao_signal::{
 use taoyao_webrtc::{
     ArchitectureKind, Capabilities, Counterpart, JoinOptions, MediaArchitecture, MediaError,
     MediaEvent, MediaEvents, MediaGates, MediaKind, MediaRecorder, MediaRoom, MediaRoomStats,
-    Negotiation, RecordRequest, RecordingInfo, StreamAction, StreamRequest, Transport,
+    MemberId, Negotiation, RecordRequest, RecordingInfo, RoomId, StreamAction, StreamId,
+    StreamRequest, Transport,
 };
 use tokio::sync::mpsc;
 
@@ -28,11 +29,11 @@ use tokio::sync::mpsc;
 
 #[derive(Default)]
 struct FakeState {
-    members: Vec<String>,
+    members: Vec<MemberId>,
     /// (owner, stream id, kind)
-    streams: Vec<(String, String, MediaKind)>,
-    /// (member, file, requester, started at)
-    recordings: Vec<(String, String, String)>,
+    streams: Vec<(MemberId, StreamId, MediaKind)>,
+    /// (member, file, requester)
+    recordings: Vec<(MemberId, String, MemberId)>,
 }
 
 struct FakeRoom {
@@ -46,9 +47,9 @@ impl FakeRoom {
         self.calls.lock().unwrap().push(c);
     }
 
-    fn offer(&self, to: &str) {
+    fn offer(&self, to: &MemberId) {
         self.events.emit(MediaEvent::Negotiation {
-            to: to.into(),
+            to: to.clone(),
             from: None,
             transport: Some(Transport::Subscribe),
             negotiation: Negotiation::Offer {
@@ -62,7 +63,7 @@ impl FakeRoom {
             let mut st = self.state.lock().unwrap();
             let (gone, kept) = std::mem::take(&mut st.streams)
                 .into_iter()
-                .partition(|(o, _, k)| o == member && kind.is_none_or(|x| x == *k));
+                .partition(|(o, _, k)| *o == *member && kind.is_none_or(|x| x == *k));
             st.streams = kept;
             gone
         };
@@ -78,7 +79,7 @@ impl FakeRoom {
     fn stop_recording(&self, member: &str) -> bool {
         let (rec, to) = {
             let mut st = self.state.lock().unwrap();
-            let Some(i) = st.recordings.iter().position(|r| r.0 == member) else {
+            let Some(i) = st.recordings.iter().position(|r| *r.0 == *member) else {
                 return false;
             };
             (st.recordings.remove(i), st.members.clone())
@@ -90,8 +91,7 @@ impl FakeRoom {
         for t in to {
             self.events.emit(MediaEvent::RecordingStopped {
                 to: t,
-                member: rec.0.clone(),
-                mix: false,
+                member: Some(rec.0.clone()),
                 file: rec.1.clone(),
                 duration_ms: 10,
                 error: None,
@@ -107,13 +107,13 @@ impl MediaRoom for FakeRoom {
         Capabilities::forwarding(false)
     }
 
-    async fn join(&self, member: &str, _opts: JoinOptions) -> Result<(), MediaError> {
+    async fn join(&self, member: &MemberId, _opts: JoinOptions) -> Result<(), MediaError> {
         self.call(format!("join {member}"));
-        self.state.lock().unwrap().members.push(member.into());
+        self.state.lock().unwrap().members.push(member.clone());
         Ok(())
     }
 
-    async fn leave(&self, member: &str) {
+    async fn leave(&self, member: &MemberId) {
         self.call(format!("leave {member}"));
         self.stop_recording(member);
         self.end_streams(member, None);
@@ -122,7 +122,7 @@ impl MediaRoom for FakeRoom {
 
     async fn exchange(
         &self,
-        from: &str,
+        from: &MemberId,
         with: Counterpart<'_>,
         negotiation: Negotiation,
     ) -> Result<Option<Negotiation>, MediaError> {
@@ -132,15 +132,18 @@ impl MediaRoom for FakeRoom {
         ));
         match (with, negotiation) {
             (Counterpart::Server(Transport::Publish), Negotiation::Offer { .. }) => {
-                let others: Vec<String> = {
+                let others: Vec<MemberId> = {
                     let mut st = self.state.lock().unwrap();
-                    st.streams
-                        .push((from.into(), format!("{from}:audio0"), MediaKind::Audio));
+                    st.streams.push((
+                        from.clone(),
+                        format!("{from}:audio0").into(),
+                        MediaKind::Audio,
+                    ));
                     st.members.iter().filter(|m| *m != from).cloned().collect()
                 };
                 self.events.emit(MediaEvent::StreamStarted {
-                    member: from.into(),
-                    stream: format!("{from}:audio0"),
+                    member: from.clone(),
+                    stream: format!("{from}:audio0").into(),
                     kind: MediaKind::Audio,
                 });
                 for o in others {
@@ -156,7 +159,7 @@ impl MediaRoom for FakeRoom {
 
     async fn stream(
         &self,
-        member: &str,
+        member: &MemberId,
         action: StreamAction,
         request: StreamRequest,
     ) -> Result<(), MediaError> {
@@ -206,7 +209,7 @@ impl MediaRoom for FakeRoom {
 impl MediaGates for FakeRoom {
     async fn set_gate(
         &self,
-        member: &str,
+        member: &MemberId,
         kind: Option<MediaKind>,
         open: bool,
     ) -> Result<(), MediaError> {
@@ -217,22 +220,26 @@ impl MediaGates for FakeRoom {
 
 #[async_trait]
 impl MediaRecorder for FakeRoom {
-    async fn record_start(&self, member: &str, request: RecordRequest) -> Result<(), MediaError> {
+    async fn record_start(
+        &self,
+        member: &MemberId,
+        request: RecordRequest,
+    ) -> Result<(), MediaError> {
         std::fs::create_dir_all(request.path.parent().unwrap()).unwrap();
         std::fs::write(&request.path, [7u8; 321]).unwrap();
         self.state.lock().unwrap().recordings.push((
-            member.into(),
+            member.clone(),
             request.file.clone(),
             request.requester.clone(),
         ));
         Ok(())
     }
 
-    async fn record_stop(&self, member: &str) -> Result<(), MediaError> {
+    async fn record_stop(&self, member: &MemberId) -> Result<(), MediaError> {
         if self.stop_recording(member) {
             Ok(())
         } else {
-            Err(MediaError::NotRecording(member.into()))
+            Err(MediaError::NotRecording(member.to_string()))
         }
     }
 
@@ -243,10 +250,10 @@ impl MediaRecorder for FakeRoom {
             .recordings
             .iter()
             .map(|(m, f, by)| RecordingInfo {
-                client_id: m.clone(),
+                client_id: m.to_string(),
                 mix: false,
                 file: f.clone(),
-                started_by: by.clone(),
+                started_by: by.to_string(),
                 started_at: 0,
             })
             .collect()
@@ -265,7 +272,7 @@ impl MediaArchitecture for FakeArchitecture {
 
     async fn open_room(
         &self,
-        _room: &str,
+        _room: &RoomId,
         events: MediaEvents,
     ) -> Result<Arc<dyn MediaRoom>, MediaError> {
         Ok(Arc::new(FakeRoom {

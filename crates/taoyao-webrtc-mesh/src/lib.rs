@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use taoyao_webrtc::{
     ArchitectureKind, Capabilities, Counterpart, JoinOptions, MediaArchitecture, MediaError,
-    MediaEvent, MediaEvents, MediaRoom, MediaRoomStats, Negotiation, StreamAction, StreamRequest,
+    MediaEvent, MediaEvents, MediaRoom, MediaRoomStats, MemberId, Negotiation, RoomId,
+    StreamAction, StreamRequest,
 };
 
 /// The mesh architecture. It holds no state of its own: each room is independent.
@@ -33,7 +34,7 @@ impl MediaArchitecture for Mesh {
 
     async fn open_room(
         &self,
-        _room: &str,
+        _room: &RoomId,
         events: MediaEvents,
     ) -> Result<Arc<dyn MediaRoom>, MediaError> {
         Ok(Arc::new(MeshRoom {
@@ -46,7 +47,7 @@ impl MediaArchitecture for Mesh {
 
 struct MeshRoom {
     events: MediaEvents,
-    members: Mutex<BTreeSet<String>>,
+    members: Mutex<BTreeSet<MemberId>>,
     relayed: AtomicU64,
 }
 
@@ -55,7 +56,7 @@ impl MeshRoom {
         self.members.lock().expect("members lock").contains(m)
     }
 
-    fn others(&self, m: &str) -> Vec<String> {
+    fn others(&self, m: &str) -> Vec<MemberId> {
         self.members
             .lock()
             .expect("members lock")
@@ -72,30 +73,33 @@ impl MediaRoom for MeshRoom {
         Capabilities::RELAY
     }
 
-    async fn join(&self, member: &str, _opts: JoinOptions) -> Result<(), MediaError> {
+    async fn join(&self, member: &MemberId, _opts: JoinOptions) -> Result<(), MediaError> {
         if !self
             .members
             .lock()
             .expect("members lock")
-            .insert(member.to_owned())
+            .insert(member.clone())
         {
-            return Err(MediaError::AlreadyJoined(member.to_owned()));
+            return Err(MediaError::AlreadyJoined(member.clone()));
         }
         Ok(())
     }
 
-    async fn leave(&self, member: &str) {
-        self.members.lock().expect("members lock").remove(member);
+    async fn leave(&self, member: &MemberId) {
+        self.members
+            .lock()
+            .expect("members lock")
+            .remove(member.as_str());
     }
 
     async fn exchange(
         &self,
-        from: &str,
+        from: &MemberId,
         with: Counterpart<'_>,
         negotiation: Negotiation,
     ) -> Result<Option<Negotiation>, MediaError> {
         if !self.is_member(from) {
-            return Err(MediaError::NotJoined(from.to_owned()));
+            return Err(MediaError::NotJoined(from.clone()));
         }
         let Counterpart::Peer(to) = with else {
             return Err(MediaError::Unsupported {
@@ -108,12 +112,12 @@ impl MediaRoom for MeshRoom {
             return Err(MediaError::SelfNegotiation);
         }
         if !self.is_member(to) {
-            return Err(MediaError::NotJoined(to.to_owned()));
+            return Err(MediaError::NotJoined(to.clone()));
         }
         self.relayed.fetch_add(1, Ordering::Relaxed);
         self.events.emit(MediaEvent::Negotiation {
-            to: to.to_owned(),
-            from: Some(from.to_owned()),
+            to: to.clone(),
+            from: Some(from.clone()),
             transport: None,
             negotiation,
         });
@@ -122,12 +126,12 @@ impl MediaRoom for MeshRoom {
 
     async fn stream(
         &self,
-        member: &str,
+        member: &MemberId,
         action: StreamAction,
         request: StreamRequest,
     ) -> Result<(), MediaError> {
         if !self.is_member(member) {
-            return Err(MediaError::NotJoined(member.to_owned()));
+            return Err(MediaError::NotJoined(member.clone()));
         }
         if matches!(action, StreamAction::Subscribe | StreamAction::Unsubscribe) {
             return Err(MediaError::Unsupported {
@@ -139,7 +143,7 @@ impl MediaRoom for MeshRoom {
         for to in self.others(member) {
             self.events.emit(MediaEvent::Stream {
                 to,
-                member: member.to_owned(),
+                member: member.clone(),
                 stream: None,
                 kind: request.kind,
                 action,
@@ -174,7 +178,7 @@ mod tests {
     #[tokio::test]
     async fn relays_only_so_it_has_no_server_facets() {
         let (events, _) = recorder();
-        let room = Mesh.open_room("r", events).await.unwrap();
+        let room = Mesh.open_room(&"r".into(), events).await.unwrap();
         assert_eq!(room.capabilities(), Capabilities::RELAY);
         assert!(room.gates().is_none() && room.recorder().is_none() && room.mix().is_none());
         taoyao_webrtc::facets_match_capabilities(&*room).unwrap();
@@ -183,15 +187,15 @@ mod tests {
     #[tokio::test]
     async fn relays_between_members_only() {
         let (events, log) = recorder();
-        let room = Mesh.open_room("r", events).await.unwrap();
-        room.join("a", JoinOptions::new("A")).await.unwrap();
-        room.join("b", JoinOptions::new("B")).await.unwrap();
+        let room = Mesh.open_room(&"r".into(), events).await.unwrap();
+        room.join(&"a".into(), JoinOptions::new("A")).await.unwrap();
+        room.join(&"b".into(), JoinOptions::new("B")).await.unwrap();
         assert!(matches!(
-            room.join("a", JoinOptions::new("A")).await,
+            room.join(&"a".into(), JoinOptions::new("A")).await,
             Err(MediaError::AlreadyJoined(_))
         ));
         let offer = Negotiation::Offer { sdp: "v=0".into() };
-        room.exchange("a", Counterpart::Peer("b"), offer.clone())
+        room.exchange(&"a".into(), Counterpart::Peer(&"b".into()), offer.clone())
             .await
             .unwrap();
         assert_eq!(
@@ -204,21 +208,26 @@ mod tests {
             }
         );
         assert!(matches!(
-            room.exchange("a", Counterpart::Peer("c"), offer.clone()).await,
+            room.exchange(&"a".into(), Counterpart::Peer(&"c".into()), offer.clone()).await,
             Err(MediaError::NotJoined(x)) if x == "c"
         ));
         assert!(matches!(
-            room.exchange("a", Counterpart::Peer("a"), offer.clone())
+            room.exchange(&"a".into(), Counterpart::Peer(&"a".into()), offer.clone())
                 .await,
             Err(MediaError::SelfNegotiation)
         ));
         assert!(matches!(
-            room.exchange("a", Counterpart::Server(Transport::Publish), offer.clone())
-                .await,
+            room.exchange(
+                &"a".into(),
+                Counterpart::Server(Transport::Publish),
+                offer.clone()
+            )
+            .await,
             Err(MediaError::Unsupported { .. })
         ));
         assert!(matches!(
-            room.exchange("z", Counterpart::Peer("a"), offer).await,
+            room.exchange(&"z".into(), Counterpart::Peer(&"a".into()), offer)
+                .await,
             Err(MediaError::NotJoined(_))
         ));
         assert_eq!(room.stats().await.negotiations, 1);
@@ -227,18 +236,24 @@ mod tests {
     #[tokio::test]
     async fn stream_changes_go_to_every_other_member() {
         let (events, log) = recorder();
-        let room = Mesh.open_room("r", events).await.unwrap();
+        let room = Mesh.open_room(&"r".into(), events).await.unwrap();
         for m in ["a", "b", "c"] {
-            room.join(m, JoinOptions::new(m)).await.unwrap();
+            room.join(&m.into(), JoinOptions::new(m)).await.unwrap();
         }
         let audio = StreamRequest {
             kind: Some(taoyao_webrtc::MediaKind::Audio),
             ..Default::default()
         };
-        room.stream("b", StreamAction::Pause, audio).await.unwrap();
+        room.stream(&"b".into(), StreamAction::Pause, audio)
+            .await
+            .unwrap();
         assert!(matches!(
-            room.stream("b", StreamAction::Subscribe, StreamRequest::default())
-                .await,
+            room.stream(
+                &"b".into(),
+                StreamAction::Subscribe,
+                StreamRequest::default()
+            )
+            .await,
             Err(MediaError::Unsupported { .. })
         ));
         let to: Vec<_> = log
@@ -254,8 +269,8 @@ mod tests {
             })
             .collect();
         assert_eq!(to, vec!["a", "c"]);
-        room.leave("c").await;
-        room.leave("c").await;
+        room.leave(&"c".into()).await;
+        room.leave(&"c".into()).await;
         assert_eq!(room.stats().await.members, 2);
         room.close().await;
         assert_eq!(room.stats().await.members, 0);

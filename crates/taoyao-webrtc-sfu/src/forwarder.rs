@@ -119,6 +119,9 @@ pub struct MediaCounters {
     /// mcu mixer: ticks mixed late (after a late wakeup) and ticks skipped after a stall.
     pub mix_ticks_late: AtomicU64,
     pub mix_ticks_skipped: AtomicU64,
+    /// mcu mixer: publishers' packets dropped because the mixer was
+    /// `webrtc.mcu_queue_packets` behind.
+    pub mix_packets_dropped: AtomicU64,
 }
 
 /// A copy of [`MediaCounters`].
@@ -131,6 +134,7 @@ pub struct MediaCountersSnapshot {
     pub nacks_received: u64,
     pub mix_ticks_late: u64,
     pub mix_ticks_skipped: u64,
+    pub mix_packets_dropped: u64,
 }
 
 impl MediaCounters {
@@ -144,6 +148,7 @@ impl MediaCounters {
             nacks_received: r(&self.nacks_received),
             mix_ticks_late: r(&self.mix_ticks_late),
             mix_ticks_skipped: r(&self.mix_ticks_skipped),
+            mix_packets_dropped: r(&self.mix_packets_dropped),
         }
     }
 

@@ -34,8 +34,8 @@ use taoyao_media::record::Tracks;
 use taoyao_webrtc::{
     ArchitectureKind, Capabilities, Counterpart, JoinOptions, MediaArchitecture, MediaError,
     MediaEvent, MediaEvents, MediaGates, MediaKind, MediaRecorder, MediaRoom, MediaRoomStats,
-    MixRecorder, Negotiation, RecordRequest, RecordingInfo, StreamAction, StreamInfo,
-    StreamRequest, SubscribePolicy, Transport, WebrtcConfig,
+    MemberId, MixRecorder, Negotiation, RecordRequest, RecordingInfo, RoomId, StreamAction,
+    StreamId, StreamInfo, StreamRequest, SubscribePolicy, Transport, WebrtcConfig,
 };
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
@@ -107,12 +107,12 @@ impl MediaArchitecture for Sfu {
 
     async fn open_room(
         &self,
-        room: &str,
+        room: &RoomId,
         events: MediaEvents,
     ) -> Result<Arc<dyn MediaRoom>, MediaError> {
         let shared = Arc::new_cyclic(|me| Shared {
             me: me.clone(),
-            room: room.to_owned(),
+            room: room.to_string(),
             factory: self.factory.clone(),
             events: events.clone(),
             tasks: self.tasks.clone(),
@@ -125,11 +125,12 @@ impl MediaArchitecture for Sfu {
             mixer: (self.kind == ArchitectureKind::Mcu).then(|| {
                 let cfg = self.factory.config();
                 mixing::spawn(
-                    room.to_owned(),
+                    room.to_string(),
                     self.tasks.clone(),
                     self.factory.counters().clone(),
                     mixing::MixSettings {
                         max_speakers: cfg.mcu_max_speakers,
+                        queue_packets: cfg.mcu_queue_packets,
                         level_interval: Duration::from_millis(cfg.audio_level_interval_ms),
                     },
                     events.clone(),
@@ -153,7 +154,7 @@ fn spawn_level_reports(shared: &Arc<Shared>, interval: Duration) {
     let weak = Arc::downgrade(shared);
     let stop = shared.stop.clone();
     let count = crate::forwarder::TaskCount::start(&shared.tasks);
-    let mut window = LevelWindow::<String>::new(1, SILENCE_DBOV);
+    let mut window = LevelWindow::<MemberId>::new(1, SILENCE_DBOV);
     tokio::spawn(async move {
         let _count = count;
         let mut tick = tokio::time::interval(interval);
@@ -164,7 +165,7 @@ fn spawn_level_reports(shared: &Arc<Shared>, interval: Duration) {
                 _ = tick.tick() => {}
             }
             let Some(shared) = weak.upgrade() else { break };
-            let (meters, members): (Vec<(String, Arc<LevelMeter>)>, Vec<String>) = {
+            let (meters, members): (Vec<(MemberId, Arc<LevelMeter>)>, Vec<MemberId>) = {
                 let st = shared.state.lock().expect("state lock");
                 (
                     st.streams
@@ -198,8 +199,8 @@ const SILENCE_DBOV: u8 = 80;
 
 /// A published stream.
 struct Stream {
-    id: String,
-    owner: String,
+    id: StreamId,
+    owner: MemberId,
     kind: MediaKind,
     forwarder: Forwarder,
     /// sfu audio whose publisher sends RFC 6464 levels.
@@ -236,7 +237,7 @@ struct SubscribeSide {
     /// True once the subscribe connection is connected: packets written before would be lost
     /// (no SRTP keys yet), so sinks are attached to their forwarders only then.
     connected: Option<tokio::sync::watch::Receiver<bool>>,
-    subs: HashMap<String, Subscription>,
+    subs: HashMap<StreamId, Subscription>,
     /// mcu: the member's mixed audio (track, sender), and whether the mixer has it yet.
     mix: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, bool)>,
     awaiting_answer: bool,
@@ -249,7 +250,7 @@ struct SubscribeSide {
 }
 
 struct Member {
-    id: String,
+    id: MemberId,
     policy: SubscribePolicy,
     publish: tokio::sync::Mutex<Option<Arc<Peer>>>,
     subscribe: tokio::sync::Mutex<SubscribeSide>,
@@ -271,10 +272,10 @@ fn gate_index(kind: MediaKind) -> usize {
 
 #[derive(Default)]
 struct State {
-    members: BTreeMap<String, Arc<Member>>,
-    streams: BTreeMap<String, Arc<Stream>>,
+    members: BTreeMap<MemberId, Arc<Member>>,
+    streams: BTreeMap<StreamId, Arc<Stream>>,
     /// Recordings in progress, by member.
-    recordings: BTreeMap<String, Arc<Recorded>>,
+    recordings: BTreeMap<MemberId, Arc<Recorded>>,
     /// mcu: the recording of the room's mix, if one runs.
     mix_recording: Option<Arc<Recording>>,
 }
@@ -309,7 +310,7 @@ struct Shared {
     negotiations: AtomicU64,
     kind: ArchitectureKind,
     /// mcu rooms: the room's audio mixer.
-    mixer: Option<tokio::sync::mpsc::UnboundedSender<MixCmd>>,
+    mixer: Option<mixing::Mixer>,
     /// Cancelled when the room closes (ends the level reports).
     stop: tokio_util::sync::CancellationToken,
 }
@@ -353,10 +354,10 @@ impl Shared {
             .members
             .get(id)
             .cloned()
-            .ok_or_else(|| MediaError::NotJoined(id.to_owned()))
+            .ok_or_else(|| MediaError::NotJoined(id.into()))
     }
 
-    fn member_ids(&self) -> Vec<String> {
+    fn member_ids(&self) -> Vec<MemberId> {
         self.state
             .lock()
             .expect("state lock")
@@ -427,14 +428,12 @@ impl Shared {
                     }
                     match ev {
                         webrtc::media_stream::track_remote::TrackRemoteEvent::OnRtpPacket(p)
-                            if mixer
-                                .send(MixCmd::Packet(
-                                    id.clone(),
-                                    track_no,
-                                    p.header.sequence_number,
-                                    p.payload.clone(),
-                                ))
-                                .is_err() =>
+                            if !mixer.packet(
+                                &id,
+                                track_no,
+                                p.header.sequence_number,
+                                p.payload.clone(),
+                            ) =>
                         {
                             break;
                         }
@@ -442,12 +441,12 @@ impl Shared {
                         _ => {}
                     }
                 }
-                let _ = mixer.send(MixCmd::EndTrack(id, track_no));
+                mixer.end_track(id, track_no).await;
             });
             return;
         }
         let n = owner.next_stream.fetch_add(1, Ordering::Relaxed);
-        let id = format!(
+        let id = StreamId::from(format!(
             "{}:{}{n}",
             owner.id,
             if kind == MediaKind::Video {
@@ -455,7 +454,7 @@ impl Shared {
             } else {
                 "audio"
             }
-        );
+        ));
         // sfu audio: the levels its publisher offered to send feed the room's active speaker.
         let ext_id = match kind {
             MediaKind::Audio => owner
@@ -500,7 +499,7 @@ impl Shared {
             st.streams.insert(id.clone(), stream.clone());
         }
         self.recording_outgrown(&owner.id, kind);
-        tracing::info!(room = self.room, stream = id, "stream published");
+        tracing::info!(room = self.room, stream = %id, "stream published");
         // For the room itself, once, whoever else is here to be told.
         self.events.emit(MediaEvent::StreamStarted {
             member: owner.id.clone(),
@@ -514,8 +513,8 @@ impl Shared {
             {
                 tracing::warn!(
                     room = self.room,
-                    member = m.id,
-                    stream = id,
+                    member = %m.id,
+                    stream = %id,
                     "auto-subscribe failed: {e}"
                 );
             }
@@ -657,7 +656,7 @@ impl Shared {
         let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
         tracing::info!(
             room = self.room,
-            member = m.id,
+            member = %m.id,
             after_ms,
             "subscribe offer unanswered: subscribe connection closed"
         );
@@ -787,11 +786,11 @@ impl Shared {
         }
         tracing::info!(
             room = self.room,
-            member = m.id,
+            member = %m.id,
             "subscribe connection restarted"
         );
         let peer = self.subscribe_peer(&mut side).await?;
-        let ids: Vec<String> = side.subs.keys().cloned().collect();
+        let ids: Vec<StreamId> = side.subs.keys().cloned().collect();
         for id in ids {
             let Some(stream) = side.subs.get(&id).map(|s| s.stream.clone()) else {
                 continue;
@@ -831,13 +830,13 @@ impl Shared {
             if let Err(e) = self.unsubscribe(&m, &stream.id).await {
                 tracing::debug!(
                     room = self.room,
-                    member = m.id,
+                    member = %m.id,
                     "unsubscribe on unpublish: {e}"
                 );
             }
         }
         self.announce(&stream, StreamAction::Unpublish);
-        tracing::info!(room = self.room, stream = stream.id, "stream ended");
+        tracing::info!(room = self.room, stream = %stream.id, "stream ended");
     }
 
     fn select_streams(
@@ -874,15 +873,15 @@ impl MediaRoom for SfuRoom {
         Capabilities::forwarding(self.shared.mixer.is_some())
     }
 
-    async fn join(&self, member: &str, opts: JoinOptions) -> Result<(), MediaError> {
+    async fn join(&self, member: &MemberId, opts: JoinOptions) -> Result<(), MediaError> {
         let mut st = self.shared.state.lock().expect("state lock");
         if st.members.contains_key(member) {
-            return Err(MediaError::AlreadyJoined(member.to_owned()));
+            return Err(MediaError::AlreadyJoined(member.clone()));
         }
         st.members.insert(
-            member.to_owned(),
+            member.clone(),
             Arc::new(Member {
-                id: member.to_owned(),
+                id: member.clone(),
                 policy: opts.subscribe,
                 publish: tokio::sync::Mutex::new(None),
                 subscribe: tokio::sync::Mutex::new(SubscribeSide::default()),
@@ -894,19 +893,19 @@ impl MediaRoom for SfuRoom {
             }),
         );
         if let Some(mixer) = &self.shared.mixer {
-            let _ = mixer.send(MixCmd::Add(member.to_owned()));
+            let _ = mixer.send(MixCmd::Add(member.clone()));
         }
         Ok(())
     }
 
-    async fn leave(&self, member: &str) {
+    async fn leave(&self, member: &MemberId) {
         let (m, own): (Option<Arc<Member>>, Vec<Arc<Stream>>) = {
             let mut st = self.shared.state.lock().expect("state lock");
-            let m = st.members.remove(member);
+            let m = st.members.remove(member.as_str());
             let own = st
                 .streams
                 .values()
-                .filter(|s| s.owner == member)
+                .filter(|s| s.owner == *member)
                 .cloned()
                 .collect();
             (m, own)
@@ -916,7 +915,7 @@ impl MediaRoom for SfuRoom {
         let _ = self.record_stop(member).await;
         m.left.store(true, Ordering::Release);
         if let Some(mixer) = &self.shared.mixer {
-            let _ = mixer.send(MixCmd::Remove(member.to_owned()));
+            let _ = mixer.send(MixCmd::Remove(member.clone()));
         }
         if let Some(p) = m.publish.lock().await.take() {
             p.close().await;
@@ -937,7 +936,7 @@ impl MediaRoom for SfuRoom {
 
     async fn exchange(
         &self,
-        from: &str,
+        from: &MemberId,
         with: Counterpart<'_>,
         negotiation: Negotiation,
     ) -> Result<Option<Negotiation>, MediaError> {
@@ -957,7 +956,7 @@ impl MediaRoom for SfuRoom {
                     // streams, as an unpublish would end them.
                     tracing::info!(
                         room = self.shared.room,
-                        member = from,
+                        member = from.as_str(),
                         "publish connection replaced by a new one"
                     );
                     self.shared.end_publish_connection(&m, old).await;
@@ -1024,7 +1023,7 @@ impl MediaRoom for SfuRoom {
 
     async fn stream(
         &self,
-        member: &str,
+        member: &MemberId,
         action: StreamAction,
         req: StreamRequest,
     ) -> Result<(), MediaError> {
@@ -1046,7 +1045,7 @@ impl MediaRoom for SfuRoom {
                     self.shared.ensure_mix(&m).await?;
                 }
                 let streams = self.shared.select_streams(&req, Some(member), None)?;
-                if let Some(s) = streams.iter().find(|s| s.owner == member) {
+                if let Some(s) = streams.iter().find(|s| s.owner == *member) {
                     return Err(MediaError::OwnStream(s.id.clone()));
                 }
                 for s in streams {
@@ -1072,7 +1071,7 @@ impl MediaRoom for SfuRoom {
                     && req.kind != Some(MediaKind::Video)
                 {
                     // mcu: the member's own audio leaves (or rejoins) the mix.
-                    let _ = mixer.send(MixCmd::Mute(member.to_owned(), paused));
+                    let _ = mixer.send(MixCmd::Mute(member.clone(), paused));
                     if req.kind == Some(MediaKind::Audio) {
                         return Ok(());
                     }
@@ -1083,7 +1082,7 @@ impl MediaRoom for SfuRoom {
                     req.stream.is_none().then_some(member),
                 )?;
                 for s in streams {
-                    if s.owner == member {
+                    if s.owner == *member {
                         // The publisher pauses its stream for everyone.
                         s.forwarder.set_paused(paused);
                         self.shared.announce(&s, action);
@@ -1105,7 +1104,7 @@ impl MediaRoom for SfuRoom {
         }
     }
 
-    async fn restart(&self, member: &str, transport: Transport) -> Result<(), MediaError> {
+    async fn restart(&self, member: &MemberId, transport: Transport) -> Result<(), MediaError> {
         let m = self.shared.member(member)?;
         match transport {
             Transport::Subscribe => self.shared.restart_subscribe(&m).await,
@@ -1118,7 +1117,7 @@ impl MediaRoom for SfuRoom {
                     .ok_or_else(|| MediaError::NothingToRestart(Transport::Publish))?;
                 tracing::info!(
                     room = self.shared.room,
-                    member,
+                    member = member.as_str(),
                     "publish connection closed on request"
                 );
                 self.shared.end_publish_connection(&m, old).await;
@@ -1199,7 +1198,7 @@ impl MediaRoom for SfuRoom {
 impl MediaGates for SfuRoom {
     async fn set_gate(
         &self,
-        member: &str,
+        member: &MemberId,
         kind: Option<MediaKind>,
         open: bool,
     ) -> Result<(), MediaError> {
@@ -1214,10 +1213,10 @@ impl MediaGates for SfuRoom {
             if k == MediaKind::Audio
                 && let Some(mixer) = &self.shared.mixer
             {
-                let _ = mixer.send(MixCmd::Gate(member.to_owned(), !open));
+                let _ = mixer.send(MixCmd::Gate(member.clone(), !open));
             }
             for s in st.streams.values() {
-                if s.owner == member && s.kind == k {
+                if s.owner == *member && s.kind == k {
                     s.forwarder.set_gated(!open);
                 }
             }
@@ -1228,16 +1227,20 @@ impl MediaGates for SfuRoom {
 
 #[async_trait]
 impl MediaRecorder for SfuRoom {
-    async fn record_start(&self, member: &str, request: RecordRequest) -> Result<(), MediaError> {
+    async fn record_start(
+        &self,
+        member: &MemberId,
+        request: RecordRequest,
+    ) -> Result<(), MediaError> {
         let m = self.shared.member(member)?;
         let streams: Vec<Arc<Stream>> = {
             let st = self.shared.state.lock().expect("state lock");
             if st.recordings.contains_key(member) {
-                return Err(MediaError::AlreadyRecording(member.to_owned()));
+                return Err(MediaError::AlreadyRecording(member.to_string()));
             }
             st.streams
                 .values()
-                .filter(|s| s.owner == member)
+                .filter(|s| s.owner == *member)
                 .cloned()
                 .collect()
         };
@@ -1247,7 +1250,7 @@ impl MediaRecorder for SfuRoom {
                 || m.audio_published.load(Ordering::Acquire),
         };
         if !tracks.video && !tracks.audio {
-            return Err(MediaError::NothingToRecord(member.to_owned()));
+            return Err(MediaError::NothingToRecord(member.to_string()));
         }
         let videos: Vec<Forwarder> = streams
             .iter()
@@ -1261,7 +1264,7 @@ impl MediaRecorder for SfuRoom {
             }
         })
         .map_err(|e| MediaError::RecordingFailed {
-            what: member.to_owned(),
+            what: member.to_string(),
             source: taoyao_webrtc::source(e),
         })?;
         let rec = Arc::new(Recorded {
@@ -1274,9 +1277,9 @@ impl MediaRecorder for SfuRoom {
             let mut st = self.shared.state.lock().expect("state lock");
             if !st.members.contains_key(member) {
                 rec.recording.request_stop();
-                return Err(MediaError::NotJoined(member.to_owned()));
+                return Err(MediaError::NotJoined(member.clone()));
             }
-            st.recordings.insert(member.to_owned(), rec.clone());
+            st.recordings.insert(member.clone(), rec.clone());
         }
         for s in &rec.streams {
             s.forwarder.add_tap(rec.recording.tap.clone());
@@ -1286,7 +1289,7 @@ impl MediaRecorder for SfuRoom {
         }
         tracing::info!(
             room = self.shared.room,
-            member,
+            member = member.as_str(),
             file = rec.recording.request.file,
             "recording started"
         );
@@ -1310,7 +1313,7 @@ impl MediaRecorder for SfuRoom {
             }
             mix_record::tell_end(
                 &shared,
-                &rec.member.id,
+                Some(&rec.member.id),
                 &rec.recording,
                 &result,
                 rec.note.get().cloned(),
@@ -1319,15 +1322,15 @@ impl MediaRecorder for SfuRoom {
         Ok(())
     }
 
-    async fn record_stop(&self, member: &str) -> Result<(), MediaError> {
+    async fn record_stop(&self, member: &MemberId) -> Result<(), MediaError> {
         let rec = self
             .shared
             .state
             .lock()
             .expect("state lock")
             .recordings
-            .remove(member)
-            .ok_or_else(|| MediaError::NotRecording(member.to_owned()))?;
+            .remove(member.as_str())
+            .ok_or_else(|| MediaError::NotRecording(member.to_string()))?;
         rec.recording.request_stop();
         // The outcome (and any error) reaches the room as RecordingStopped, on the room's lane
         // before this returns.
@@ -1341,10 +1344,10 @@ impl MediaRecorder for SfuRoom {
         st.recordings
             .iter()
             .map(|(id, r)| RecordingInfo {
-                client_id: id.clone(),
+                client_id: id.to_string(),
                 mix: false,
                 file: r.recording.request.file.clone(),
-                started_by: r.recording.request.requester.clone(),
+                started_by: r.recording.request.requester.to_string(),
                 started_at: r
                     .recording
                     .started_at
@@ -1438,11 +1441,11 @@ async fn add_mix_track(
 }
 
 impl SfuRoom {
-    fn own(&self, member: &str, stream: &str) -> Result<(), MediaError> {
+    fn own(&self, member: &MemberId, stream: &StreamId) -> Result<(), MediaError> {
         let st = self.shared.state.lock().expect("state lock");
         match st.streams.get(stream) {
-            None => Err(MediaError::NoStream(stream.to_owned())),
-            Some(s) if s.owner != member => Err(MediaError::NotYourStream(stream.to_owned())),
+            None => Err(MediaError::NoStream(stream.clone())),
+            Some(s) if s.owner != *member => Err(MediaError::NotYourStream(stream.clone())),
             Some(_) => Ok(()),
         }
     }
@@ -1457,7 +1460,10 @@ mod tests {
         let factory = Arc::new(PeerFactory::new(WebrtcConfig::default()));
         for kind in [ArchitectureKind::Sfu, ArchitectureKind::Mcu] {
             let arch = Sfu::with_factory(factory.clone(), kind);
-            let room = arch.open_room("r", MediaEvents::new(|_| {})).await.unwrap();
+            let room = arch
+                .open_room(&"r".into(), MediaEvents::new(|_| {}))
+                .await
+                .unwrap();
             let caps = room.capabilities();
             assert!(caps.carries_media && room.gates().is_some(), "{kind}");
             assert!(room.recorder().is_some(), "{kind}");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::recorder::{RecordEnd, Recording};
 use taoyao_media::record::Tracks;
-use taoyao_webrtc::{MediaError, MediaEvent, RecordRequest, RecordingInfo};
+use taoyao_webrtc::{MediaError, MediaEvent, MemberId, RecordRequest, RecordingInfo};
 
 use crate::mixing::MixCmd;
 use crate::{SfuRoom, Shared};
@@ -44,7 +44,7 @@ impl SfuRoom {
             }
             st.mix_recording = Some(rec.clone());
         }
-        if mixer.send(MixCmd::Tap(rec.tap.clone())).is_err() {
+        if !mixer.send(MixCmd::Tap(rec.tap.clone())) {
             rec.request_stop();
         }
         tracing::info!(
@@ -69,7 +69,7 @@ impl SfuRoom {
                     st.mix_recording = None;
                 }
             }
-            tell_end(&shared, "", &rec, &result, None);
+            tell_end(&shared, None, &rec, &result, None);
         });
         Ok(())
     }
@@ -95,7 +95,7 @@ impl SfuRoom {
             client_id: String::new(),
             mix: true,
             file: r.request.file.clone(),
-            started_by: r.request.requester.clone(),
+            started_by: r.request.requester.to_string(),
             started_at: r
                 .started_at
                 .duration_since(std::time::UNIX_EPOCH)
@@ -104,11 +104,11 @@ impl SfuRoom {
     }
 }
 
-/// Logs how a recording ended and tells every member and its requester (`member` empty: the
+/// Logs how a recording ended and tells every member and its requester (`member` `None`: the
 /// room's mix); `note` says why a finalized recording ended early.
 pub(crate) fn tell_end(
     shared: &Shared,
-    member: &str,
+    member: Option<&MemberId>,
     rec: &Recording,
     result: &RecordEnd,
     note: Option<String>,
@@ -120,7 +120,7 @@ pub(crate) fn tell_end(
     match &result.file {
         Ok(s) => tracing::info!(
             room = shared.room,
-            member,
+            member = member.map(MemberId::as_str),
             file = req.file,
             duration_ms,
             bytes = s.bytes,
@@ -130,7 +130,7 @@ pub(crate) fn tell_end(
         ),
         Err(e) => tracing::warn!(
             room = shared.room,
-            member,
+            member = member.map(MemberId::as_str),
             file = req.file,
             "recording ended: {e}"
         ),
@@ -142,8 +142,7 @@ pub(crate) fn tell_end(
     for to in to {
         shared.events.emit(MediaEvent::RecordingStopped {
             to,
-            member: member.to_owned(),
-            mix: member.is_empty(),
+            member: member.cloned(),
             file: req.file.clone(),
             duration_ms,
             error: error.clone(),

@@ -130,7 +130,7 @@ impl Recording {
         let (done_tx, done) = watch::channel(None);
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
-        let name = format!("rec-{}", request.member);
+        let name = format!("rec {}", request.file);
         std::thread::Builder::new()
             .name(name)
             .spawn(move || {

@@ -40,6 +40,9 @@ pub struct WebrtcConfig {
     pub gather_timeout_ms: u64,
     /// mcu rooms: at most this many of the loudest speakers are mixed at once.
     pub mcu_max_speakers: usize,
+    /// mcu rooms: publishers' audio packets queued for the room's mixer; when it is this far
+    /// behind, newer packets are dropped (and counted) rather than queued without end.
+    pub mcu_queue_packets: usize,
     /// sfu and mcu rooms: members are told the room's audio levels and active speaker
     /// (`media::audio::volume`) this often while anyone speaks; 0 turns it off.
     pub audio_level_interval_ms: u64,
@@ -64,6 +67,7 @@ impl Default for WebrtcConfig {
             keyframe_request_interval_ms: 500,
             gather_timeout_ms: 2000,
             mcu_max_speakers: 4,
+            mcu_queue_packets: 1024,
             audio_level_interval_ms: 500,
             attach_delay_ms: 50,
             subscribe_answer_timeout_ms: 10_000,
@@ -94,6 +98,12 @@ impl Validate for WebrtcConfig {
         if self.mcu_max_speakers == 0 {
             return Err(Invalid::new(
                 "webrtc.mcu_max_speakers",
+                "must be greater than 0",
+            ));
+        }
+        if self.mcu_queue_packets == 0 {
+            return Err(Invalid::new(
+                "webrtc.mcu_queue_packets",
                 "must be greater than 0",
             ));
         }

@@ -2,7 +2,8 @@
 //! backends implement, the vocabulary they share (negotiation messages, media kinds, events),
 //! and the `[webrtc]` settings.
 //!
-//! A backend knows rooms and members only as ids and never formats a signaling message or holds
+//! A backend knows rooms, members and streams only as ids ([`RoomId`], [`MemberId`],
+//! [`StreamId`]: each its own type) and never formats a signaling message or holds
 //! a WebSocket: it reports back through [`MediaEvents`], which the scenario layer (meeting, live)
 //! turns into signals.
 //!
@@ -11,8 +12,10 @@
 //! forwarding, recorder taps) lives in the sfu backend, which the mcu builds on.
 
 pub mod config;
+pub mod ids;
 pub mod sdp_check;
 pub mod seam;
 
 pub use config::{IceServer, WebrtcConfig};
+pub use ids::{MemberId, RoomId, StreamId};
 pub use seam::*;

@@ -6,6 +6,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use taoyao_boot::{Code, ErrorCode};
 
+use crate::ids::{MemberId, RoomId, StreamId};
+
 /// Which media architecture a room runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -145,9 +147,9 @@ impl StreamAction {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamRequest {
     /// One stream by id.
-    pub stream: Option<String>,
+    pub stream: Option<StreamId>,
     /// Every stream of this member (for subscribe / unsubscribe).
-    pub client: Option<String>,
+    pub client: Option<MemberId>,
     /// Only this kind.
     pub kind: Option<MediaKind>,
 }
@@ -175,7 +177,7 @@ impl Transport {
 /// or one of the member's own connections with the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counterpart<'a> {
-    Peer(&'a str),
+    Peer(&'a MemberId),
     Server(Transport),
 }
 
@@ -242,16 +244,16 @@ pub enum MediaEvent {
     /// Deliver a negotiation message to `to`; `from` is the member it comes from (mesh relay)
     /// or `None` when the server itself is the other end (sfu, mcu) on `transport`.
     Negotiation {
-        to: String,
-        from: Option<String>,
+        to: MemberId,
+        from: Option<MemberId>,
         transport: Option<Transport>,
         negotiation: Negotiation,
     },
     /// Tell `to` that `member` changed its media (`stream` names it where the server holds it).
     Stream {
-        to: String,
-        member: String,
-        stream: Option<String>,
+        to: MemberId,
+        member: MemberId,
+        stream: Option<StreamId>,
         kind: Option<MediaKind>,
         action: StreamAction,
     },
@@ -260,37 +262,35 @@ pub enum MediaEvent {
     /// publishing alone still produces it). Mesh emits none: its media goes client to client
     /// and the server never sees a stream.
     StreamStarted {
-        member: String,
-        stream: String,
+        member: MemberId,
+        stream: StreamId,
         kind: MediaKind,
     },
     /// The stream ended (unpublished, its publisher left, its connection closed, the room
     /// closed): once per stream, like [`MediaEvent::StreamStarted`].
     StreamEnded {
-        member: String,
-        stream: String,
+        member: MemberId,
+        stream: StreamId,
         kind: MediaKind,
     },
     /// mcu rooms: the room's audio levels over the last `webrtc.audio_level_interval_ms`, for
     /// `to`: each member's loudest level (RFC 6464 dBov, 0 loudest .. 127 silent) and the
     /// active speaker, if anyone spoke.
     AudioLevels {
-        to: String,
-        levels: Arc<Vec<(String, u8)>>,
-        speaker: Option<String>,
+        to: MemberId,
+        levels: Arc<Vec<(MemberId, u8)>>,
+        speaker: Option<MemberId>,
     },
     /// sfu and mcu rooms: `to` left a subscribe offer unanswered for `after_ms`
     /// (`webrtc.subscribe_answer_timeout_ms`); its subscribe connection is closed, its
     /// subscriptions wait for a `media::restart` of the subscribe transport.
-    SubscribeTimedOut { to: String, after_ms: u64 },
+    SubscribeTimedOut { to: MemberId, after_ms: u64 },
     /// A recording of `member` ended (stopped, the member left, the room closed, a limit or a
     /// write error): told to every member and the one who started it.
     RecordingStopped {
-        to: String,
-        /// Empty for the room's mix (`mix`).
-        member: String,
-        /// The room's mixed audio (mcu), not a member.
-        mix: bool,
+        to: MemberId,
+        /// The member recorded; `None` for the room's mixed audio (mcu).
+        member: Option<MemberId>,
         file: String,
         duration_ms: u64,
         error: Option<String>,
@@ -309,9 +309,8 @@ pub struct RecordLimits {
 /// What to record and where (sfu, mcu).
 #[derive(Debug)]
 pub struct RecordRequest {
-    pub member: String,
     /// Who asked; told when the recording ends.
-    pub requester: String,
+    pub requester: MemberId,
     pub path: std::path::PathBuf,
     /// The file name as members see it (`record::list`, the download path).
     pub file: String,
@@ -387,8 +386,8 @@ pub struct MediaRoomStats {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamInfo {
-    pub stream_id: String,
-    pub client_id: String,
+    pub stream_id: StreamId,
+    pub client_id: MemberId,
     pub kind: MediaKind,
     pub paused: bool,
     /// RTP payload bytes received from the publisher so far (a bitrate is its change over
@@ -410,13 +409,13 @@ pub fn source(e: impl std::error::Error + Send + Sync + 'static) -> Source {
 #[non_exhaustive]
 pub enum MediaError {
     #[error("{0} is not in this room's media")]
-    NotJoined(String),
+    NotJoined(MemberId),
     #[error("stream {0} not found")]
-    NoStream(String),
+    NoStream(StreamId),
     #[error("{0} is not being recorded")]
     NotRecording(String),
     #[error("{0} is already in this room's media")]
-    AlreadyJoined(String),
+    AlreadyJoined(MemberId),
     #[error("not supported by the {arch} architecture: {what}")]
     Unsupported {
         arch: ArchitectureKind,
@@ -474,11 +473,11 @@ pub enum MediaError {
     #[error("you cannot subscribe to your own stream")]
     SubscribeToOwn,
     #[error("{0} is your own stream")]
-    OwnStream(String),
+    OwnStream(StreamId),
     #[error("{0} is not your stream")]
-    NotYourStream(String),
-    #[error("you are not subscribed to {}", .0.as_deref().unwrap_or("that stream"))]
-    NotSubscribed(Option<String>),
+    NotYourStream(StreamId),
+    #[error("you are not subscribed to {}", .0.as_ref().map_or("that stream", StreamId::as_str))]
+    NotSubscribed(Option<StreamId>),
     #[error("this room's media does not record on the server")]
     NoServerRecording,
     #[error("only mcu rooms mix audio to record")]
@@ -622,7 +621,7 @@ pub trait MediaArchitecture: Send + Sync + 'static {
 
     async fn open_room(
         &self,
-        room: &str,
+        room: &RoomId,
         events: MediaEvents,
     ) -> Result<Arc<dyn MediaRoom>, MediaError>;
 }
@@ -633,10 +632,10 @@ pub trait MediaRoom: Send + Sync {
     /// What this room's media can do (fixed for the room's life).
     fn capabilities(&self) -> Capabilities;
 
-    async fn join(&self, member: &str, opts: JoinOptions) -> Result<(), MediaError>;
+    async fn join(&self, member: &MemberId, opts: JoinOptions) -> Result<(), MediaError>;
 
     /// Releases everything the member held. Leaving twice is harmless.
-    async fn leave(&self, member: &str);
+    async fn leave(&self, member: &MemberId);
 
     /// A negotiation message from `from` to `with`: a peer member where the server relays
     /// ([`Capabilities::carries_media`] false), one of the member's server connections where it
@@ -644,7 +643,7 @@ pub trait MediaRoom: Send + Sync {
     /// counterpart is [`MediaError::Unsupported`].
     async fn exchange(
         &self,
-        from: &str,
+        from: &MemberId,
         with: Counterpart<'_>,
         negotiation: Negotiation,
     ) -> Result<Option<Negotiation>, MediaError>;
@@ -652,7 +651,7 @@ pub trait MediaRoom: Send + Sync {
     /// Publish, unpublish, pause, resume, subscribe or unsubscribe.
     async fn stream(
         &self,
-        member: &str,
+        member: &MemberId,
         action: StreamAction,
         request: StreamRequest,
     ) -> Result<(), MediaError>;
@@ -662,7 +661,7 @@ pub trait MediaRoom: Send + Sync {
     /// Replaces `member`'s server connection on `transport` (sfu, mcu): `subscribe` closes the
     /// server's side and offers a new connection with the same subscriptions; `publish` closes
     /// it and ends its streams (the member publishes again with a new offer).
-    async fn restart(&self, member: &str, transport: Transport) -> Result<(), MediaError> {
+    async fn restart(&self, member: &MemberId, transport: Transport) -> Result<(), MediaError> {
         let _ = (member, transport);
         Err(MediaError::NoServerConnections)
     }
@@ -701,7 +700,7 @@ pub trait MediaGates: Send + Sync {
     /// its publisher pauses or resumes it, and streams the member publishes later start closed.
     async fn set_gate(
         &self,
-        member: &str,
+        member: &MemberId,
         kind: Option<MediaKind>,
         open: bool,
     ) -> Result<(), MediaError>;
@@ -712,10 +711,14 @@ pub trait MediaGates: Send + Sync {
 pub trait MediaRecorder: Send + Sync {
     /// Starts recording `member`'s published media to a file on the server. The end is
     /// reported as [`MediaEvent::RecordingStopped`].
-    async fn record_start(&self, member: &str, request: RecordRequest) -> Result<(), MediaError>;
+    async fn record_start(
+        &self,
+        member: &MemberId,
+        request: RecordRequest,
+    ) -> Result<(), MediaError>;
 
     /// Stops `member`'s recording and returns once the file is finalized.
-    async fn record_stop(&self, member: &str) -> Result<(), MediaError>;
+    async fn record_stop(&self, member: &MemberId) -> Result<(), MediaError>;
 
     /// The recordings in progress, the room's mix included.
     async fn recordings(&self) -> Vec<RecordingInfo>;
@@ -795,6 +798,90 @@ mod tests {
         ] {
             assert!(Negotiation::from_body(&bad).is_err(), "{bad}");
         }
+    }
+
+    /// A room whose capabilities say `claims` and which offers the gates facet only when
+    /// `gates`: enough to see `facets_match_capabilities` tell a disagreement.
+    struct Claims {
+        claims: Capabilities,
+        gates: bool,
+    }
+
+    #[async_trait]
+    impl MediaRoom for Claims {
+        fn capabilities(&self) -> Capabilities {
+            self.claims
+        }
+        async fn join(&self, _: &MemberId, _: JoinOptions) -> Result<(), MediaError> {
+            Ok(())
+        }
+        async fn leave(&self, _: &MemberId) {}
+        async fn exchange(
+            &self,
+            _: &MemberId,
+            _: Counterpart<'_>,
+            _: Negotiation,
+        ) -> Result<Option<Negotiation>, MediaError> {
+            Ok(None)
+        }
+        async fn stream(
+            &self,
+            _: &MemberId,
+            _: StreamAction,
+            _: StreamRequest,
+        ) -> Result<(), MediaError> {
+            Ok(())
+        }
+        async fn stats(&self) -> MediaRoomStats {
+            MediaRoomStats::default()
+        }
+        fn gates(&self) -> Option<&dyn MediaGates> {
+            self.gates.then_some(self as &dyn MediaGates)
+        }
+        async fn close(&self) {}
+    }
+
+    #[async_trait]
+    impl MediaGates for Claims {
+        async fn set_gate(
+            &self,
+            _: &MemberId,
+            _: Option<MediaKind>,
+            _: bool,
+        ) -> Result<(), MediaError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn facets_that_disagree_with_capabilities_are_named() {
+        let agrees = Claims {
+            claims: Capabilities::RELAY,
+            gates: false,
+        };
+        assert_eq!(facets_match_capabilities(&agrees), Ok(()));
+        // Says it forwards and mixes (gates, a server recorder, a mix) but offers gates only.
+        let forwarding = Claims {
+            claims: Capabilities::forwarding(true),
+            gates: true,
+        };
+        assert_eq!(
+            facets_match_capabilities(&forwarding),
+            Err(
+                "recording == Server is true but recorder() is None; mixing is true but mix() \
+                 is None"
+                    .into()
+            )
+        );
+        // Offers gates while saying media does not pass through the server.
+        let relay_with_gates = Claims {
+            claims: Capabilities::RELAY,
+            gates: true,
+        };
+        assert_eq!(
+            facets_match_capabilities(&relay_with_gates),
+            Err("carries_media is false but gates() is Some".into())
+        );
     }
 
     #[test]

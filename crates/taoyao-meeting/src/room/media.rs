@@ -4,10 +4,10 @@
 
 use taoyao_signal::{ClientHandle, Grants, Reply, Request, SignalError};
 use taoyao_webrtc::sdp_check::media_sections;
-use taoyao_webrtc::{Counterpart, Negotiation, StreamAction, StreamRequest, Transport};
+use taoyao_webrtc::{Counterpart, MemberId, Negotiation, StreamAction, StreamRequest, Transport};
 
 use super::requests::{Exchange, PublishOffer, Restart, StreamBody};
-use super::{RoomTask, actor, refused, wire};
+use super::{RoomTask, actor, member_id, refused, wire};
 use crate::signals;
 
 impl RoomTask {
@@ -23,6 +23,7 @@ impl RoomTask {
             Negotiation::from_body(&req.message.body).map_err(|e| SignalError::from_coded(&e))?;
         // Who the other end is follows from what the room's media does; saying so is the
         // client's part (docs/protocol.md: `to` in mesh, `transport` in sfu / mcu).
+        let to: MemberId;
         let with = if self.caps.carries_media {
             Counterpart::Server(r.transport.ok_or_else(|| {
                 SignalError::bad_request(format!(
@@ -31,10 +32,10 @@ impl RoomTask {
                 ))
             })?)
         } else {
-            let to = r.to.ok_or_else(|| {
+            to = r.to.map(MemberId::from).ok_or_else(|| {
                 SignalError::bad_request("in a mesh room media::exchange needs `to`")
             })?;
-            Counterpart::Peer(to)
+            Counterpart::Peer(&to)
         };
         self.negotiate(&req.client, with, negotiation).await
     }
@@ -48,7 +49,7 @@ impl RoomTask {
             .require_member(actor(&req.client))
             .map_err(refused)?;
         self.media
-            .restart(req.client.id(), r.transport)
+            .restart(&member_id(&req.client), r.transport)
             .await
             .map_err(|e| SignalError::from_coded(&e))?;
         Ok(Reply::empty())
@@ -121,7 +122,7 @@ impl RoomTask {
             )));
         }
         self.media
-            .stream(req.client.id(), action, request)
+            .stream(&member_id(&req.client), action, request)
             .await
             .map_err(|e| SignalError::from_coded(&e))?;
         Ok(Reply::empty())
@@ -141,7 +142,7 @@ impl RoomTask {
         };
         let answer = self
             .media
-            .exchange(client.id(), with, negotiation)
+            .exchange(&member_id(client), with, negotiation)
             .await
             .map_err(|e| SignalError::from_coded(&e))?;
         Ok(match answer {

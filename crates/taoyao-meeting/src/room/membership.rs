@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use taoyao_signal::{ClientHandle, Reply, Request, SignalError};
-use taoyao_webrtc::{JoinOptions, MediaKind, StreamAction, StreamRequest, SubscribePolicy};
+use taoyao_webrtc::{
+    JoinOptions, MediaKind, MemberId, StreamAction, StreamRequest, SubscribePolicy,
+};
 use tokio::time::Instant;
 
 use super::requests::{Enter, Target};
@@ -35,7 +37,7 @@ impl RoomTask {
         if let Err(e) = self
             .media
             .join(
-                me,
+                &MemberId::from(me),
                 JoinOptions::new(req.client.info().name.clone()).with_subscribe(subscribe),
             )
             .await
@@ -85,7 +87,11 @@ impl RoomTask {
                 kind,
                 ..Default::default()
             };
-            if let Err(e) = self.media.stream(me, StreamAction::Subscribe, all).await {
+            if let Err(e) = self
+                .media
+                .stream(&MemberId::from(me), StreamAction::Subscribe, all)
+                .await
+            {
                 tracing::warn!(room = self.id, client = me, "subscribing the newcomer: {e}");
             }
         }

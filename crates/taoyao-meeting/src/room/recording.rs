@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use taoyao_signal::{Reply, Request, SignalError};
-use taoyao_webrtc::{MediaError, RecordLimits, RecordRequest, RecordingInfo};
+use taoyao_webrtc::{MediaError, MemberId, RecordLimits, RecordRequest, RecordingInfo};
 
 use super::RoomEnv;
 use super::requests::Record;
@@ -102,12 +102,7 @@ impl RoomTask {
     }
 
     /// What to record to `recording.dir/<roomId>/<name>`, holding one `max_concurrent` permit.
-    fn record_request(
-        &self,
-        member: &str,
-        name: String,
-        by: &str,
-    ) -> Result<RecordRequest, SignalError> {
+    fn record_request(&self, name: String, by: &str) -> Result<RecordRequest, SignalError> {
         let cfg = &self.shared.recording;
         let permit = self
             .shared
@@ -121,8 +116,7 @@ impl RoomTask {
                 ))
             })?;
         Ok(RecordRequest {
-            member: member.to_owned(),
-            requester: by.to_owned(),
+            requester: MemberId::from(by),
             path: room_dir(&cfg.dir, &self.id).join(&name),
             file: format!("{}/{name}", sanitize(&self.id)),
             limits: RecordLimits {
@@ -151,7 +145,7 @@ impl RoomTask {
                 ));
             };
             let by = req.client.id().to_owned();
-            let request = self.record_request("", file_name("mix"), &by)?;
+            let request = self.record_request(file_name("mix"), &by)?;
             let file = request.file.clone();
             mix.record_mix_start(request)
                 .await
@@ -237,10 +231,10 @@ impl RoomTask {
             });
             return Ok(None);
         };
-        let request = self.record_request(target, file_name(target), by)?;
+        let request = self.record_request(file_name(target), by)?;
         let file = request.file.clone();
         recorder
-            .record_start(target, request)
+            .record_start(&MemberId::from(target), request)
             .await
             .map_err(|e| SignalError::from_coded(&e))?;
         Ok(Some(file))
@@ -304,7 +298,7 @@ impl RoomTask {
                 continue;
             };
             // Returns once the file is finalized; the room hears record::stop from the backend.
-            match recorder.record_stop(&target).await {
+            match recorder.record_stop(&MemberId::from(&target)).await {
                 Ok(()) => stopped.push(target),
                 Err(e) if single => return Err(SignalError::from_coded(&e)),
                 Err(_) => {}

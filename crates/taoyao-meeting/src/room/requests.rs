@@ -3,7 +3,7 @@
 //! body carries that a signal does not use (`roomId`, a client's extras) are ignored.
 
 use serde::Deserialize;
-use taoyao_webrtc::{MediaKind, SubscribePolicy, Transport};
+use taoyao_webrtc::{MediaKind, MemberId, StreamId, SubscribePolicy, Transport};
 
 use crate::modes::MeetingMode;
 
@@ -67,8 +67,8 @@ pub(crate) struct PublishOffer {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StreamBody {
     pub kind: Option<MediaKind>,
-    pub stream_id: Option<String>,
-    pub client_id: Option<String>,
+    pub stream_id: Option<StreamId>,
+    pub client_id: Option<MemberId>,
 }
 
 /// `room::mode`.

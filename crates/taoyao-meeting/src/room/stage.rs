@@ -4,7 +4,7 @@
 //! change every member's media gate is set to what the rules allow.
 
 use taoyao_signal::{Grants, Reply, Request, SignalError};
-use taoyao_webrtc::{MediaKind, StreamAction, StreamRequest};
+use taoyao_webrtc::{MediaKind, MemberId, StreamAction, StreamRequest};
 
 use super::requests::{
     Cohost, CohostAction, Floor, FloorAction, LiveStart, Mode, Mute, Presenter, PresenterAction,
@@ -312,7 +312,7 @@ impl RoomTask {
             // Where the server carries no media (mesh) the rules are kept at signaling only.
             if let Some(gates) = self.media.gates() {
                 for (kind, open) in [(MediaKind::Video, want.0), (MediaKind::Audio, want.1)] {
-                    if let Err(e) = gates.set_gate(&id, Some(kind), open).await {
+                    if let Err(e) = gates.set_gate(&MemberId::from(&id), Some(kind), open).await {
                         tracing::warn!(room = self.id, member = id, "gate: {e}");
                     }
                 }
@@ -326,7 +326,11 @@ impl RoomTask {
         if self.caps.carries_media
             && let Err(e) = self
                 .media
-                .stream(member, StreamAction::Unpublish, StreamRequest::default())
+                .stream(
+                    &MemberId::from(member),
+                    StreamAction::Unpublish,
+                    StreamRequest::default(),
+                )
                 .await
         {
             tracing::debug!(room = self.id, member, "unpublish: {e}");

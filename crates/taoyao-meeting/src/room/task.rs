@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use taoyao_signal::Reply;
-use taoyao_webrtc::MediaEvent;
+use taoyao_webrtc::{MediaEvent, MemberId};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -91,7 +91,9 @@ impl RoomTask {
         for r in recordings {
             let stopped = match (r.mix, media.mix(), media.recorder()) {
                 (true, Some(mix), _) => mix.record_mix_stop().await,
-                (false, _, Some(recorder)) => recorder.record_stop(&r.client_id).await,
+                (false, _, Some(recorder)) => {
+                    recorder.record_stop(&MemberId::from(&r.client_id)).await
+                }
                 _ => continue,
             };
             if let Err(e) = stopped {
@@ -142,7 +144,7 @@ impl RoomTask {
     /// Releases a member's media and hands on what that emitted (its recording's end, its
     /// streams' end) before the caller tells anyone the member left.
     pub(super) async fn leave_media(&mut self, member: &str) {
-        self.media.leave(member).await;
+        self.media.leave(&MemberId::from(member)).await;
         self.drain_lane();
     }
 
@@ -163,8 +165,8 @@ impl RoomTask {
                 stream,
                 kind,
             } => Some(RoomEventKind::TrackPublished {
-                client_id: member.clone(),
-                stream_id: stream.clone(),
+                client_id: member.to_string(),
+                stream_id: stream.to_string(),
                 kind: Some(*kind),
             }),
             MediaEvent::StreamEnded {
@@ -172,8 +174,8 @@ impl RoomTask {
                 stream,
                 kind,
             } => Some(RoomEventKind::TrackUnpublished {
-                client_id: member.clone(),
-                stream_id: stream.clone(),
+                client_id: member.to_string(),
+                stream_id: stream.to_string(),
                 kind: Some(*kind),
             }),
             MediaEvent::RecordingStopped { .. } if self.shared.observed() => self

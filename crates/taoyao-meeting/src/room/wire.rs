@@ -357,17 +357,15 @@ pub(super) fn deliver(find: impl Fn(&str) -> Option<ClientHandle>, room: &str, e
         MediaEvent::RecordingStopped {
             to,
             member,
-            mix,
             file,
             duration_ms,
             error,
         } => {
             if let Some(c) = find(&to) {
                 let mut body = json!({"roomId": room, "file": file, "durationMs": duration_ms});
-                if mix {
-                    body["mix"] = json!(true);
-                } else {
-                    body["clientId"] = json!(member);
+                match member {
+                    Some(m) => body["clientId"] = json!(m),
+                    None => body["mix"] = json!(true),
                 }
                 if let Some(e) = error {
                     body["error"] = json!(e);
