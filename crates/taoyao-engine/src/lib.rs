@@ -50,6 +50,7 @@ pub mod error;
 pub mod feedback;
 pub mod shard;
 mod sys;
+pub mod tcp;
 
 pub use engine::{Engine, EngineConfig, Placement, ShardPorts};
 pub use error::EngineError;
