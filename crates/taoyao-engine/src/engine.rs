@@ -342,6 +342,25 @@ mod tests {
     }
 
     #[test]
+    fn a_taken_tcp_port_is_an_error_that_names_the_listener() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let cfg = EngineConfig {
+            shards: 1,
+            tcp_port: Some(taken.local_addr().unwrap().port()),
+            ..EngineConfig::default()
+        };
+        let err = Engine::start(&cfg).err().expect("refused");
+        assert!(err.to_string().contains("ICE-TCP listener"), "{err}");
+        let engine = Engine::start(&EngineConfig {
+            shards: 1,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        assert_eq!(engine.tcp_addr(), None);
+        assert_eq!(engine.tcp_stats(), TcpAcceptStats::default());
+    }
+
+    #[test]
     fn rooms_go_to_the_shard_with_the_fewest_rooms_when_none_has_connections() {
         let engine = Engine::start(&EngineConfig {
             shards: 3,

@@ -1212,6 +1212,44 @@ mod tests {
     }
 
     #[test]
+    fn ufrags_name_their_shard_and_tcp_frames_route_apart_from_udp() {
+        let mut cfg = ShardConfig::new("10.0.0.1:4000".parse().unwrap());
+        cfg.index = 0x1b;
+        let now = Instant::now();
+        let from: SocketAddr = "10.0.9.9:999".parse().unwrap();
+        let mut s = Shard::new(cfg.clone());
+        let id = s.open_connection(now).unwrap();
+        let ufrag = s.conns[&id].ufrag.clone();
+        assert_eq!(ufrag_shard(&ufrag), Some(0x1b), "{ufrag}");
+        let payload = check(&format!("{ufrag}:c"));
+        assert_eq!(stun_server_ufrag(&payload), Some(ufrag.clone()));
+        // Without a TCP candidate a TCP frame is unroutable, even a check for a known ufrag.
+        s.handle_tcp_frame(now, from, payload.clone());
+        assert_eq!(s.stats().unroutable, 1);
+        assert!(s.conns[&id].early.is_empty());
+        // With one, the check is kept under its TCP route; the same ip:port on UDP is another
+        // route.
+        cfg.tcp = Some("10.0.0.1:4443".parse().unwrap());
+        let mut s = Shard::new(cfg);
+        let id = s.open_connection(now).unwrap();
+        let ufrag = s.conns[&id].ufrag.clone();
+        s.handle_tcp_frame(now, from, check(&format!("{ufrag}:c")));
+        s.handle_datagram(now, s.cfg.announced, from, check(&format!("{ufrag}:c")));
+        let routes: Vec<Remote> = s.conns[&id].early.iter().map(|(r, _)| *r).collect();
+        assert_eq!(
+            routes,
+            [
+                (TransportProtocol::TCP, from),
+                (TransportProtocol::UDP, from)
+            ]
+        );
+        assert_eq!(s.stats().tcp_frames_in, 1);
+        assert_eq!(s.stats().datagrams_in, 2);
+        assert_eq!(ufrag_shard("t1abc"), None, "no shard index");
+        assert_eq!(ufrag_shard("someone"), None);
+    }
+
+    #[test]
     fn closing_drops_routes() {
         let mut s = shard();
         let now = Instant::now();

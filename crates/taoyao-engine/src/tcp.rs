@@ -367,6 +367,11 @@ enum Step {
 /// in the kernel for the shard) and decides its fate.
 fn first_frame(p: &mut Pending, scratch: &mut [u8], shards: usize, now: Instant) -> Step {
     let want = FIRST_FRAME_MAX + FRAMING_HEADER_LEN - p.decoder.buffered();
+    if want == 0 {
+        // Not reached (a full buffer holds a whole first frame, taken below), but a zero-length
+        // read would look like the peer's EOF.
+        return Step::Drop(|c| &c.dropped_junk);
+    }
     match p.stream.read(&mut scratch[..want]) {
         Ok(0) => return Step::Drop(|c| &c.dropped_closed),
         Ok(n) => p.decoder.extend(&scratch[..n]),
@@ -762,6 +767,102 @@ mod tests {
         .iter()
         .position(|a| a.load(Ordering::Relaxed) == 1)
         .unwrap() as u64
+    }
+
+    /// A shard-side stream on a real socket pair: the test holds the client end.
+    fn adopted(streams: &mut TcpStreams, shard: &mut Shard) -> (TcpStream, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, peer) = listener.accept().unwrap();
+        stream.set_nonblocking(true).unwrap();
+        let mut rest = FrameDecoder::new(MAX_FRAMED_PACKET_SIZE);
+        rest.extend(&framed(b"second"));
+        let a = Adopted {
+            stream,
+            peer,
+            first: BytesMut::from(&b"first"[..]),
+            rest,
+        };
+        streams.adopt(a, shard, Instant::now());
+        (client, peer)
+    }
+
+    /// Polls and services the streams until `done` (5 s at most).
+    fn service_until(
+        streams: &mut TcpStreams,
+        shard: &mut Shard,
+        done: impl Fn(&TcpStreams, &Shard) -> bool,
+    ) {
+        let start = Instant::now();
+        while !done(streams, shard) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                streams.stats()
+            );
+            let mut fds = Vec::new();
+            streams.poll_set(&mut fds);
+            poll_fds(&mut fds, Duration::from_millis(10));
+            streams.service(&fds, shard, Instant::now());
+        }
+    }
+
+    #[test]
+    fn a_stream_is_closed_when_its_peer_goes_or_stops_reading() {
+        let mut shard = Shard::new(crate::ShardConfig::new("127.0.0.1:4000".parse().unwrap()));
+        let mut streams = TcpStreams::new(64 * 1024);
+        // The first frame and the one read behind it both reach the shard (unroutable here:
+        // the shard has no connection and no TCP candidate).
+        let (mut client, _) = adopted(&mut streams, &mut shard);
+        assert_eq!(shard.stats().tcp_frames_in, 2);
+        assert_eq!(streams.stats().open, 1);
+        // Two frames in one write, then a third cut in half across two writes.
+        let mut wire = framed(b"a");
+        wire.extend_from_slice(&framed(b"bb"));
+        let third = framed(&[3u8; 100]);
+        wire.extend_from_slice(&third[..40]);
+        client.write_all(&wire).unwrap();
+        service_until(&mut streams, &mut shard, |_, sh| {
+            sh.stats().tcp_frames_in >= 4
+        });
+        // One more round after the rest of the write had time to land: still four.
+        std::thread::sleep(Duration::from_millis(20));
+        let mut fds = Vec::new();
+        streams.poll_set(&mut fds);
+        poll_fds(&mut fds, Duration::ZERO);
+        streams.service(&fds, &mut shard, Instant::now());
+        assert_eq!(shard.stats().tcp_frames_in, 4, "the half frame is held");
+        client.write_all(&third[40..]).unwrap();
+        service_until(&mut streams, &mut shard, |_, sh| {
+            sh.stats().tcp_frames_in >= 5
+        });
+        // The peer goes: the stream is closed at its EOF.
+        drop(client);
+        service_until(&mut streams, &mut shard, |s, _| s.stats().open == 0);
+        assert_eq!(streams.stats().closed_peer, 1);
+
+        // A peer that never reads: what the kernel cannot take piles up to the limit, then the
+        // stream is closed instead of growing.
+        let (_client, peer) = adopted(&mut streams, &mut shard);
+        let t = Transmit {
+            local: "127.0.0.1:4000".parse().unwrap(),
+            remote: peer,
+            protocol: rtc::shared::TransportProtocol::TCP,
+            payload: BytesMut::from(&[9u8; 1200][..]),
+        };
+        let mut sent = 0;
+        while streams.stats().open == 1 {
+            assert!(sent < 100_000, "never closed: {:?}", streams.stats());
+            streams.send(&t);
+            streams.write_all();
+            sent += 1;
+        }
+        let st = streams.stats();
+        assert_eq!(st.closed_backlog, 1, "{st:?}");
+        assert_eq!(st.frames_out, sent);
+        // After the close its transmits have nowhere to go: counted, not queued.
+        streams.send(&t);
+        assert_eq!(streams.stats().no_stream, 1);
     }
 
     #[test]
