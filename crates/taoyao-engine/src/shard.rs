@@ -76,7 +76,7 @@ pub struct ShardConfig {
     /// `taoyao_media::forward::KeyframeRequests`).
     pub keyframe_interval: Duration,
     /// The shard's index in its engine, written at the head of every ufrag it makes: the
-    /// ICE-TCP acceptor reads it back from a new stream's first check ([`ufrag_shard`]) and
+    /// ICE-TCP acceptor reads it back from a new stream's first check (`ufrag_shard`) and
     /// needs no shared ufrag map.
     pub index: usize,
     /// The passive ICE-TCP candidate every connection announces beside its UDP one, and the

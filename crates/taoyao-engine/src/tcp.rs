@@ -7,7 +7,7 @@
 //! from that STUN check's USERNAME, reads the owning shard's index from the ufrag's head and
 //! hands the stream, non-blocking, to that shard thread over its command channel. A thread of
 //! its own, not a shard's loop: accepting and waiting for strangers' first bytes stays off
-//! every shard's media path, and no shard has to forward streams to another. [`TcpStreams`]
+//! every shard's media path, and no shard has to forward streams to another. `TcpStreams`
 //! is the shard thread's side: its streams are polled beside its UDP socket, frames are cut
 //! out of whatever each read returns and fed to the [`Shard`] as TCP datagrams, and what the
 //! shard writes to a TCP peer is framed onto that stream, buffered while the kernel's send
