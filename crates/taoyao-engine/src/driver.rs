@@ -394,6 +394,7 @@ fn flush(
 ) {
     transmits.extend(std::iter::from_fn(|| shard.poll_transmit()));
     if transmits.is_empty() {
+        tcp.close_gone(shard);
         return;
     }
     let mut framed = false;
@@ -416,5 +417,7 @@ fn flush(
     if framed {
         tcp.write_all();
     }
+    // After the writes: a closed connection's last words (DTLS close_notify) go out first.
+    tcp.close_gone(shard);
     transmits.clear();
 }

@@ -233,6 +233,8 @@ pub struct Shard {
     /// Connections with output to drain (a forwarded write makes a sink dirty).
     dirty: Vec<ConnId>,
     stats: ShardStats,
+    /// ICE-TCP peers of connections that closed: the driver closes their streams.
+    tcp_gone: Vec<SocketAddr>,
 }
 
 /// A remote transport address: UDP and TCP ports are separate spaces, so a TCP peer at the
@@ -291,6 +293,7 @@ impl Shard {
             events: VecDeque::new(),
             dirty: Vec::new(),
             stats: ShardStats::default(),
+            tcp_gone: Vec::new(),
         }
     }
 
@@ -701,6 +704,14 @@ impl Shard {
     fn remove(&mut self, id: ConnId) {
         if let Some(conn) = self.conns.remove(&id) {
             self.by_ufrag.remove(&conn.ufrag);
+            // Its TCP peers' streams serve nobody now (kept checks' too: a stream is adopted on
+            // its first check, before the remote description may be set).
+            let early = conn.early.iter().map(|(r, _)| *r);
+            for (proto, peer) in conn.addrs.iter().copied().chain(early) {
+                if proto == TransportProtocol::TCP && !self.tcp_gone.contains(&peer) {
+                    self.tcp_gone.push(peer);
+                }
+            }
             for a in conn.addrs {
                 self.by_addr.remove(&a);
             }
@@ -757,41 +768,59 @@ impl Shard {
         payload: BytesMut,
     ) {
         let _ = local; // one local address per shard today; kept for multi-homing.
-        self.receive(now, (TransportProtocol::UDP, remote), payload);
+        let _ = self.receive(now, (TransportProtocol::UDP, remote), payload);
     }
 
     /// One RFC 4571 frame (its header removed) from the ICE-TCP stream whose peer is `remote`.
     /// Routed as a datagram is, in TCP's own address space; without a TCP candidate
-    /// ([`ShardConfig::tcp`]) it is unroutable.
-    pub fn handle_tcp_frame(&mut self, now: Instant, remote: SocketAddr, payload: BytesMut) {
+    /// ([`ShardConfig::tcp`]) it is unroutable. Returns whether it reached a connection (or is
+    /// a check for one that came before its remote description): a new stream whose first
+    /// frame did not is closed by the driver.
+    pub fn handle_tcp_frame(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        payload: BytesMut,
+    ) -> bool {
         self.stats.tcp_frames_in += 1;
         if self.cfg.tcp.is_none() {
             self.stats.datagrams_in += 1;
             self.stats.unroutable += 1;
-            return;
+            return false;
         }
-        self.receive(now, (TransportProtocol::TCP, remote), payload);
+        self.receive(now, (TransportProtocol::TCP, remote), payload)
     }
 
-    fn receive(&mut self, now: Instant, remote: Remote, payload: BytesMut) {
+    #[cfg(test)]
+    pub(crate) fn ufrag_of(&self, id: ConnId) -> Option<&str> {
+        self.conns.get(&id).map(|c| c.ufrag.as_str())
+    }
+
+    /// The next ICE-TCP peer whose connection closed (its stream should be closed too).
+    pub fn poll_tcp_gone(&mut self) -> Option<SocketAddr> {
+        self.tcp_gone.pop()
+    }
+
+    /// Routes and reads one packet; false if it was unroutable.
+    fn receive(&mut self, now: Instant, remote: Remote, payload: BytesMut) -> bool {
         self.stats.datagrams_in += 1;
         let id = match self.by_addr.get(&remote) {
             Some(id) => *id,
             None => {
                 let Some(id) = self.route_stun(&payload) else {
                     self.stats.unroutable += 1;
-                    return;
+                    return false;
                 };
                 let Some(conn) = self.conns.get_mut(&id) else {
                     self.stats.unroutable += 1;
-                    return;
+                    return false;
                 };
                 if !conn.remote_set {
                     if conn.early.len() < self.cfg.early_checks {
                         conn.early.push((remote, payload));
                         self.stats.early_checks_kept += 1;
                     }
-                    return;
+                    return true;
                 }
                 // A check with the right ufrag: the address belongs to this connection now.
                 // (Integrity is checked by rtc; a forged check could only misroute packets
@@ -803,6 +832,7 @@ impl Shard {
         };
         self.read_into(now, id, remote, payload);
         self.touch(now, id);
+        true
     }
 
     fn read_into(&mut self, now: Instant, id: ConnId, remote: Remote, payload: BytesMut) {

@@ -402,6 +402,11 @@ pub struct TcpStreamStats {
     /// Closed: a frame length the format cannot carry came in (not possible below 65535;
     /// counted for completeness of the decoder's errors).
     pub closed_junk: u64,
+    /// Closed at once: the first frame reached no connection on the shard (a stale or forged
+    /// ufrag that named this shard).
+    pub closed_unroutable: u64,
+    /// Closed because the connection it served was closed.
+    pub closed_conn: u64,
     /// Frames queued for sending on streams, and their bytes with headers.
     pub frames_out: u64,
     pub bytes_out: u64,
@@ -432,6 +437,7 @@ enum Close {
     Peer,
     Backlog,
     Junk,
+    Conn,
 }
 
 impl TcpStreams {
@@ -453,10 +459,15 @@ impl TcpStreams {
         }
     }
 
-    /// Takes a stream over: its first frame and anything read after it go to the shard now.
+    /// Takes a stream over: its first frame and anything read after it go to the shard now. A
+    /// stream whose first frame reaches no connection is closed at once: the acceptor only
+    /// checked that its ufrag names this shard, and a stranger must not park streams here.
     pub fn adopt(&mut self, a: Adopted, shard: &mut Shard, now: Instant) {
         self.stats.adopted += 1;
-        shard.handle_tcp_frame(now, a.peer, a.first);
+        if !shard.handle_tcp_frame(now, a.peer, a.first) {
+            self.stats.closed_unroutable += 1;
+            return;
+        }
         let mut stream = Stream {
             sock: a.stream,
             decoder: a.rest,
@@ -542,6 +553,13 @@ impl TcpStreams {
         self.close_marked();
     }
 
+    /// Closes the streams of connections the shard closed.
+    pub fn close_gone(&mut self, shard: &mut Shard) {
+        while let Some(peer) = shard.poll_tcp_gone() {
+            self.close(peer, Close::Conn);
+        }
+    }
+
     fn close_marked(&mut self) {
         while let Some((peer, why)) = self.closing.pop() {
             self.close(peer, why);
@@ -556,6 +574,7 @@ impl TcpStreams {
             Close::Peer => self.stats.closed_peer += 1,
             Close::Backlog => self.stats.closed_backlog += 1,
             Close::Junk => self.stats.closed_junk += 1,
+            Close::Conn => self.stats.closed_conn += 1,
         }
         tracing::debug!(%peer, "ICE-TCP stream closed");
     }
@@ -565,7 +584,9 @@ impl TcpStreams {
 fn drain_frames(d: &mut FrameDecoder, peer: SocketAddr, shard: &mut Shard, now: Instant) -> bool {
     loop {
         match d.next_frame() {
-            Ok(Some(frame)) => shard.handle_tcp_frame(now, peer, frame),
+            Ok(Some(frame)) => {
+                let _ = shard.handle_tcp_frame(now, peer, frame);
+            }
             Ok(None) => return true,
             Err(FrameError::Oversize(_)) => return false,
         }
@@ -769,8 +790,13 @@ mod tests {
         .unwrap() as u64
     }
 
-    /// A shard-side stream on a real socket pair: the test holds the client end.
-    fn adopted(streams: &mut TcpStreams, shard: &mut Shard) -> (TcpStream, SocketAddr) {
+    /// A shard-side stream on a real socket pair, `first` its first frame: the test holds the
+    /// client end.
+    fn adopted(
+        streams: &mut TcpStreams,
+        shard: &mut Shard,
+        first: &[u8],
+    ) -> (TcpStream, SocketAddr) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (stream, peer) = listener.accept().unwrap();
@@ -780,7 +806,7 @@ mod tests {
         let a = Adopted {
             stream,
             peer,
-            first: BytesMut::from(&b"first"[..]),
+            first: BytesMut::from(first),
             rest,
         };
         streams.adopt(a, shard, Instant::now());
@@ -809,12 +835,28 @@ mod tests {
 
     #[test]
     fn a_stream_is_closed_when_its_peer_goes_or_stops_reading() {
-        let mut shard = Shard::new(crate::ShardConfig::new("127.0.0.1:4000".parse().unwrap()));
+        let mut cfg = crate::ShardConfig::new("127.0.0.1:4000".parse().unwrap());
+        cfg.tcp = Some("127.0.0.1:4443".parse().unwrap());
+        let mut shard = Shard::new(cfg);
+        let now = Instant::now();
+        let conn = shard.open_connection(now).unwrap();
+        let check = stun(
+            BINDING_REQUEST,
+            &format!("{}:c", shard.ufrag_of(conn).unwrap()),
+        );
         let mut streams = TcpStreams::new(64 * 1024);
-        // The first frame and the one read behind it both reach the shard (unroutable here:
-        // the shard has no connection and no TCP candidate).
-        let (mut client, _) = adopted(&mut streams, &mut shard);
-        assert_eq!(shard.stats().tcp_frames_in, 2);
+        // A first frame that reaches no connection: closed at once.
+        let (_stranger, _) = adopted(&mut streams, &mut shard, b"first");
+        assert_eq!(shard.stats().tcp_frames_in, 1);
+        assert_eq!(
+            (streams.stats().open, streams.stats().closed_unroutable),
+            (0, 1)
+        );
+        // A check for the connection (kept: no remote description yet) and the frame read
+        // behind it both reach the shard; the stream stays.
+        let (mut client, _) = adopted(&mut streams, &mut shard, &check);
+        assert_eq!(shard.stats().tcp_frames_in, 3);
+        assert_eq!(shard.stats().early_checks_kept, 1);
         assert_eq!(streams.stats().open, 1);
         // Two frames in one write, then a third cut in half across two writes.
         let mut wire = framed(b"a");
@@ -823,7 +865,7 @@ mod tests {
         wire.extend_from_slice(&third[..40]);
         client.write_all(&wire).unwrap();
         service_until(&mut streams, &mut shard, |_, sh| {
-            sh.stats().tcp_frames_in >= 4
+            sh.stats().tcp_frames_in >= 5
         });
         // One more round after the rest of the write had time to land: still four.
         std::thread::sleep(Duration::from_millis(20));
@@ -831,10 +873,10 @@ mod tests {
         streams.poll_set(&mut fds);
         poll_fds(&mut fds, Duration::ZERO);
         streams.service(&fds, &mut shard, Instant::now());
-        assert_eq!(shard.stats().tcp_frames_in, 4, "the half frame is held");
+        assert_eq!(shard.stats().tcp_frames_in, 5, "the half frame is held");
         client.write_all(&third[40..]).unwrap();
         service_until(&mut streams, &mut shard, |_, sh| {
-            sh.stats().tcp_frames_in >= 5
+            sh.stats().tcp_frames_in >= 6
         });
         // The peer goes: the stream is closed at its EOF.
         drop(client);
@@ -843,7 +885,7 @@ mod tests {
 
         // A peer that never reads: what the kernel cannot take piles up to the limit, then the
         // stream is closed instead of growing.
-        let (_client, peer) = adopted(&mut streams, &mut shard);
+        let (_client, peer) = adopted(&mut streams, &mut shard, &check);
         let t = Transmit {
             local: "127.0.0.1:4000".parse().unwrap(),
             remote: peer,
@@ -863,6 +905,19 @@ mod tests {
         // After the close its transmits have nowhere to go: counted, not queued.
         streams.send(&t);
         assert_eq!(streams.stats().no_stream, 1);
+
+        // The connection closes: its streams go with it.
+        let (mut last, _) = adopted(&mut streams, &mut shard, &check);
+        assert_eq!(streams.stats().open, 1);
+        shard.close(now, conn).unwrap();
+        streams.close_gone(&mut shard);
+        assert_eq!((streams.stats().open, streams.stats().closed_conn), (0, 1));
+        last.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 8];
+        assert!(
+            matches!(last.read(&mut buf), Ok(0)),
+            "the client sees the close"
+        );
     }
 
     #[test]

@@ -320,5 +320,22 @@ fn a_tcp_only_publisher_reaches_a_udp_subscriber_and_strangers_are_dropped() {
         0,
         "nothing was routed to the other shard"
     );
+
+    // Closing the publisher's connection closes its stream: the client reads to its EOF.
+    shard.close(pub_conn).unwrap();
+    let mut stream = pub_tcp.stream.take().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {} // its last frames (DTLS close_notify)
+            Err(e) => panic!("no EOF after the connection closed: {e}"),
+        }
+    }
+    let tcp = shard.stats().unwrap().tcp;
+    assert_eq!((tcp.open, tcp.closed_conn), (0, 1), "{tcp:?}");
     engine.stop();
 }
