@@ -397,19 +397,18 @@ fn flush(
         tcp.close_gone(shard);
         return;
     }
+    // TCP transmits are framed onto their stream; only UDP ones make the egress batch.
     let mut framed = false;
-    let batch: Vec<(SocketAddr, &[u8])> = transmits
-        .iter()
-        .filter(|t| match t.protocol {
+    let mut batch: Vec<(SocketAddr, &[u8])> = Vec::with_capacity(transmits.len());
+    for t in transmits.iter() {
+        match t.protocol {
             TransportProtocol::TCP => {
                 tcp.send(t);
                 framed = true;
-                false
             }
-            _ => true,
-        })
-        .map(|t| (t.remote, &t.payload[..]))
-        .collect();
+            _ => batch.push((t.remote, &t.payload[..])),
+        }
+    }
     if !batch.is_empty() {
         egress.send(socket, &batch);
     }

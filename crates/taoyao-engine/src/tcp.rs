@@ -321,10 +321,18 @@ fn accept_loop(
                     });
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                // ECONNABORTED and friends: that one connection is gone, the listener is not.
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // That one connection is gone before we took it; the listener is fine.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Interrupted | ErrorKind::ConnectionAborted
+                    ) => {}
                 Err(e) => {
-                    tracing::debug!("ICE-TCP accept: {e}");
+                    // EMFILE / ENFILE / ENOBUFS: the connection stays queued and the listener
+                    // readable, so the next ppoll returns at once; a short pause keeps this
+                    // thread from spinning until descriptors are free.
+                    tracing::warn!("ICE-TCP accept: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
                     break;
                 }
             }
@@ -399,9 +407,6 @@ pub struct TcpStreamStats {
     pub closed_peer: u64,
     /// Closed: more than the send limit was waiting for the kernel's send buffer.
     pub closed_backlog: u64,
-    /// Closed: a frame length the format cannot carry came in (not possible below 65535;
-    /// counted for completeness of the decoder's errors).
-    pub closed_junk: u64,
     /// Closed at once: the first frame reached no connection on the shard (a stale or forged
     /// ufrag that named this shard).
     pub closed_unroutable: u64,
@@ -436,7 +441,6 @@ pub(crate) struct TcpStreams {
 enum Close {
     Peer,
     Backlog,
-    Junk,
     Conn,
 }
 
@@ -473,13 +477,10 @@ impl TcpStreams {
             decoder: a.rest,
             out: BytesMut::new(),
         };
-        let ok = drain_frames(&mut stream.decoder, a.peer, shard, now);
+        drain_frames(&mut stream.decoder, a.peer, shard, now);
         // A peer address is unique among live connections to one listener; an entry there is a
         // stream that closed without us noticing yet, replaced.
         self.streams.insert(a.peer, stream);
-        if !ok {
-            self.close(a.peer, Close::Junk);
-        }
     }
 
     /// Adds one pollfd per stream (POLLOUT too while output waits) and remembers the order.
@@ -573,23 +574,18 @@ impl TcpStreams {
         match why {
             Close::Peer => self.stats.closed_peer += 1,
             Close::Backlog => self.stats.closed_backlog += 1,
-            Close::Junk => self.stats.closed_junk += 1,
             Close::Conn => self.stats.closed_conn += 1,
         }
         tracing::debug!(%peer, "ICE-TCP stream closed");
     }
 }
 
-/// Feeds every whole frame to the shard; false if the stream sent an impossible frame.
-fn drain_frames(d: &mut FrameDecoder, peer: SocketAddr, shard: &mut Shard, now: Instant) -> bool {
-    loop {
-        match d.next_frame() {
-            Ok(Some(frame)) => {
-                let _ = shard.handle_tcp_frame(now, peer, frame);
-            }
-            Ok(None) => return true,
-            Err(FrameError::Oversize(_)) => return false,
-        }
+/// Feeds every whole frame to the shard. An adopted stream's decoder has the format's own
+/// limit (65535), which no length header can pass, so `next_frame` never errs here.
+fn drain_frames(d: &mut FrameDecoder, peer: SocketAddr, shard: &mut Shard, now: Instant) {
+    while let Ok(Some(frame)) = d.next_frame() {
+        // An established stream's frames are routed by its address; the answer is for adopt.
+        let _ = shard.handle_tcp_frame(now, peer, frame);
     }
 }
 
@@ -607,9 +603,7 @@ fn read_in(
             Ok(n) => {
                 read += n;
                 s.decoder.extend(&scratch[..n]);
-                if !drain_frames(&mut s.decoder, peer, shard, now) {
-                    return Err(Close::Junk);
-                }
+                drain_frames(&mut s.decoder, peer, shard, now);
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
