@@ -143,13 +143,17 @@ fn assert_udp_and_passive_tcp(sdp: &str, udp: SocketAddr, tcp: SocketAddr) {
     assert!(t.1 < u.1, "TCP ranks below UDP: {c:?}");
 }
 
-fn opened_track(events: &Receiver<Event>, conn: ConnId) -> Option<TrackRef> {
+/// Reads the shard's events: `conn`'s opened track, if one opened, and whether the shard saw
+/// `conn` reach connected.
+fn watch(events: &Receiver<Event>, conn: ConnId, connected: &mut bool) -> Option<TrackRef> {
     let mut found = None;
     while let Ok(ev) = events.try_recv() {
-        if let Event::TrackOpened { track, .. } = ev
-            && track.conn == conn
-        {
-            found = Some(track);
+        match ev {
+            Event::TrackOpened { track, .. } if track.conn == conn => found = Some(track),
+            Event::State { conn: c, state } if c == conn => {
+                *connected |= state == RTCPeerConnectionState::Connected;
+            }
+            _ => {}
         }
     }
     found
@@ -205,6 +209,7 @@ fn a_tcp_only_publisher_reaches_a_udp_subscriber_and_strangers_are_dropped() {
 
     // Connect the publisher and send video until its track opens on the shard.
     let mut track = None;
+    let mut server_connected = false;
     let mut last_rtp = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(10);
     while track.is_none() {
@@ -229,9 +234,13 @@ fn a_tcp_only_publisher_reaches_a_udp_subscriber_and_strangers_are_dropped() {
             publisher.outbox.is_empty(),
             "the TCP-only publisher wrote UDP"
         );
-        track = opened_track(&events, pub_conn);
+        track = watch(&events, pub_conn, &mut server_connected);
     }
     let track = track.unwrap();
+    assert!(
+        server_connected,
+        "the shard's side of the TCP connection is connected"
+    );
 
     // Subscribe over UDP through a server offer, which carries the TCP candidate too.
     let sub_conn = shard.open_connection().unwrap();
