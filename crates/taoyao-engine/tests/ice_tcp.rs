@@ -348,3 +348,129 @@ fn a_tcp_only_publisher_reaches_a_udp_subscriber_and_strangers_are_dropped() {
     assert_eq!((tcp.open, tcp.closed_conn), (0, 1), "{tcp:?}");
     engine.stop();
 }
+
+/// The subscribe direction over TCP: the server offers, the TCP-only client answers and starts
+/// checking at once, and its checks reach the shard (on a stream the acceptor routed by ufrag)
+/// before the answer is applied. The shard keeps them under their TCP route and replays them
+/// when the answer is set; then the publisher's video flows down the stream, framed.
+#[test]
+fn a_tcp_only_subscriber_connects_through_early_checks_and_receives_video() {
+    let engine = Engine::start(&EngineConfig {
+        shards: 1,
+        tcp_port: Some(0),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let tcp_addr = engine.tcp_addr().expect("ICE-TCP on");
+    let room = engine.place_room();
+    let shard = room.shard().clone();
+    let events = engine.take_events(0).unwrap();
+
+    // A UDP publisher.
+    let pub_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    pub_socket.set_nonblocking(true).unwrap();
+    let mut publisher = Client::new(
+        Instant::now(),
+        pub_socket.local_addr().unwrap(),
+        Duration::from_millis(50),
+    );
+    let mut pub_udp = UdpPeer {
+        socket: pub_socket,
+        sent: 0,
+        received: 0,
+    };
+    let offer = publisher.publish_offer(Instant::now());
+    let (pub_conn, answer) = shard.accept_offer(offer).unwrap();
+    publisher.accept_answer(Instant::now(), answer);
+    let mut track = None;
+    let mut connected = false;
+    let mut last_rtp = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while track.is_none() {
+        assert!(Instant::now() < deadline, "publisher {:?}", publisher.state);
+        let now = Instant::now();
+        publisher.timeout(now);
+        if publisher.state == RTCPeerConnectionState::Connected
+            && now - last_rtp > Duration::from_millis(10)
+        {
+            publisher.send_rtp(now, Bytes::from_static(&KEYFRAME));
+            last_rtp = now;
+        }
+        pub_udp.pump(now, &mut publisher);
+        track = watch(&events, pub_conn, &mut connected);
+    }
+
+    // The TCP-only subscriber answers; its answer "travels" for 150 ms while it checks.
+    let mut subscriber =
+        Client::new_tcp_active(Instant::now(), tcp_addr.ip(), Duration::from_millis(50));
+    let sub_conn = shard.open_connection().unwrap();
+    let offer = shard
+        .add_subscriber(sub_conn, vec![track.unwrap()])
+        .unwrap();
+    let answer = subscriber.answer(Instant::now(), offer);
+    let mut sub_tcp = TcpPeer {
+        stream: None,
+        inbuf: Vec::new(),
+        frames_sent: 0,
+        frames_received: 0,
+    };
+    let signaling = Instant::now() + Duration::from_millis(150);
+    while Instant::now() < signaling {
+        let now = Instant::now();
+        subscriber.timeout(now);
+        sub_tcp.pump(now, &mut subscriber, tcp_addr);
+        pub_udp.pump(now, &mut publisher);
+        publisher.timeout(now);
+    }
+    let before = shard.stats().unwrap();
+    assert!(
+        sub_tcp.frames_sent > 0,
+        "the subscriber checked before the answer"
+    );
+    assert!(
+        before.early_checks_kept > 0 && before.tcp.adopted == 1 && before.tcp.open == 1,
+        "its checks were kept on an open stream: {before:?}"
+    );
+    assert_eq!(before.early_checks_replayed, 0);
+    shard.accept_answer(sub_conn, answer).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while subscriber.rtp_received < 30 {
+        assert!(
+            Instant::now() < deadline,
+            "subscriber {:?}, RTP {}, shard {:?}",
+            subscriber.state,
+            subscriber.rtp_received,
+            shard.stats().unwrap()
+        );
+        let now = Instant::now();
+        publisher.timeout(now);
+        subscriber.timeout(now);
+        if now - last_rtp > Duration::from_millis(10) {
+            assert!(publisher.send_rtp(now, Bytes::from_static(&KEYFRAME)));
+            last_rtp = now;
+        }
+        pub_udp.pump(now, &mut publisher);
+        sub_tcp.pump(now, &mut subscriber, tcp_addr);
+        assert!(
+            subscriber.outbox.is_empty(),
+            "the TCP-only subscriber wrote UDP"
+        );
+    }
+    assert_eq!(subscriber.state, RTCPeerConnectionState::Connected);
+    assert!(subscriber.received.iter().all(|(_, p)| p[..] == KEYFRAME));
+    let stats = shard.stats().unwrap();
+    eprintln!("{stats:?}");
+    assert_eq!(stats.early_checks_replayed, stats.early_checks_kept);
+    // The video went down the stream: at least one frame per RTP packet received.
+    assert!(
+        stats.tcp.frames_out >= 30 && sub_tcp.frames_received >= 30,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.tcp.closed_backlog + stats.tcp.closed_peer,
+        0,
+        "{stats:?}"
+    );
+    engine.stop();
+}
