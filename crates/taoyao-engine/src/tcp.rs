@@ -17,7 +17,8 @@
 //! the shard writes its index into every ufrag it makes (`Shard::new_conn`), so the acceptor
 //! needs no lock, no map to keep in step with opens and closes, and no round trip to N
 //! shards; a ufrag that names a shard but no live connection is dropped by that shard's
-//! own routing (`unroutable`), as a stale UDP check is.
+//! own routing (`unroutable`), as a stale UDP check is, and its stream closed
+//! (`closed_unroutable`).
 //!
 //! The decoder is ours, not `rtc::shared::tcp_framing::TcpFrameDecoder`: that one has no
 //! frame size limit (the acceptor needs one for a first frame), copies each packet into a new
@@ -532,6 +533,7 @@ impl TcpStreams {
             self.stats.no_stream += 1;
             return;
         };
+        // rtc writes MTU-sized packets; one over 65535 bytes cannot be framed and is not sent.
         if frame_into(&mut s.out, &t.payload) {
             self.stats.frames_out += 1;
             self.stats.bytes_out += (t.payload.len() + FRAMING_HEADER_LEN) as u64;
