@@ -63,6 +63,9 @@ async fn main() -> anyhow_free::Result {
         announced_ip: None,
         early_checks: 8,
         gso: true,
+        index: 0,
+        tcp: None,
+        tcp_send_limit: 0,
     })
     .unwrap();
     let name = format!("shard-{}", shard.local_addr().port());

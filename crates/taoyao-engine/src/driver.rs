@@ -6,7 +6,10 @@
 //! senders signal, with the shard's next deadline as the timeout, so it wakes for a datagram,
 //! a command or a timer and never polls. Datagrams come in by `recvmmsg` batches and what one
 //! batch makes the shard send goes out as one egress batch ([`crate::egress`]: GSO runs per
-//! destination, the rest by `sendmmsg`).
+//! destination, the rest by `sendmmsg`). With ICE-TCP the thread also owns the TCP streams
+//! the acceptor ([`crate::tcp`]) hands it: their fds are in the same `ppoll`, their frames go
+//! to the shard as TCP datagrams, and the shard's TCP transmits are framed onto them (the
+//! egress batch, GSO and `sendmmsg` are for UDP only).
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -23,6 +26,8 @@ use crate::egress::Egress;
 use crate::error::EngineError;
 use crate::shard::{ConnId, Event, Shard, ShardConfig, ShardStats, TrackRef, Transmit};
 use crate::sys::RecvBatch;
+use crate::tcp::{Adopted, TcpStreams};
+use rtc::shared::TransportProtocol;
 
 /// The longest sleep with no timer due (the shard has none only when it has no connection).
 const MAX_BLOCK: Duration = Duration::from_secs(1);
@@ -43,6 +48,8 @@ enum Command {
     AcceptAnswer(ConnId, String, Reply<()>),
     Close(ConnId, Reply<()>),
     Stats(Reply<ShardStats>),
+    /// A new ICE-TCP stream from the acceptor (no reply: the acceptor never waits).
+    AdoptTcp(Box<Adopted>),
     Stop,
 }
 
@@ -56,6 +63,13 @@ pub struct ShardThreadConfig {
     pub early_checks: usize,
     /// Send runs of datagrams to one destination as one GSO `sendmsg` ([`crate::egress`]).
     pub gso: bool,
+    /// The shard's index in its engine (the head of every ufrag it makes; 0 alone).
+    pub index: usize,
+    /// The announced address of the engine's ICE-TCP listener: every connection gets a
+    /// passive TCP candidate there. `None`: UDP only.
+    pub tcp: Option<SocketAddr>,
+    /// Bytes a TCP stream may have waiting for the kernel's send buffer before it is closed.
+    pub tcp_send_limit: usize,
 }
 
 /// A running shard thread. Cheap to clone; [`ShardHandle::stop`] ends the thread.
@@ -70,10 +84,10 @@ pub struct ShardHandle {
 
 /// An eventfd the shard thread polls beside its socket: a command sender writes to it after
 /// queueing, so a command is seen at once however far the next timer is.
-struct Waker(OwnedFd);
+pub(crate) struct Waker(OwnedFd);
 
 impl Waker {
-    fn new() -> std::io::Result<Waker> {
+    pub(crate) fn new() -> std::io::Result<Waker> {
         // SAFETY: eventfd takes no pointers; a negative return is an error, checked.
         let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
         if fd < 0 {
@@ -83,40 +97,61 @@ impl Waker {
         Ok(Waker(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    fn wake(&self) {
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+
+    pub(crate) fn wake(&self) {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64 to our own eventfd. A full counter (EAGAIN)
         // means a wake is pending anyway.
         unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
-    fn reset(&self) {
+    pub(crate) fn reset(&self) {
         let mut v: u64 = 0;
         // SAFETY: reads 8 bytes into a live u64; EAGAIN (nothing pending) is fine.
         unsafe { libc::read(self.0.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
     }
 }
 
-/// Sleeps until the socket is readable, the waker is signalled, or `timeout` passes.
-fn wait(socket: &UdpSocket, waker: &Waker, timeout: Duration) {
-    let mut fds = [
-        libc::pollfd {
-            fd: socket.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: waker.0.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
+/// `ppoll(2)` on `fds` for at most `timeout` (0: just look); the result is in `revents`.
+pub(crate) fn poll_fds(fds: &mut [libc::pollfd], timeout: Duration) {
     let ts = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
-    // SAFETY: fds and ts outlive the call; the count matches the array; no signal mask.
-    let _ = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, &ts, std::ptr::null()) };
+    // SAFETY: fds and ts outlive the call; the count is the slice's; no signal mask.
+    let _ = unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        )
+    };
+}
+
+/// Sleeps until the socket or a TCP stream is ready, the waker is signalled, or `timeout`
+/// passes. `fds` is reused from wake to wake: the socket, the waker, then the streams in
+/// [`TcpStreams::poll_set`]'s order.
+fn wait(
+    socket: &UdpSocket,
+    waker: &Waker,
+    tcp: &mut TcpStreams,
+    fds: &mut Vec<libc::pollfd>,
+    timeout: Duration,
+) {
+    fds.clear();
+    for fd in [socket.as_raw_fd(), waker.raw_fd()] {
+        fds.push(libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+    }
+    tcp.poll_set(fds);
+    poll_fds(fds, timeout);
 }
 
 /// Starts a shard thread. Returns its handle, its events and the thread's join handle.
@@ -131,6 +166,9 @@ pub fn spawn(
     let announced = SocketAddr::new(cfg.announced_ip.unwrap_or(bound.ip()), bound.port());
     let mut shard_cfg = ShardConfig::new(announced);
     shard_cfg.early_checks = cfg.early_checks;
+    shard_cfg.index = cfg.index;
+    shard_cfg.tcp = cfg.tcp;
+    let tcp = TcpStreams::new(cfg.tcp_send_limit);
     let (ctx, crx) = mpsc::sync_channel(COMMAND_QUEUE);
     let (etx, erx) = mpsc::sync_channel(EVENT_QUEUE);
     let connections = Arc::new(AtomicUsize::new(0));
@@ -143,6 +181,7 @@ pub fn spawn(
                 run(
                     socket,
                     egress,
+                    tcp,
                     &waker,
                     Shard::new(shard_cfg),
                     crx,
@@ -213,6 +252,20 @@ impl ShardHandle {
         self.call(Command::Stats)
     }
 
+    /// Hands the thread a new ICE-TCP stream without waiting; gives it back if the command
+    /// queue is full or the thread is gone.
+    pub(crate) fn adopt_tcp(&self, adopted: Adopted) -> Result<(), Box<Adopted>> {
+        match self.commands.try_send(Command::AdoptTcp(Box::new(adopted))) {
+            Ok(()) => {
+                self.waker.wake();
+                Ok(())
+            }
+            Err(TrySendError::Full(Command::AdoptTcp(a)))
+            | Err(TrySendError::Disconnected(Command::AdoptTcp(a))) => Err(a),
+            Err(_) => unreachable!("the command sent was AdoptTcp"),
+        }
+    }
+
     /// Asks the thread to end (join its handle to wait for it).
     pub fn stop(&self) {
         let _ = self.commands.send(Command::Stop);
@@ -220,9 +273,11 @@ impl ShardHandle {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     socket: UdpSocket,
     mut egress: Egress,
+    mut tcp: TcpStreams,
     waker: &Waker,
     mut shard: Shard,
     commands: Receiver<Command>,
@@ -231,6 +286,7 @@ fn run(
 ) {
     let mut rx = RecvBatch::new();
     let mut transmits: Vec<Transmit> = Vec::new();
+    let mut fds: Vec<libc::pollfd> = Vec::new();
     let local = shard.config().announced;
     let mut dropped_events = 0u64;
     loop {
@@ -241,7 +297,7 @@ fn run(
             match commands.try_recv() {
                 Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
                 Ok(cmd) => {
-                    apply(&mut shard, &egress, Instant::now(), cmd);
+                    apply(&mut shard, &egress, &mut tcp, Instant::now(), cmd);
                     connections.store(shard.connection_count(), Ordering::Relaxed);
                 }
                 Err(mpsc::TryRecvError::Empty) => break,
@@ -249,7 +305,7 @@ fn run(
         }
         let now = Instant::now();
         shard.handle_timeout(now);
-        flush(&socket, &mut shard, &mut egress, &mut transmits);
+        flush(&socket, &mut shard, &mut egress, &mut tcp, &mut transmits);
         while let Some(ev) = shard.poll_event() {
             match events.try_send(ev) {
                 Ok(()) => {}
@@ -268,9 +324,9 @@ fn run(
             .map(|t| t.saturating_duration_since(Instant::now()))
             .unwrap_or(MAX_BLOCK)
             .min(MAX_BLOCK);
-        if !timeout.is_zero() {
-            wait(&socket, waker, timeout);
-        }
+        // Also with a zero timeout (a timer due now): the poll is what says which TCP streams
+        // are ready, and a steady UDP load must not starve them.
+        wait(&socket, waker, &mut tcp, &mut fds, timeout);
         // Read what is queued, a few batches at most, then back to commands and timers (under
         // a steady flood the socket is never empty: timers must still run).
         for _ in 0..RECV_ROUNDS {
@@ -280,7 +336,7 @@ fn run(
             });
             match read {
                 // One egress batch per receive batch.
-                Ok(_) => flush(&socket, &mut shard, &mut egress, &mut transmits),
+                Ok(_) => flush(&socket, &mut shard, &mut egress, &mut tcp, &mut transmits),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
                     break;
                 }
@@ -292,10 +348,14 @@ fn run(
                 }
             }
         }
+        if fds.len() > 2 {
+            tcp.service(&fds[2..], &mut shard, Instant::now());
+            flush(&socket, &mut shard, &mut egress, &mut tcp, &mut transmits);
+        }
     }
 }
 
-fn apply(shard: &mut Shard, egress: &Egress, now: Instant, cmd: Command) {
+fn apply(shard: &mut Shard, egress: &Egress, tcp: &mut TcpStreams, now: Instant, cmd: Command) {
     // A reply nobody waits for any more is not an error of the shard's.
     match cmd {
         Command::AcceptOffer(sdp, r) => {
@@ -316,9 +376,11 @@ fn apply(shard: &mut Shard, egress: &Egress, now: Instant, cmd: Command) {
         Command::Stats(r) => {
             let _ = r.send(Ok(ShardStats {
                 egress: egress.stats(),
+                tcp: tcp.stats(),
                 ..shard.stats()
             }));
         }
+        Command::AdoptTcp(a) => tcp.adopt(*a, shard, now),
         Command::Stop => {}
     }
 }
@@ -327,17 +389,34 @@ fn flush(
     socket: &UdpSocket,
     shard: &mut Shard,
     egress: &mut Egress,
+    tcp: &mut TcpStreams,
     transmits: &mut Vec<Transmit>,
 ) {
     transmits.extend(std::iter::from_fn(|| shard.poll_transmit()));
     if transmits.is_empty() {
+        tcp.close_gone(shard);
         return;
     }
-    let batch: Vec<(SocketAddr, &[u8])> = transmits
-        .iter()
-        .map(|t| (t.remote, &t.payload[..]))
-        .collect();
-    egress.send(socket, &batch);
+    // TCP transmits are framed onto their stream; only UDP ones make the egress batch.
+    let mut framed = false;
+    let mut batch: Vec<(SocketAddr, &[u8])> = Vec::with_capacity(transmits.len());
+    for t in transmits.iter() {
+        match t.protocol {
+            TransportProtocol::TCP => {
+                tcp.send(t);
+                framed = true;
+            }
+            _ => batch.push((t.remote, &t.payload[..])),
+        }
+    }
+    if !batch.is_empty() {
+        egress.send(socket, &batch);
+    }
     drop(batch);
+    if framed {
+        tcp.write_all();
+    }
+    // After the writes: a closed connection's last words (DTLS close_notify) go out first.
+    tcp.close_gone(shard);
     transmits.clear();
 }

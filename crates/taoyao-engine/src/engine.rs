@@ -7,6 +7,11 @@
 //! then the fewest rooms, then the lowest index: rooms that grow push later rooms elsewhere.
 //! A [`Placement`] counts as one room on its shard until it is dropped.
 //!
+//! With [`EngineConfig::tcp_port`] the engine also opens one `TcpListener` for the node and
+//! runs its acceptor thread ([`crate::tcp`]): every connection then offers a passive ICE-TCP
+//! candidate beside its UDP one, and each accepted stream is handed to the shard its first
+//! check's ufrag names.
+//!
 //! The server does not use the engine yet (issue 14 wires it in place of the per-connection
 //! async plumbing of `taoyao-webrtc-sfu`); its settings become `[media]` keys then.
 
@@ -15,10 +20,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::driver::{self, ShardHandle, ShardThreadConfig};
 use crate::error::EngineError;
 use crate::shard::Event;
+use crate::tcp::{Acceptor, TcpAcceptStats};
 
 /// Which UDP port each shard binds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -46,6 +53,17 @@ pub struct EngineConfig {
     pub early_checks: usize,
     /// GSO sends for runs of datagrams to one destination (off: `sendmmsg` only).
     pub gso: bool,
+    /// Passive ICE-TCP (RFC 6544) for clients whose UDP is blocked: one TCP listener on
+    /// `bind_ip` at this port (0: any free port, for tests) and, in every connection's SDP, a
+    /// `tcptype passive` host candidate at `announced_ip` and that port, prioritised below
+    /// the UDP one. `None`: UDP only.
+    pub tcp_port: Option<u16>,
+    /// How long a new TCP stream may take to send its first frame (a STUN check) before it is
+    /// dropped.
+    pub tcp_first_frame_timeout: Duration,
+    /// Bytes a TCP stream may have waiting for its kernel send buffer before it is closed (a
+    /// client that stopped reading must not grow the shard's memory).
+    pub tcp_send_limit: usize,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +75,10 @@ impl Default for EngineConfig {
             announced_ip: None,
             early_checks: 8,
             gso: true,
+            tcp_port: None,
+            tcp_first_frame_timeout: Duration::from_secs(5),
+            // About a second of a 2 Mbit/s stream.
+            tcp_send_limit: 256 * 1024,
         }
     }
 }
@@ -93,6 +115,9 @@ struct Slot {
 /// The running shards. Dropping it stops them.
 pub struct Engine {
     slots: Vec<Slot>,
+    /// The ICE-TCP acceptor and its listener's announced address, if configured.
+    acceptor: Mutex<Option<Acceptor>>,
+    tcp_addr: Option<SocketAddr>,
 }
 
 /// A room's shard. Counts as one room there until dropped.
@@ -134,8 +159,29 @@ impl Engine {
                 l.len()
             )));
         }
+        // The listener first: its port goes into every shard's candidates.
+        let listener = cfg
+            .tcp_port
+            .map(|port| {
+                let bind = SocketAddr::new(cfg.bind_ip, port);
+                std::net::TcpListener::bind(bind)
+                    .map_err(|e| EngineError::Config(format!("ICE-TCP listener on {bind}: {e}")))
+            })
+            .transpose()?;
+        let tcp_addr = match &listener {
+            Some(l) => {
+                let bound = l.local_addr()?;
+                Some(SocketAddr::new(
+                    cfg.announced_ip.unwrap_or(bound.ip()),
+                    bound.port(),
+                ))
+            }
+            None => None,
+        };
         let mut engine = Engine {
             slots: Vec::with_capacity(n),
+            acceptor: Mutex::new(None),
+            tcp_addr,
         };
         for i in 0..n {
             let bind = SocketAddr::new(cfg.bind_ip, cfg.port(i)?);
@@ -144,6 +190,9 @@ impl Engine {
                 announced_ip: cfg.announced_ip,
                 early_checks: cfg.early_checks,
                 gso: cfg.gso,
+                index: i,
+                tcp: tcp_addr,
+                tcp_send_limit: cfg.tcp_send_limit,
             })
             .map_err(|e| EngineError::Config(format!("shard {i} on {bind}: {e}")))?;
             engine.slots.push(Slot {
@@ -153,7 +202,28 @@ impl Engine {
                 rooms: Arc::new(AtomicUsize::new(0)),
             });
         }
+        if let Some(listener) = listener {
+            let shards = engine.slots.iter().map(|s| s.handle.clone()).collect();
+            let acceptor = Acceptor::spawn(listener, shards, cfg.tcp_first_frame_timeout)
+                .map_err(|e| EngineError::Config(format!("ICE-TCP acceptor: {e}")))?;
+            *engine.acceptor.lock().expect("not poisoned yet") = Some(acceptor);
+        }
         Ok(engine)
+    }
+
+    /// The ICE-TCP listener's announced address (what the TCP candidates say), if any.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// What the ICE-TCP acceptor did (zeros without ICE-TCP). Per-shard stream counters are in
+    /// each shard's [`crate::ShardStats::tcp`].
+    pub fn tcp_stats(&self) -> TcpAcceptStats {
+        self.acceptor
+            .lock()
+            .ok()
+            .and_then(|a| a.as_ref().map(Acceptor::stats))
+            .unwrap_or_default()
     }
 
     pub fn shard_count(&self) -> usize {
@@ -193,8 +263,13 @@ impl Engine {
         }
     }
 
-    /// Stops every shard thread and waits for them.
+    /// Stops the ICE-TCP acceptor and every shard thread, and waits for them.
     pub fn stop(&self) {
+        // The acceptor first: it hands streams to the shards.
+        let acceptor = self.acceptor.lock().ok().and_then(|mut a| a.take());
+        if let Some(mut a) = acceptor {
+            a.stop();
+        }
         for s in &self.slots {
             s.handle.stop();
         }
@@ -264,6 +339,25 @@ mod tests {
         };
         let err = Engine::start(&cfg).err().expect("refused");
         assert!(err.to_string().contains("shard 1"), "{err}");
+    }
+
+    #[test]
+    fn a_taken_tcp_port_is_an_error_that_names_the_listener() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let cfg = EngineConfig {
+            shards: 1,
+            tcp_port: Some(taken.local_addr().unwrap().port()),
+            ..EngineConfig::default()
+        };
+        let err = Engine::start(&cfg).err().expect("refused");
+        assert!(err.to_string().contains("ICE-TCP listener"), "{err}");
+        let engine = Engine::start(&EngineConfig {
+            shards: 1,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        assert_eq!(engine.tcp_addr(), None);
+        assert_eq!(engine.tcp_stats(), TcpAcceptStats::default());
     }
 
     #[test]

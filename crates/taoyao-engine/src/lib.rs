@@ -12,6 +12,10 @@
 //! eventfd that command senders signal), commands in over a bounded channel with replies,
 //! events out. [`Engine`] runs `shards` of those
 //! threads and places each room on the least-loaded one, where all its connections live.
+//! With `EngineConfig::tcp_port` it also opens one `TcpListener` for the node and runs the
+//! ICE-TCP acceptor ([`tcp`], RFC 6544 passive with RFC 4571 framing): each accepted stream
+//! goes to the shard its first check's ufrag names, and that shard thread polls it beside its
+//! UDP socket.
 //!
 //! What it must not know: rooms, members, signaling, modes, recordings policy. It deals in
 //! connections ([`ConnId`]), tracks ([`TrackRef`]) and SDP strings; the control plane decides
@@ -42,6 +46,20 @@
 //!   id. [`feedback::KeyframeFeedback`] marks PLI / FIR.
 //! - Each connection builds its own certificate at `build` (keygen per connection); sharing one
 //!   per shard through the configuration is a later optimisation.
+//! - ICE-TCP (rtc-ice 0.21.1): a host candidate built with `network: "tcp"` and `TcpType::Passive`
+//!   is written `tcptype passive` and gets RFC 6544's lower local preference
+//!   (`candidate/mod.rs:479`, direction-pref 4), so a client that can reach both picks UDP.
+//!   `find_local_candidate` (`agent/mod.rs:1026`) matches a datagram's `local_addr` only against
+//!   local candidates of its `TransportContext::transport_protocol`, so TCP frames carry the
+//!   passive candidate's address as `local_addr` and `TransportProtocol::TCP`. The peer-reflexive
+//!   remote candidate a check from a client's ephemeral TCP port creates (`agent/mod.rs:1422`) has
+//!   no tcptype, so `can_pair_with` (`candidate/mod.rs:441`) refuses it, but the controlled agent's
+//!   `handle_binding_request` adds the pair anyway (`agent/agent_selector.rs:527`), which is what
+//!   makes a lite server work over TCP. Every write on the selected pair is stamped with the local
+//!   candidate's protocol (rtc `peer_connection/handler/ice.rs:116`), which is how a [`Transmit`]
+//!   knows UDP from TCP. A client's `tcptype active` candidate is ignored as a remote candidate
+//!   (`agent/mod.rs:466`); rtc does no I/O, so framing and sockets are the engine's (rtc's
+//!   `shared::tcp_framing` has the constants; its decoder has no size limit, see [`tcp`]).
 
 pub mod driver;
 pub mod egress;
@@ -50,6 +68,7 @@ pub mod error;
 pub mod feedback;
 pub mod shard;
 mod sys;
+pub mod tcp;
 
 pub use engine::{Engine, EngineConfig, Placement, ShardPorts};
 pub use error::EngineError;

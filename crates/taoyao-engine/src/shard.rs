@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use rtc::ice::tcp_type::TcpType;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -74,12 +75,22 @@ pub struct ShardConfig {
     /// subscriber that just started waiting is served after 100 ms; see
     /// `taoyao_media::forward::KeyframeRequests`).
     pub keyframe_interval: Duration,
+    /// The shard's index in its engine, written at the head of every ufrag it makes: the
+    /// ICE-TCP acceptor reads it back from a new stream's first check (`ufrag_shard`) and
+    /// needs no shared ufrag map.
+    pub index: usize,
+    /// The passive ICE-TCP candidate every connection announces beside its UDP one, and the
+    /// `local_addr` the engine hands rtc with each TCP frame (as `announced` is for UDP: rtc
+    /// matches it against the local candidates). `None`: no TCP candidate.
+    pub tcp: Option<SocketAddr>,
 }
 
 impl ShardConfig {
     pub fn new(announced: SocketAddr) -> Self {
         ShardConfig {
             announced,
+            index: 0,
+            tcp: None,
             early_checks: 8,
             rtp_events: false,
             keyframe_interval: Duration::from_millis(500),
@@ -92,6 +103,9 @@ impl ShardConfig {
 pub struct Transmit {
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// UDP: a datagram from the shard's socket. TCP: one RFC 4571 frame on the ICE-TCP stream
+    /// whose peer is `remote` (rtc stamps the selected pair's protocol on every write).
+    pub protocol: TransportProtocol,
     pub payload: BytesMut,
 }
 
@@ -125,6 +139,10 @@ pub struct ShardStats {
     pub datagrams_out: u64,
     /// Datagrams from an unknown address that were not a STUN check for a known ufrag.
     pub unroutable: u64,
+    /// Of `datagrams_in`, the RFC 4571 frames that came over ICE-TCP streams.
+    pub tcp_frames_in: u64,
+    /// What the shard thread's ICE-TCP streams did (filled by [`crate::driver`]).
+    pub tcp: crate::tcp::TcpStreamStats,
     /// STUN checks kept because they came before the remote description, and replayed later.
     pub early_checks_kept: u64,
     pub early_checks_replayed: u64,
@@ -183,12 +201,12 @@ struct Conn {
     ufrag: String,
     remote_set: bool,
     /// Checks that came before the remote description: (from, bytes).
-    early: Vec<(SocketAddr, BytesMut)>,
+    early: Vec<(Remote, BytesMut)>,
     /// The instant this connection has in the timer heap, if any.
     scheduled: Option<Instant>,
     tracks: FxHashMap<String, Inbound>,
     /// Remote addresses routed to this connection (to clean the address map on close).
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<Remote>,
     state: RTCPeerConnectionState,
     /// In `Shard::dirty` already (a flag, not a search: a packet to N sinks queues N).
     queued: bool,
@@ -205,7 +223,7 @@ pub struct Shard {
     cfg: ShardConfig,
     next_id: u64,
     conns: FxHashMap<ConnId, Conn>,
-    by_addr: FxHashMap<SocketAddr, ConnId>,
+    by_addr: FxHashMap<Remote, ConnId>,
     by_ufrag: FxHashMap<String, ConnId>,
     /// Min-heap of (deadline, conn). Entries go stale when a connection's deadline moves; a
     /// popped entry counts only if it still equals the connection's `scheduled`.
@@ -215,6 +233,37 @@ pub struct Shard {
     /// Connections with output to drain (a forwarded write makes a sink dirty).
     dirty: Vec<ConnId>,
     stats: ShardStats,
+    /// ICE-TCP peers of connections that closed: the driver closes their streams.
+    tcp_gone: Vec<SocketAddr>,
+}
+
+/// A remote transport address: UDP and TCP ports are separate spaces, so a TCP peer at the
+/// same ip:port as a UDP one is another route.
+type Remote = (TransportProtocol, SocketAddr);
+
+/// The server ufrag in a STUN binding request's USERNAME (`<server ufrag>:<client ufrag>`), if
+/// `payload` is one. Both routes use it: a shard's datagrams from unknown addresses and the
+/// ICE-TCP acceptor's first frame of a new stream.
+pub(crate) fn stun_server_ufrag(payload: &[u8]) -> Option<String> {
+    // RFC 7983: STUN starts with 0..=3 and carries the magic cookie at bytes 4..8.
+    if payload.len() < 20 || payload[0] > 3 || payload[4..8] != [0x21, 0x12, 0xa4, 0x42] {
+        return None;
+    }
+    let mut msg = StunMessage::new();
+    msg.unmarshal_binary(payload).ok()?;
+    let user = TextAttribute::get_from_as(&msg, ATTR_USERNAME).ok()?;
+    let server = user.text.split(':').next()?;
+    Some(server.to_owned())
+}
+
+/// The shard index a ufrag of ours starts with (hex digits before the first `t`, see
+/// `Shard::new_conn`); `None` for a ufrag we did not make.
+pub(crate) fn ufrag_shard(ufrag: &str) -> Option<usize> {
+    let (index, rest) = ufrag.split_once('t')?;
+    if index.is_empty() || index.len() > 4 || rest.is_empty() {
+        return None;
+    }
+    usize::from_str_radix(index, 16).ok()
 }
 
 /// Applies our offer or answer and returns the SDP as the connection now describes itself.
@@ -244,6 +293,7 @@ impl Shard {
             events: VecDeque::new(),
             dirty: Vec::new(),
             stats: ShardStats::default(),
+            tcp_gone: Vec::new(),
         }
     }
 
@@ -265,9 +315,16 @@ impl Shard {
     fn new_conn(&mut self, now: Instant) -> Result<ConnId, EngineError> {
         let id = ConnId(self.next_id);
         self.next_id += 1;
-        // The ufrag is a routing key, not a secret: the id makes it unique on this shard, the
-        // random part keeps a stale client from landing on a later connection. The password is.
-        let ufrag = format!("t{:x}{:08x}", id.0, rand::random::<u32>());
+        // The ufrag is a routing key, not a secret: the shard index makes it unique in the
+        // engine (and tells the ICE-TCP acceptor where a stream goes), the id on this shard,
+        // the random part keeps a stale client from landing on a later connection. The
+        // password is the secret. Hex digits and `t` are all ice-chars (RFC 8839).
+        let ufrag = format!(
+            "{:x}t{:x}{:08x}",
+            self.cfg.index,
+            id.0,
+            rand::random::<u32>()
+        );
         let pwd = format!(
             "{:016x}{:016x}",
             rand::random::<u64>(),
@@ -290,22 +347,31 @@ impl Shard {
             .with_interceptor_registry(registry)
             .build(now)
             .map_err(EngineError::rtc)?;
-        let host = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: self.cfg.announced.ip().to_string(),
-                port: self.cfg.announced.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .map_err(EngineError::rtc)?;
-        let init = RTCIceCandidate::from(&host)
-            .to_json()
+        // The UDP host candidate, and with ICE-TCP a passive TCP one (RFC 6544: the client
+        // connects to it). rtc prioritises a TCP host candidate below a UDP one by itself
+        // (`Candidate::local_preference`: direction-pref 4 for passive, RFC 6544 4.2), so a
+        // client that reaches both picks UDP.
+        let tcp = self.cfg.tcp.map(|a| ("tcp", a, TcpType::Passive));
+        for (network, addr, tcp_type) in
+            std::iter::once(("udp", self.cfg.announced, TcpType::Unspecified)).chain(tcp)
+        {
+            let host = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: network.to_owned(),
+                    address: addr.ip().to_string(),
+                    port: addr.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                tcp_type,
+            }
+            .new_candidate_host()
             .map_err(EngineError::rtc)?;
-        pc.add_local_candidate(init).map_err(EngineError::rtc)?;
+            let init = RTCIceCandidate::from(&host)
+                .to_json()
+                .map_err(EngineError::rtc)?;
+            pc.add_local_candidate(init).map_err(EngineError::rtc)?;
+        }
         self.by_ufrag.insert(ufrag.clone(), id);
         self.conns.insert(
             id,
@@ -638,6 +704,14 @@ impl Shard {
     fn remove(&mut self, id: ConnId) {
         if let Some(conn) = self.conns.remove(&id) {
             self.by_ufrag.remove(&conn.ufrag);
+            // Its TCP peers' streams serve nobody now (kept checks' too: a stream is adopted on
+            // its first check, before the remote description may be set).
+            let early = conn.early.iter().map(|(r, _)| *r);
+            for (proto, peer) in conn.addrs.iter().copied().chain(early) {
+                if proto == TransportProtocol::TCP && !self.tcp_gone.contains(&peer) {
+                    self.tcp_gone.push(peer);
+                }
+            }
             for a in conn.addrs {
                 self.by_addr.remove(&a);
             }
@@ -693,25 +767,60 @@ impl Shard {
         remote: SocketAddr,
         payload: BytesMut,
     ) {
+        let _ = local; // one local address per shard today; kept for multi-homing.
+        let _ = self.receive(now, (TransportProtocol::UDP, remote), payload);
+    }
+
+    /// One RFC 4571 frame (its header removed) from the ICE-TCP stream whose peer is `remote`.
+    /// Routed as a datagram is, in TCP's own address space; without a TCP candidate
+    /// ([`ShardConfig::tcp`]) it is unroutable. Returns whether it reached a connection (or is
+    /// a check for one that came before its remote description): a new stream whose first
+    /// frame did not is closed by the driver.
+    pub fn handle_tcp_frame(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        payload: BytesMut,
+    ) -> bool {
+        self.stats.tcp_frames_in += 1;
+        if self.cfg.tcp.is_none() {
+            self.stats.datagrams_in += 1;
+            self.stats.unroutable += 1;
+            return false;
+        }
+        self.receive(now, (TransportProtocol::TCP, remote), payload)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn ufrag_of(&self, id: ConnId) -> Option<&str> {
+        self.conns.get(&id).map(|c| c.ufrag.as_str())
+    }
+
+    /// The next ICE-TCP peer whose connection closed (its stream should be closed too).
+    pub fn poll_tcp_gone(&mut self) -> Option<SocketAddr> {
+        self.tcp_gone.pop()
+    }
+
+    /// Routes and reads one packet; false if it was unroutable.
+    fn receive(&mut self, now: Instant, remote: Remote, payload: BytesMut) -> bool {
         self.stats.datagrams_in += 1;
-        let _ = local; // one local address per shard today; kept for ICE-TCP / multi-homing.
         let id = match self.by_addr.get(&remote) {
             Some(id) => *id,
             None => {
                 let Some(id) = self.route_stun(&payload) else {
                     self.stats.unroutable += 1;
-                    return;
+                    return false;
                 };
                 let Some(conn) = self.conns.get_mut(&id) else {
                     self.stats.unroutable += 1;
-                    return;
+                    return false;
                 };
                 if !conn.remote_set {
                     if conn.early.len() < self.cfg.early_checks {
                         conn.early.push((remote, payload));
                         self.stats.early_checks_kept += 1;
                     }
-                    return;
+                    return true;
                 }
                 // A check with the right ufrag: the address belongs to this connection now.
                 // (Integrity is checked by rtc; a forged check could only misroute packets
@@ -723,19 +832,27 @@ impl Shard {
         };
         self.read_into(now, id, remote, payload);
         self.touch(now, id);
+        true
     }
 
-    fn read_into(&mut self, now: Instant, id: ConnId, remote: SocketAddr, payload: BytesMut) {
+    fn read_into(&mut self, now: Instant, id: ConnId, remote: Remote, payload: BytesMut) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
+        };
+        let (transport_protocol, peer_addr) = remote;
+        // rtc accepts media only if `local_addr` is one of its local candidates of that
+        // protocol: the UDP one, or the passive TCP one (only TCP frames reach here with it).
+        let local_addr = match transport_protocol {
+            TransportProtocol::TCP => self.cfg.tcp.unwrap_or(self.cfg.announced),
+            _ => self.cfg.announced,
         };
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
-                local_addr: self.cfg.announced,
-                peer_addr: remote,
+                local_addr,
+                peer_addr,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol,
             },
             message: payload,
         };
@@ -744,17 +861,9 @@ impl Shard {
         }
     }
 
-    /// The server ufrag of a STUN binding request (`<server ufrag>:<client ufrag>`).
+    /// The connection named by the server ufrag of a STUN binding request.
     fn route_stun(&self, payload: &[u8]) -> Option<ConnId> {
-        // RFC 7983: STUN starts with 0..=3 and carries the magic cookie at bytes 4..8.
-        if payload.len() < 20 || payload[0] > 3 || payload[4..8] != [0x21, 0x12, 0xa4, 0x42] {
-            return None;
-        }
-        let mut msg = StunMessage::new();
-        msg.unmarshal_binary(payload).ok()?;
-        let user = TextAttribute::get_from_as(&msg, ATTR_USERNAME).ok()?;
-        let server = user.text.split(':').next()?;
-        self.by_ufrag.get(server).copied()
+        self.by_ufrag.get(&stun_server_ufrag(payload)?).copied()
     }
 
     /// The next datagram to send.
@@ -865,6 +974,7 @@ impl Shard {
             self.transmits.push_back(Transmit {
                 local: w.transport.local_addr,
                 remote: w.transport.peer_addr,
+                protocol: w.transport.transport_protocol,
                 payload: w.message,
             });
         }
@@ -1129,6 +1239,44 @@ mod tests {
         }
         assert_eq!(s.conns[&id].early.len(), 3);
         assert_eq!(s.stats().early_checks_kept, 3);
+    }
+
+    #[test]
+    fn ufrags_name_their_shard_and_tcp_frames_route_apart_from_udp() {
+        let mut cfg = ShardConfig::new("10.0.0.1:4000".parse().unwrap());
+        cfg.index = 0x1b;
+        let now = Instant::now();
+        let from: SocketAddr = "10.0.9.9:999".parse().unwrap();
+        let mut s = Shard::new(cfg.clone());
+        let id = s.open_connection(now).unwrap();
+        let ufrag = s.conns[&id].ufrag.clone();
+        assert_eq!(ufrag_shard(&ufrag), Some(0x1b), "{ufrag}");
+        let payload = check(&format!("{ufrag}:c"));
+        assert_eq!(stun_server_ufrag(&payload), Some(ufrag.clone()));
+        // Without a TCP candidate a TCP frame is unroutable, even a check for a known ufrag.
+        s.handle_tcp_frame(now, from, payload.clone());
+        assert_eq!(s.stats().unroutable, 1);
+        assert!(s.conns[&id].early.is_empty());
+        // With one, the check is kept under its TCP route; the same ip:port on UDP is another
+        // route.
+        cfg.tcp = Some("10.0.0.1:4443".parse().unwrap());
+        let mut s = Shard::new(cfg);
+        let id = s.open_connection(now).unwrap();
+        let ufrag = s.conns[&id].ufrag.clone();
+        s.handle_tcp_frame(now, from, check(&format!("{ufrag}:c")));
+        s.handle_datagram(now, s.cfg.announced, from, check(&format!("{ufrag}:c")));
+        let routes: Vec<Remote> = s.conns[&id].early.iter().map(|(r, _)| *r).collect();
+        assert_eq!(
+            routes,
+            [
+                (TransportProtocol::TCP, from),
+                (TransportProtocol::UDP, from)
+            ]
+        );
+        assert_eq!(s.stats().tcp_frames_in, 1);
+        assert_eq!(s.stats().datagrams_in, 2);
+        assert_eq!(ufrag_shard("t1abc"), None, "no shard index");
+        assert_eq!(ufrag_shard("someone"), None);
     }
 
     #[test]

@@ -23,6 +23,9 @@ async fn bench_peers_publish_and_subscribe_through_one_shard_port() {
         announced_ip: None,
         early_checks: 8,
         gso: true,
+        index: 0,
+        tcp: None,
+        tcp_send_limit: 0,
     })
     .unwrap();
     let port = shard.local_addr().port();

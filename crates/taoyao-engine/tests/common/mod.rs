@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use rtc::ice::tcp_type::TcpType;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
@@ -49,10 +50,30 @@ pub struct Client {
     pub connected_at: Option<Instant>,
     /// Outgoing datagrams not delivered yet (the net decides when).
     pub outbox: Vec<(SocketAddr, BytesMut)>,
+    /// Outgoing packets rtc stamped TCP (an ICE-TCP client's): to frame onto a stream.
+    pub tcp_outbox: Vec<(SocketAddr, BytesMut)>,
 }
 
 impl Client {
     pub fn new(now: Instant, addr: SocketAddr, check_interval: Duration) -> Client {
+        Client::with_candidate(now, addr, check_interval, "udp", TcpType::Unspecified)
+    }
+
+    /// A client whose one candidate is an active ICE-TCP host candidate at `ip` (port 9, the
+    /// RFC 6544 placeholder: it connects from an ephemeral port): it can only reach a
+    /// passive TCP candidate, so it has no UDP path at all.
+    pub fn new_tcp_active(now: Instant, ip: std::net::IpAddr, check_interval: Duration) -> Client {
+        let addr = SocketAddr::new(ip, 9);
+        Client::with_candidate(now, addr, check_interval, "tcp", TcpType::Active)
+    }
+
+    fn with_candidate(
+        now: Instant,
+        addr: SocketAddr,
+        check_interval: Duration,
+        network: &str,
+        tcp_type: TcpType,
+    ) -> Client {
         let mut me = MediaEngine::default();
         me.register_default_codecs().expect("default codecs");
         let registry =
@@ -71,13 +92,13 @@ impl Client {
             .expect("client peer");
         let host = CandidateHostConfig {
             base_config: CandidateConfig {
-                network: "udp".to_owned(),
+                network: network.to_owned(),
                 address: addr.ip().to_string(),
                 port: addr.port(),
                 component: 1,
                 ..Default::default()
             },
-            ..Default::default()
+            tcp_type,
         }
         .new_candidate_host()
         .expect("host candidate");
@@ -96,6 +117,7 @@ impl Client {
             state: RTCPeerConnectionState::New,
             connected_at: None,
             outbox: Vec::new(),
+            tcp_outbox: Vec::new(),
         }
     }
 
@@ -205,14 +227,20 @@ impl Client {
     }
 
     pub fn handle(&mut self, now: Instant, from: SocketAddr, bytes: BytesMut) {
+        let transport = TransportContext {
+            local_addr: self.addr,
+            peer_addr: from,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        };
+        self.handle_transport(now, transport, bytes);
+    }
+
+    /// One packet that came in on `transport` (a TCP frame, its header removed, says TCP).
+    pub fn handle_transport(&mut self, now: Instant, transport: TransportContext, bytes: BytesMut) {
         let msg = TaggedBytesMut {
             now,
-            transport: TransportContext {
-                local_addr: self.addr,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
+            transport,
             message: bytes,
         };
         let _ = self.pc.handle_read(msg);
@@ -226,10 +254,17 @@ impl Client {
         }
     }
 
-    pub fn drain(&mut self, now: Instant) {
+    fn take_writes(&mut self) {
         while let Some(w) = self.pc.poll_write() {
-            self.outbox.push((w.transport.peer_addr, w.message));
+            match w.transport.transport_protocol {
+                TransportProtocol::TCP => self.tcp_outbox.push((w.transport.peer_addr, w.message)),
+                _ => self.outbox.push((w.transport.peer_addr, w.message)),
+            }
         }
+    }
+
+    pub fn drain(&mut self, now: Instant) {
+        self.take_writes();
         while let Some(ev) = self.pc.poll_event() {
             match ev {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => {
@@ -264,9 +299,7 @@ impl Client {
             }
         }
         // Drain again: reading may have queued writes (RTCP) after the first loop.
-        while let Some(w) = self.pc.poll_write() {
-            self.outbox.push((w.transport.peer_addr, w.message));
-        }
+        self.take_writes();
     }
 }
 
