@@ -13,6 +13,7 @@ use taoyao_live::LiveConfig;
 use taoyao_meeting::{CallsConfig, RecordingConfig, RoomsConfig};
 use taoyao_signal::{AuthConfig, SignalConfig};
 use taoyao_webrtc::WebrtcConfig;
+use taoyao_webrtc_mcu::McuConfig;
 
 /// The sample config, embedded so `check-config` and the docs can point at it.
 pub const SAMPLE: &str = include_str!("../taoyao.sample.toml");
@@ -28,6 +29,7 @@ pub struct Config {
     pub calls: CallsConfig,
     pub live: LiveConfig,
     pub webrtc: WebrtcConfig,
+    pub mcu: McuConfig,
     pub recording: RecordingConfig,
     pub metrics: MetricsConfig,
     pub admin: AdminConfig,
@@ -230,6 +232,7 @@ impl Validate for Config {
         self.metrics.validate()?;
         self.admin.validate()?;
         self.webhooks.validate()?;
+        self.mcu.validate()?;
         self.webrtc.validate()
     }
 }

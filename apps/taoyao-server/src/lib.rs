@@ -61,7 +61,7 @@ pub struct Parts {
     pub rooms: Rooms,
     pub calls: Arc<Calls>,
     pub sfu: Arc<Sfu>,
-    pub mcu: Arc<Sfu>,
+    pub mcu: Arc<taoyao_webrtc_mcu::Mcu>,
     pub metrics: Arc<Metrics>,
     /// The webhook senders, when `webhooks.urls` is set (drained at shutdown).
     pub webhooks: Option<Arc<Webhooks>>,
@@ -101,7 +101,7 @@ pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
         factory.clone(),
         taoyao_webrtc::ArchitectureKind::Sfu,
     ));
-    let mcu = Arc::new(taoyao_webrtc_mcu::mcu(factory));
+    let mcu = Arc::new(taoyao_webrtc_mcu::Mcu::new(factory, cfg.mcu.clone()));
     let rooms = Rooms::new(
         cfg.rooms.clone(),
         cfg.live.clone(),

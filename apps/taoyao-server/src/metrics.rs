@@ -255,7 +255,7 @@ impl Metrics {
         );
         r.register(
             "taoyao_mixer_packets_dropped",
-            "mcu mixer: publishers' audio packets dropped because a room's mixer was webrtc.mcu_queue_packets behind",
+            "mcu mixer: publishers' audio packets dropped because a room's mixer was mcu.queue_packets behind",
             m.mix_packets_dropped.clone(),
         );
         r.register(

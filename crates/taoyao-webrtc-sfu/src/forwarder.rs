@@ -120,7 +120,7 @@ pub struct MediaCounters {
     pub mix_ticks_late: AtomicU64,
     pub mix_ticks_skipped: AtomicU64,
     /// mcu mixer: publishers' packets dropped because the mixer was
-    /// `webrtc.mcu_queue_packets` behind.
+    /// `mcu.queue_packets` behind.
     pub mix_packets_dropped: AtomicU64,
 }
 
@@ -152,7 +152,7 @@ impl MediaCounters {
         }
     }
 
-    pub(crate) fn add(c: &AtomicU64, n: u64) {
+    pub fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
     }
 }

@@ -34,22 +34,21 @@ use taoyao_media::record::Tracks;
 use taoyao_webrtc::{
     ArchitectureKind, Capabilities, Counterpart, JoinOptions, MediaArchitecture, MediaError,
     MediaEvent, MediaEvents, MediaGates, MediaKind, MediaRecorder, MediaRoom, MediaRoomStats,
-    MemberId, MixRecorder, Negotiation, RecordRequest, RecordingInfo, RoomId, StreamAction,
-    StreamId, StreamInfo, StreamRequest, SubscribePolicy, Transport, WebrtcConfig,
+    MemberId, Negotiation, RecordRequest, RecordingInfo, RoomId, StreamAction, StreamId,
+    StreamInfo, StreamRequest, SubscribePolicy, Transport, WebrtcConfig,
 };
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::RTCPeerConnectionState;
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender};
 
+pub mod audio_path;
 pub mod forwarder;
-mod mix_record;
-mod mixing;
 pub mod peer;
 pub mod recorder;
 pub mod rtcp;
 
-use mixing::{MixCmd, MixOutput};
+use audio_path::{AudioOutput, AudioPath};
 
 fn internal(e: impl std::error::Error + Send + Sync + 'static) -> MediaError {
     MediaError::Backend(taoyao_webrtc::source(e))
@@ -85,6 +84,16 @@ impl Sfu {
         }
     }
 
+    /// The counter of this backend's tasks (`stats().tasks`): a backend built on it counts its
+    /// own tasks here too.
+    pub fn task_counter(&self) -> &Arc<AtomicUsize> {
+        &self.tasks
+    }
+
+    pub fn factory(&self) -> &Arc<PeerFactory> {
+        &self.factory
+    }
+
     /// The media totals of the factory this backend runs on (shared with an mcu built on the
     /// same factory: read them from one of the two).
     pub fn media_counters(&self) -> crate::forwarder::MediaCountersSnapshot {
@@ -110,6 +119,20 @@ impl MediaArchitecture for Sfu {
         room: &RoomId,
         events: MediaEvents,
     ) -> Result<Arc<dyn MediaRoom>, MediaError> {
+        Ok(Arc::new(self.open_room_with(room, events, None)))
+    }
+}
+
+impl Sfu {
+    /// Opens a room whose audio goes to `audio` instead of being forwarded (the mcu's mixer),
+    /// or is forwarded like video when `None`.
+    pub fn open_room_with(
+        &self,
+        room: &RoomId,
+        events: MediaEvents,
+        audio: Option<Arc<dyn AudioPath>>,
+    ) -> SfuRoom {
+        let level_reports = audio.is_none();
         let shared = Arc::new_cyclic(|me| Shared {
             me: me.clone(),
             room: room.to_string(),
@@ -122,28 +145,16 @@ impl MediaArchitecture for Sfu {
             state: Mutex::new(State::default()),
             negotiations: AtomicU64::new(0),
             kind: self.kind,
-            mixer: (self.kind == ArchitectureKind::Mcu).then(|| {
-                let cfg = self.factory.config();
-                mixing::spawn(
-                    room.to_string(),
-                    self.tasks.clone(),
-                    self.factory.counters().clone(),
-                    mixing::MixSettings {
-                        max_speakers: cfg.mcu_max_speakers,
-                        queue_packets: cfg.mcu_queue_packets,
-                        level_interval: Duration::from_millis(cfg.audio_level_interval_ms),
-                    },
-                    events.clone(),
-                )
-            }),
+            audio,
             stop: tokio_util::sync::CancellationToken::new(),
         });
         let interval = self.factory.config().audio_level_interval_ms;
-        if self.kind == ArchitectureKind::Sfu && interval > 0 {
-            // mcu rooms report levels from the mixer; sfu rooms from what publishers send.
+        if level_reports && interval > 0 {
+            // Where audio goes to a path (the mcu's mixer) the path reports levels; here they
+            // come from what publishers send.
             spawn_level_reports(&shared, Duration::from_millis(interval));
         }
-        Ok(Arc::new(SfuRoom { shared }))
+        SfuRoom { shared }
     }
 }
 
@@ -238,8 +249,9 @@ struct SubscribeSide {
     /// (no SRTP keys yet), so sinks are attached to their forwarders only then.
     connected: Option<tokio::sync::watch::Receiver<bool>>,
     subs: HashMap<StreamId, Subscription>,
-    /// mcu: the member's mixed audio (track, sender), and whether the mixer has it yet.
-    mix: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, bool)>,
+    /// With an audio path: the member's audio from it (track, sender), and whether the path
+    /// has it yet.
+    path_track: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, bool)>,
     awaiting_answer: bool,
     dirty: bool,
     /// Offers made so far: an answer timer gives up only on the offer it was started for.
@@ -258,7 +270,7 @@ struct Member {
     left: AtomicBool,
     /// Closed by the room's rules ([`MediaGates::set_gate`]): video, audio.
     gated: [AtomicBool; 2],
-    /// mcu: the member's audio goes to the mixer; recordings tap it here.
+    /// With an audio path, the member's audio goes there; recordings tap it here.
     audio_taps: Taps,
     audio_published: AtomicBool,
 }
@@ -276,8 +288,6 @@ struct State {
     streams: BTreeMap<StreamId, Arc<Stream>>,
     /// Recordings in progress, by member.
     recordings: BTreeMap<MemberId, Arc<Recorded>>,
-    /// mcu: the recording of the room's mix, if one runs.
-    mix_recording: Option<Arc<Recording>>,
 }
 
 /// A member's recording and the packet sources it taps.
@@ -309,13 +319,14 @@ struct Shared {
     state: Mutex<State>,
     negotiations: AtomicU64,
     kind: ArchitectureKind,
-    /// mcu rooms: the room's audio mixer.
-    mixer: Option<mixing::Mixer>,
+    /// Where the room's audio goes instead of being forwarded (the mcu's mixer).
+    audio: Option<Arc<dyn AudioPath>>,
     /// Cancelled when the room closes (ends the level reports).
     stop: tokio_util::sync::CancellationToken,
 }
 
-struct SfuRoom {
+/// One room of an [`Sfu`] ([`Sfu::open_room_with`]); a [`MediaRoom`].
+pub struct SfuRoom {
     shared: Arc<Shared>,
 }
 
@@ -406,12 +417,12 @@ impl Shared {
             }
         };
         if kind == MediaKind::Audio
-            && let Some(mixer) = self.mixer.clone()
+            && let Some(audio) = self.audio.clone()
         {
-            // mcu: audio is mixed, not forwarded.
+            // The room's audio goes to its path, not to forwarders.
             let count = crate::forwarder::TaskCount::start(&self.tasks);
             let id = owner.id.clone();
-            // Each audio track is its own input to the mixer: a new one (published again, from
+            // Each audio track is its own input to the path: a new one (published again, from
             // a new connection) has its own sequence space.
             let track_no = owner.next_stream.fetch_add(1, Ordering::Relaxed);
             if !owner.audio_published.swap(true, Ordering::AcqRel) {
@@ -428,7 +439,7 @@ impl Shared {
                     }
                     match ev {
                         webrtc::media_stream::track_remote::TrackRemoteEvent::OnRtpPacket(p)
-                            if !mixer.packet(
+                            if !audio.packet(
                                 &id,
                                 track_no,
                                 p.header.sequence_number,
@@ -441,7 +452,7 @@ impl Shared {
                         _ => {}
                     }
                 }
-                mixer.end_track(id, track_no).await;
+                audio.end_track(&id, track_no).await;
             });
             return;
         }
@@ -521,14 +532,14 @@ impl Shared {
         }
     }
 
-    /// mcu: adds the member's mixed-audio track to its subscribe connection (once).
-    async fn ensure_mix(&self, m: &Arc<Member>) -> Result<(), MediaError> {
+    /// With an audio path: adds the member's track from it to its subscribe connection (once).
+    async fn ensure_path_track(&self, m: &Arc<Member>) -> Result<(), MediaError> {
         let mut side = m.subscribe.lock().await;
-        if side.mix.is_some() || m.left.load(Ordering::Acquire) {
+        if side.path_track.is_some() || m.left.load(Ordering::Acquire) {
             return Ok(());
         }
         let peer = self.subscribe_peer(&mut side).await?;
-        side.mix = Some(add_mix_track(&peer, &m.id).await?);
+        side.path_track = Some(add_path_track(&peer, &m.id).await?);
         self.renegotiate(m, &mut side).await
     }
 
@@ -711,7 +722,7 @@ impl Shared {
         drop(side);
         // Attach the new sinks once the connection can carry them.
         let member = m.clone();
-        let mixer = self.mixer.clone();
+        let audio = self.audio.clone();
         let attach_delay = Duration::from_millis(self.factory.config().attach_delay_ms);
         tokio::spawn(async move {
             if let Some(mut c) = connected {
@@ -719,7 +730,8 @@ impl Shared {
             }
             tokio::time::sleep(attach_delay).await;
             let mut side = member.subscribe.lock().await;
-            if let (Some(mixer), Some((track, sender, attached))) = (&mixer, side.mix.as_mut())
+            if let (Some(audio), Some((track, sender, attached))) =
+                (&audio, side.path_track.as_mut())
                 && !*attached
                 && let Ok(params) = sender.get_parameters().await
             {
@@ -734,12 +746,12 @@ impl Shared {
                     .first()
                     .and_then(|e| e.rtp_coding_parameters.ssrc);
                 if let (Some(pt), Some(ssrc)) = (pt, ssrc) {
-                    let out = MixOutput {
+                    let out = AudioOutput {
                         track: track.clone(),
                         ssrc,
                         payload_type: pt,
                     };
-                    let _ = mixer.send(MixCmd::Output(member.id.clone(), out));
+                    audio.output(&member.id, out);
                     *attached = true;
                 }
             }
@@ -802,8 +814,8 @@ impl Shared {
                 sub.sender = sender;
             }
         }
-        if side.mix.is_some() {
-            side.mix = Some(add_mix_track(&peer, &m.id).await?);
+        if side.path_track.is_some() {
+            side.path_track = Some(add_path_track(&peer, &m.id).await?);
         }
         self.renegotiate(m, &mut side).await
     }
@@ -869,8 +881,8 @@ impl Shared {
 #[async_trait]
 impl MediaRoom for SfuRoom {
     fn capabilities(&self) -> Capabilities {
-        // mcu is this backend with a mixer.
-        Capabilities::forwarding(self.shared.mixer.is_some())
+        // Mixing is not this crate's: a backend that mixes (mcu) wraps this room and says so.
+        Capabilities::forwarding(false)
     }
 
     async fn join(&self, member: &MemberId, opts: JoinOptions) -> Result<(), MediaError> {
@@ -892,8 +904,8 @@ impl MediaRoom for SfuRoom {
                 audio_published: AtomicBool::new(false),
             }),
         );
-        if let Some(mixer) = &self.shared.mixer {
-            let _ = mixer.send(MixCmd::Add(member.clone()));
+        if let Some(audio) = &self.shared.audio {
+            audio.joined(member);
         }
         Ok(())
     }
@@ -914,8 +926,8 @@ impl MediaRoom for SfuRoom {
         // The file gets everything up to now and is finalized before the media goes.
         let _ = self.record_stop(member).await;
         m.left.store(true, Ordering::Release);
-        if let Some(mixer) = &self.shared.mixer {
-            let _ = mixer.send(MixCmd::Remove(member.clone()));
+        if let Some(audio) = &self.shared.audio {
+            audio.left(member);
         }
         if let Some(p) = m.publish.lock().await.take() {
             p.close().await;
@@ -1040,9 +1052,9 @@ impl MediaRoom for SfuRoom {
                 Ok(())
             }
             StreamAction::Subscribe => {
-                if self.shared.mixer.is_some() && req.kind != Some(MediaKind::Video) {
-                    // mcu: audio is the one mix.
-                    self.shared.ensure_mix(&m).await?;
+                if self.shared.audio.is_some() && req.kind != Some(MediaKind::Video) {
+                    // The room's audio is the path's one track.
+                    self.shared.ensure_path_track(&m).await?;
                 }
                 let streams = self.shared.select_streams(&req, Some(member), None)?;
                 if let Some(s) = streams.iter().find(|s| s.owner == *member) {
@@ -1066,12 +1078,12 @@ impl MediaRoom for SfuRoom {
             }
             StreamAction::Pause | StreamAction::Resume => {
                 let paused = action == StreamAction::Pause;
-                if let Some(mixer) = &self.shared.mixer
+                if let Some(audio) = &self.shared.audio
                     && req.stream.is_none()
                     && req.kind != Some(MediaKind::Video)
                 {
-                    // mcu: the member's own audio leaves (or rejoins) the mix.
-                    let _ = mixer.send(MixCmd::Mute(member.clone(), paused));
+                    // The member's own audio leaves (or rejoins) the path.
+                    audio.paused(member, paused);
                     if req.kind == Some(MediaKind::Audio) {
                         return Ok(());
                     }
@@ -1175,19 +1187,8 @@ impl MediaRoom for SfuRoom {
         Some(self)
     }
 
-    fn mix(&self) -> Option<&dyn MixRecorder> {
-        // mcu is this backend with a mixer.
-        if self.shared.mixer.is_some() {
-            Some(self)
-        } else {
-            None
-        }
-    }
-
     async fn close(&self) {
         self.shared.stop.cancel();
-        // The mix file is finalized before the members (and the mixer) go.
-        let _ = self.mix_record_stop().await;
         for m in self.shared.member_ids() {
             self.leave(&m).await;
         }
@@ -1211,9 +1212,9 @@ impl MediaGates for SfuRoom {
         for k in kinds {
             m.gated[gate_index(k)].store(!open, Ordering::Release);
             if k == MediaKind::Audio
-                && let Some(mixer) = &self.shared.mixer
+                && let Some(audio) = &self.shared.audio
             {
-                let _ = mixer.send(MixCmd::Gate(member.clone(), !open));
+                audio.gated(member, !open);
             }
             for s in st.streams.values() {
                 if s.owner == *member && s.kind == k {
@@ -1284,7 +1285,7 @@ impl MediaRecorder for SfuRoom {
         for s in &rec.streams {
             s.forwarder.add_tap(rec.recording.tap.clone());
         }
-        if self.shared.mixer.is_some() {
+        if self.shared.audio.is_some() {
             m.audio_taps.add(rec.recording.tap.clone());
         }
         tracing::info!(
@@ -1311,8 +1312,10 @@ impl MediaRecorder for SfuRoom {
                     st.recordings.remove(&rec.member.id);
                 }
             }
-            mix_record::tell_end(
-                &shared,
+            recorder::tell_end(
+                &shared.events,
+                &shared.room,
+                shared.member_ids(),
                 Some(&rec.member.id),
                 &rec.recording,
                 &result,
@@ -1339,34 +1342,11 @@ impl MediaRecorder for SfuRoom {
     }
 
     async fn recordings(&self) -> Vec<RecordingInfo> {
-        let mix = self.mix_recording_info();
         let st = self.shared.state.lock().expect("state lock");
         st.recordings
             .iter()
-            .map(|(id, r)| RecordingInfo {
-                client_id: id.to_string(),
-                mix: false,
-                file: r.recording.request.file.clone(),
-                started_by: r.recording.request.requester.to_string(),
-                started_at: r
-                    .recording
-                    .started_at
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64),
-            })
-            .chain(mix)
+            .map(|(id, r)| r.recording.info(Some(id)))
             .collect()
-    }
-}
-
-#[async_trait]
-impl MixRecorder for SfuRoom {
-    async fn record_mix_start(&self, request: RecordRequest) -> Result<(), MediaError> {
-        self.mix_record_start(request).await
-    }
-
-    async fn record_mix_stop(&self) -> Result<(), MediaError> {
-        self.mix_record_stop().await
     }
 }
 
@@ -1430,17 +1410,37 @@ async fn add_send_track(
     Ok((track, sender))
 }
 
-/// mcu: the member's mixed-audio track on its subscribe connection, not yet given to the mixer.
-async fn add_mix_track(
+/// The stream id of the audio a member receives from the room's audio path (docs/protocol.md:
+/// the mcu's mix arrives as stream `mix`).
+pub const PATH_STREAM_ID: &str = "mix";
+
+/// The member's track from the room's audio path on its subscribe connection, not yet given
+/// to the path.
+async fn add_path_track(
     peer: &Peer,
     member: &str,
 ) -> Result<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, bool), MediaError> {
-    let (track, sender) =
-        add_send_track(peer, "mix", &format!("mix:{member}"), MediaKind::Audio).await?;
+    let (track, sender) = add_send_track(
+        peer,
+        PATH_STREAM_ID,
+        &format!("{PATH_STREAM_ID}:{member}"),
+        MediaKind::Audio,
+    )
+    .await?;
     Ok((track, sender, false))
 }
 
 impl SfuRoom {
+    /// The room's members now.
+    pub fn member_ids(&self) -> Vec<MemberId> {
+        self.shared.member_ids()
+    }
+
+    /// The room's id, as opened.
+    pub fn room(&self) -> &str {
+        &self.shared.room
+    }
+
     fn own(&self, member: &MemberId, stream: &StreamId) -> Result<(), MediaError> {
         let st = self.shared.state.lock().expect("state lock");
         match st.streams.get(stream) {
@@ -1456,24 +1456,17 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn facets_agree_with_capabilities_in_sfu_and_mcu_mode() {
-        let factory = Arc::new(PeerFactory::new(WebrtcConfig::default()));
-        for kind in [ArchitectureKind::Sfu, ArchitectureKind::Mcu] {
-            let arch = Sfu::with_factory(factory.clone(), kind);
-            let room = arch
-                .open_room(&"r".into(), MediaEvents::new(|_| {}))
-                .await
-                .unwrap();
-            let caps = room.capabilities();
-            assert!(caps.carries_media && room.gates().is_some(), "{kind}");
-            assert!(room.recorder().is_some(), "{kind}");
-            assert_eq!(
-                room.mix().is_some(),
-                kind == ArchitectureKind::Mcu,
-                "{kind}"
-            );
-            taoyao_webrtc::facets_match_capabilities(&*room).unwrap();
-            room.close().await;
-        }
+    async fn an_sfu_room_forwards_and_mixes_nothing() {
+        let arch = Sfu::new(WebrtcConfig::default());
+        let room = arch
+            .open_room(&"r".into(), MediaEvents::new(|_| {}))
+            .await
+            .unwrap();
+        let caps = room.capabilities();
+        assert!(caps.carries_media && room.gates().is_some());
+        assert!(room.recorder().is_some());
+        assert!(!caps.mixing && room.mix().is_none());
+        taoyao_webrtc::facets_match_capabilities(&*room).unwrap();
+        room.close().await;
     }
 }

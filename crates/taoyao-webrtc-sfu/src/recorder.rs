@@ -14,7 +14,7 @@ use rtc::rtp::packet::Packet;
 use taoyao_media::record::{RecordError, RecordSummary, Tracks, WebmRecorder};
 use tokio::sync::watch;
 
-use taoyao_webrtc::{MediaKind, RecordRequest};
+use taoyao_webrtc::{MediaEvent, MediaEvents, MediaKind, MemberId, RecordRequest, RecordingInfo};
 
 struct Queued {
     kind: MediaKind,
@@ -114,6 +114,20 @@ pub struct Recording {
 }
 
 impl Recording {
+    /// The recording as room status lists it: of `member`, or of the room's mix (`None`).
+    pub fn info(&self, member: Option<&MemberId>) -> RecordingInfo {
+        RecordingInfo {
+            client_id: member.map_or_else(String::new, MemberId::to_string),
+            mix: member.is_none(),
+            file: self.request.file.clone(),
+            started_by: self.request.requester.to_string(),
+            started_at: self
+                .started_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        }
+    }
+
     /// Creates the file and starts the writer thread. `want_keyframe` is called (from that
     /// thread) whenever the recorder waits for a video keyframe.
     pub fn start(
@@ -232,4 +246,52 @@ impl Recording {
             })
         }
     }
+}
+
+/// Logs how a recording ended and tells `to` (the room's members) and its requester
+/// (`member` `None`: the room's mix); `note` says why a finalized recording ended early.
+pub fn tell_end(
+    events: &MediaEvents,
+    room: &str,
+    mut to: Vec<MemberId>,
+    member: Option<&MemberId>,
+    rec: &Recording,
+    result: &RecordEnd,
+    note: Option<String>,
+) {
+    let req = &rec.request;
+    // The file's real duration whatever ended it; the error beside it when one did.
+    let duration_ms = result.duration().as_millis() as u64;
+    let error = result.error().map(|e| e.to_string()).or(note);
+    match &result.file {
+        Ok(s) => tracing::info!(
+            room,
+            member = member.map(MemberId::as_str),
+            file = req.file,
+            duration_ms,
+            bytes = s.bytes,
+            dropped = rec.tap.dropped(),
+            cut = error.as_deref(),
+            "recording finalized"
+        ),
+        Err(e) => tracing::warn!(
+            room,
+            member = member.map(MemberId::as_str),
+            file = req.file,
+            "recording ended: {e}"
+        ),
+    }
+    if !to.contains(&req.requester) {
+        to.push(req.requester.clone());
+    }
+    for to in to {
+        events.emit(MediaEvent::RecordingStopped {
+            to,
+            member: member.cloned(),
+            file: req.file.clone(),
+            duration_ms,
+            error: error.clone(),
+        });
+    }
+    rec.mark_reported();
 }

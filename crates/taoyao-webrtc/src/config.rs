@@ -38,11 +38,6 @@ pub struct WebrtcConfig {
     pub keyframe_request_interval_ms: u64,
     /// How long the server waits for its ICE candidates before answering or offering.
     pub gather_timeout_ms: u64,
-    /// mcu rooms: at most this many of the loudest speakers are mixed at once.
-    pub mcu_max_speakers: usize,
-    /// mcu rooms: publishers' audio packets queued for the room's mixer; when it is this far
-    /// behind, newer packets are dropped (and counted) rather than queued without end.
-    pub mcu_queue_packets: usize,
     /// sfu and mcu rooms: members are told the room's audio levels and active speaker
     /// (`media::audio::volume`) this often while anyone speaks; 0 turns it off.
     pub audio_level_interval_ms: u64,
@@ -66,8 +61,6 @@ impl Default for WebrtcConfig {
             announced_ip: None,
             keyframe_request_interval_ms: 500,
             gather_timeout_ms: 2000,
-            mcu_max_speakers: 4,
-            mcu_queue_packets: 1024,
             audio_level_interval_ms: 500,
             attach_delay_ms: 50,
             subscribe_answer_timeout_ms: 10_000,
@@ -92,18 +85,6 @@ impl Validate for WebrtcConfig {
         if self.keyframe_request_interval_ms == 0 {
             return Err(Invalid::new(
                 "webrtc.keyframe_request_interval_ms",
-                "must be greater than 0",
-            ));
-        }
-        if self.mcu_max_speakers == 0 {
-            return Err(Invalid::new(
-                "webrtc.mcu_max_speakers",
-                "must be greater than 0",
-            ));
-        }
-        if self.mcu_queue_packets == 0 {
-            return Err(Invalid::new(
-                "webrtc.mcu_queue_packets",
                 "must be greater than 0",
             ));
         }

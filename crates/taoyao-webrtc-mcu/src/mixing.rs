@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use crate::forwarder::TaskCount;
-use crate::recorder::Tap;
+use async_trait::async_trait;
 use bytes::Bytes;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
@@ -17,16 +16,11 @@ use taoyao_media::levels::LevelWindow;
 use taoyao_media::mixer::{AudioMixer, MixerConfig};
 use taoyao_webrtc::MediaKind;
 use taoyao_webrtc::{MediaEvent, MediaEvents, MemberId};
+use taoyao_webrtc_sfu::audio_path::{AudioOutput, AudioPath};
+use taoyao_webrtc_sfu::forwarder::{MediaCounters, TaskCount};
+use taoyao_webrtc_sfu::recorder::Tap;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-
-/// Where one member's mix goes, once its subscribe connection negotiated it.
-pub(crate) struct MixOutput {
-    pub track: Arc<TrackLocalStaticRTP>,
-    pub ssrc: u32,
-    pub payload_type: u8,
-}
 
 /// What reaches the mixer beside packets: membership, mute, gate, outputs and taps (a few per
 /// member action). Never dropped, so on a channel of its own with no bound; the packets that
@@ -38,7 +32,7 @@ pub(crate) enum MixCmd {
     Mute(MemberId, bool),
     /// The room's rules close (or open) the member's audio; independent of its own pause.
     Gate(MemberId, bool),
-    Output(MemberId, MixOutput),
+    Output(MemberId, AudioOutput),
     /// Record the shared mix into this tap (the room's mix recording), or stop.
     Tap(Arc<Tap>),
     Untap(Arc<Tap>),
@@ -59,7 +53,7 @@ pub(crate) enum MixPacket {
 pub(crate) struct Mixer {
     control: mpsc::UnboundedSender<MixCmd>,
     packets: mpsc::Sender<MixPacket>,
-    counters: Arc<crate::forwarder::MediaCounters>,
+    counters: Arc<MediaCounters>,
 }
 
 impl Mixer {
@@ -67,18 +61,38 @@ impl Mixer {
     pub(crate) fn send(&self, cmd: MixCmd) -> bool {
         self.control.send(cmd).is_ok()
     }
+}
 
-    /// Hands over a packet without waiting: when the mixer is `webrtc.mcu_queue_packets`
+/// The sfu room's audio goes to the mixer.
+#[async_trait]
+impl AudioPath for Mixer {
+    fn joined(&self, member: &MemberId) {
+        self.send(MixCmd::Add(member.clone()));
+    }
+
+    fn left(&self, member: &MemberId) {
+        self.send(MixCmd::Remove(member.clone()));
+    }
+
+    fn paused(&self, member: &MemberId, paused: bool) {
+        self.send(MixCmd::Mute(member.clone(), paused));
+    }
+
+    fn gated(&self, member: &MemberId, closed: bool) {
+        self.send(MixCmd::Gate(member.clone(), closed));
+    }
+
+    /// Hands over a packet without waiting: when the mixer is `mcu.queue_packets`
     /// behind, the packet is dropped and counted (`mix_packets_dropped`), as a late packet
     /// would be by its jitter buffer. False once the mixer has ended.
-    pub(crate) fn packet(&self, member: &MemberId, track: u32, seq: u16, payload: Bytes) -> bool {
+    fn packet(&self, member: &MemberId, track: u32, seq: u16, payload: Bytes) -> bool {
         match self
             .packets
             .try_send(MixPacket::Opus(member.clone(), track, seq, payload))
         {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                crate::forwarder::MediaCounters::add(&self.counters.mix_packets_dropped, 1);
+                MediaCounters::add(&self.counters.mix_packets_dropped, 1);
                 true
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -87,13 +101,20 @@ impl Mixer {
 
     /// A track's end waits for room on the lane (it must not be lost, and comes after the
     /// track's packets).
-    pub(crate) async fn end_track(&self, member: MemberId, track: u32) {
-        let _ = self.packets.send(MixPacket::EndTrack(member, track)).await;
+    async fn end_track(&self, member: &MemberId, track: u32) {
+        let _ = self
+            .packets
+            .send(MixPacket::EndTrack(member.clone(), track))
+            .await;
+    }
+
+    fn output(&self, member: &MemberId, out: AudioOutput) {
+        self.send(MixCmd::Output(member.clone(), out));
     }
 }
 
 struct Sending {
-    out: MixOutput,
+    out: AudioOutput,
     seq: u16,
     timestamp: u32,
 }
@@ -111,7 +132,7 @@ pub(crate) struct MixSettings {
 pub(crate) fn spawn(
     room: String,
     tasks: Arc<AtomicUsize>,
-    counters: Arc<crate::forwarder::MediaCounters>,
+    counters: Arc<MediaCounters>,
     settings: MixSettings,
     events: MediaEvents,
 ) -> Mixer {
@@ -199,8 +220,8 @@ pub(crate) fn spawn(
                     // were skipped (after a stall), the range's extra ones are mixed late.
                     let late = (mix.end - mix.start).saturating_sub(1);
                     let skipped = mix.start - before;
-                    crate::forwarder::MediaCounters::add(&counters.mix_ticks_late, late);
-                    crate::forwarder::MediaCounters::add(&counters.mix_ticks_skipped, skipped);
+                    MediaCounters::add(&counters.mix_ticks_late, late);
+                    MediaCounters::add(&counters.mix_ticks_skipped, skipped);
                     for index in mix {
                         let tick = match mixer.tick() {
                             Ok(t) => t,
@@ -279,7 +300,7 @@ mod tests {
     async fn packets_beyond_the_bound_are_dropped_and_counted_commands_never() {
         let (control, commands) = mpsc::unbounded_channel();
         let (packets, mut queued) = mpsc::channel(2);
-        let counters = Arc::new(crate::forwarder::MediaCounters::default());
+        let counters = Arc::new(MediaCounters::default());
         let mixer = Mixer {
             control,
             packets,
@@ -301,7 +322,7 @@ mod tests {
         mixer.packet(&a, 0, 5, Bytes::from_static(b"opus"));
         mixer.packet(&a, 0, 6, Bytes::from_static(b"opus"));
         let ender = mixer.clone();
-        let end = tokio::spawn(async move { ender.end_track(MemberId::from("a"), 0).await });
+        let end = tokio::spawn(async move { ender.end_track(&MemberId::from("a"), 0).await });
         tokio::task::yield_now().await;
         assert!(!end.is_finished(), "the full lane holds the end back");
         queued.recv().await;
