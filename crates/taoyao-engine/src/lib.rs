@@ -72,4 +72,7 @@ pub mod tcp;
 
 pub use engine::{Engine, EngineConfig, Placement, ShardPorts};
 pub use error::EngineError;
-pub use shard::{ConnId, Event, Shard, ShardConfig, ShardStats, TrackRef, Transmit};
+pub use shard::{
+    AUDIO_LEVEL_URI, ConnId, Event, Shard, ShardConfig, ShardStats, TapId, TrackLevel, TrackRef,
+    Transmit,
+};
