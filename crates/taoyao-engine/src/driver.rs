@@ -24,10 +24,13 @@ use bytes::BytesMut;
 
 use crate::egress::Egress;
 use crate::error::EngineError;
-use crate::shard::{ConnId, Event, Shard, ShardConfig, ShardStats, TrackRef, Transmit};
+use crate::shard::{
+    ConnId, Event, Shard, ShardConfig, ShardStats, TapId, TrackLevel, TrackRef, Transmit,
+};
 use crate::sys::RecvBatch;
 use crate::tcp::{Adopted, TcpStreams};
 use rtc::shared::TransportProtocol;
+use taoyao_media::tap::Tap;
 
 /// The longest sleep with no timer due (the shard has none only when it has no connection).
 const MAX_BLOCK: Duration = Duration::from_secs(1);
@@ -47,6 +50,9 @@ enum Command {
     AddSubscriber(ConnId, Vec<TrackRef>, Reply<String>),
     AcceptAnswer(ConnId, String, Reply<()>),
     Close(ConnId, Reply<()>),
+    AddTap(TrackRef, Tap, Reply<TapId>),
+    RemoveTap(TrackRef, TapId, Reply<()>),
+    AudioLevels(Vec<TrackRef>, Reply<Vec<TrackLevel>>),
     Stats(Reply<ShardStats>),
     /// A new ICE-TCP stream from the acceptor (no reply: the acceptor never waits).
     AdoptTcp(Box<Adopted>),
@@ -252,6 +258,22 @@ impl ShardHandle {
         self.call(Command::Stats)
     }
 
+    /// See [`Shard::add_tap`]: the shard thread `try_send`s every packet of `track` to `tap`.
+    pub fn add_tap(&self, track: TrackRef, tap: Tap) -> Result<TapId, EngineError> {
+        self.call(|r| Command::AddTap(track, tap, r))
+    }
+
+    /// See [`Shard::remove_tap`].
+    pub fn remove_tap(&self, track: TrackRef, tap: TapId) -> Result<(), EngineError> {
+        self.call(|r| Command::RemoveTap(track, tap, r))
+    }
+
+    /// See [`Shard::take_audio_levels`]: a room reads its publishers' levels on its own
+    /// interval (`webrtc.audio_level_interval_ms`) and feeds them to its `LevelWindow`.
+    pub fn audio_levels(&self, tracks: Vec<TrackRef>) -> Result<Vec<TrackLevel>, EngineError> {
+        self.call(|r| Command::AudioLevels(tracks, r))
+    }
+
     /// Hands the thread a new ICE-TCP stream without waiting; gives it back if the command
     /// queue is full or the thread is gone.
     pub(crate) fn adopt_tcp(&self, adopted: Adopted) -> Result<(), Box<Adopted>> {
@@ -372,6 +394,15 @@ fn apply(shard: &mut Shard, egress: &Egress, tcp: &mut TcpStreams, now: Instant,
         }
         Command::Close(conn, r) => {
             let _ = r.send(shard.close(now, conn));
+        }
+        Command::AddTap(track, tap, r) => {
+            let _ = r.send(shard.add_tap(&track, tap));
+        }
+        Command::RemoveTap(track, tap, r) => {
+            let _ = r.send(shard.remove_tap(&track, tap));
+        }
+        Command::AudioLevels(tracks, r) => {
+            let _ = r.send(Ok(shard.take_audio_levels(&tracks)));
         }
         Command::Stats(r) => {
             let _ = r.send(Ok(ShardStats {

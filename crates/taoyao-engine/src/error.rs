@@ -1,7 +1,7 @@
 //! Errors of the engine's operations: bad input from the control plane or a client, never a bug
 //! (bugs panic).
 
-use crate::shard::{ConnId, TrackRef};
+use crate::shard::{ConnId, TapId, TrackRef};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -10,6 +10,8 @@ pub enum EngineError {
     NoConnection(ConnId),
     #[error("no track {} on {}", .0.track, .0.conn)]
     NoTrack(TrackRef),
+    #[error("no tap {} on that track", .0.0)]
+    NoTap(TapId),
     /// The client's SDP was refused (parse or negotiation).
     #[error("sdp: {0}")]
     Sdp(String),

@@ -17,6 +17,14 @@
 //! goes to the shard its first check's ufrag names, and that shard thread polls it beside its
 //! UDP socket.
 //!
+//! The per-packet path also feeds recordings and audio levels. A recorder tap
+//! ([`Shard::add_tap`], `taoyao_media::tap::Tap`, the queue the sfu's recorder uses too) gets
+//! every packet a track delivers, after SRTP and before forwarding rewrites it, by `try_send`
+//! (full: dropped and counted, the shard never waits); the tap is dropped with its track.
+//! An audio track that negotiated RFC 6464 levels has a `taoyao_media::levels::LevelMeter`
+//! the shard feeds from each packet's level byte; the control plane reads it on its own
+//! interval ([`Shard::take_audio_levels`], `ShardHandle::audio_levels`).
+//!
 //! What it must not know: rooms, members, signaling, modes, recordings policy. It deals in
 //! connections ([`ConnId`]), tracks ([`TrackRef`]) and SDP strings; the control plane decides
 //! who subscribes to what. It is the only server crate meant to touch webrtc-rs once issue 14
@@ -44,6 +52,15 @@
 //!   `Attribute::DeliverToApplication`; sender-side feedback (a subscriber's PLI about one of
 //!   our send tracks) then surfaces as `RTCMessage::RtcpPacket` tagged with that send track's
 //!   id. [`feedback::KeyframeFeedback`] marks PLI / FIR.
+//! - `register_default_interceptors` registers no audio level extension (only the simulcast
+//!   ones for video, `interceptor_registry.rs:346`, and transport-cc for both, `:568`): RFC
+//!   6464 levels are negotiated only if registered (`register_header_extension`,
+//!   `media_engine.rs:663`). Registered
+//!   `Recvonly`, they match the shard's receiving transceivers and not its send tracks
+//!   (`is_matching_direction`, `media_engine.rs:206`). The negotiated id is in the receiver's
+//!   `get_parameters().rtp_parameters.header_extensions` (`get_rtp_parameters_by_kind`,
+//!   `media_engine.rs:1090`; rtc caches the first result, `rtp_receiver/internal.rs:105`).
+//!   Received packets keep their extensions as parsed (`rtp` `Header::extensions`).
 //! - Each connection builds its own certificate at `build` (keygen per connection); sharing one
 //!   per shard through the configuration is a later optimisation.
 //! - ICE-TCP (rtc-ice 0.21.1): a host candidate built with `network: "tcp"` and `TcpType::Passive`
@@ -72,4 +89,7 @@ pub mod tcp;
 
 pub use engine::{Engine, EngineConfig, Placement, ShardPorts};
 pub use error::EngineError;
-pub use shard::{ConnId, Event, Shard, ShardConfig, ShardStats, TrackRef, Transmit};
+pub use shard::{
+    AUDIO_LEVEL_URI, ConnId, Event, Shard, ShardConfig, ShardStats, TapId, TrackLevel, TrackRef,
+    Transmit,
+};

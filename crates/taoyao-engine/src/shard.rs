@@ -26,8 +26,10 @@ use rtc::peer_connection::transport::{
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
+    RTCRtpReceiveParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
@@ -38,6 +40,8 @@ use rtc::stun::textattrs::TextAttribute;
 use rustc_hash::FxHashMap;
 use taoyao_media::forward::{KeyframeRequests, SeqRewriter};
 use taoyao_media::keyframe::{VideoCodec, is_keyframe};
+use taoyao_media::levels::LevelMeter;
+use taoyao_media::tap::{Offered, Tap, TapKind};
 
 use crate::error::EngineError;
 
@@ -57,6 +61,23 @@ pub struct TrackRef {
     pub conn: ConnId,
     pub track: String,
 }
+
+/// A tap on a track (see [`Shard::add_tap`]). Unique within the shard, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TapId(pub u64);
+
+/// A track's RFC 6464 audio levels since they were last read ([`Shard::take_audio_levels`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackLevel {
+    pub track: TrackRef,
+    /// The loudest level (dBov: 0 loudest .. 127 silent; 127 when nothing was heard).
+    pub loudest: u8,
+    /// Packets (20 ms frames) louder than [`ShardConfig::silence_dbov`]: speaking if > 0.
+    pub speaking: u32,
+}
+
+/// The RFC 6464 client-to-mixer audio level header extension.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /// How a shard is set up.
 #[derive(Debug, Clone)]
@@ -83,6 +104,8 @@ pub struct ShardConfig {
     /// `local_addr` the engine hands rtc with each TCP frame (as `announced` is for UDP: rtc
     /// matches it against the local candidates). `None`: no TCP candidate.
     pub tcp: Option<SocketAddr>,
+    /// Audio levels quieter than this (RFC 6464 dBov, numerically larger) are not speaking.
+    pub silence_dbov: u8,
 }
 
 impl ShardConfig {
@@ -94,6 +117,7 @@ impl ShardConfig {
             early_checks: 8,
             rtp_events: false,
             keyframe_interval: Duration::from_millis(500),
+            silence_dbov: taoyao_media::levels::DEFAULT_SILENCE_DBOV,
         }
     }
 }
@@ -162,6 +186,10 @@ pub struct ShardStats {
     pub subscriber_keyframe_requests: u64,
     /// `handle_timeout` calls on connections (only due ones are touched).
     pub conn_timeouts: u64,
+    /// Packets offered to recorder taps (one per tap per packet while its writer is there),
+    /// and of those the ones a full queue dropped.
+    pub tap_offered: u64,
+    pub tap_dropped: u64,
 }
 
 /// One subscriber leg of a forwarded track.
@@ -194,6 +222,12 @@ struct Inbound {
     /// Sinks with `need_keyframe` (the payload is inspected only while some wait).
     waiting: usize,
     keyframes: KeyframeRequests,
+    /// Recordings of this track: each gets every packet as it arrived. Dropped with the track,
+    /// which is how a writer whose only sender is here sees the end.
+    taps: Vec<(TapId, Tap)>,
+    /// Audio whose publisher negotiated RFC 6464 levels: the extension id rtc negotiated and
+    /// the levels heard since the last read.
+    level: Option<(u8, LevelMeter)>,
 }
 
 struct Conn {
@@ -222,6 +256,7 @@ struct Conn {
 pub struct Shard {
     cfg: ShardConfig,
     next_id: u64,
+    next_tap: u64,
     conns: FxHashMap<ConnId, Conn>,
     by_addr: FxHashMap<Remote, ConnId>,
     by_ufrag: FxHashMap<String, ConnId>,
@@ -285,6 +320,7 @@ impl Shard {
         Shard {
             cfg,
             next_id: 1,
+            next_tap: 1,
             conns: FxHashMap::default(),
             by_addr: FxHashMap::default(),
             by_ufrag: FxHashMap::default(),
@@ -332,6 +368,17 @@ impl Shard {
         );
         let mut me = MediaEngine::default();
         me.register_default_codecs().map_err(EngineError::rtc)?;
+        // Publishers' audio levels (RFC 6464), so an offer that maps them is answered with
+        // them and the receiver's parameters carry the negotiated id. Receive only: the
+        // server's send tracks never carry levels (forwarding drops extensions).
+        me.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            Some(RTCRtpTransceiverDirection::Recvonly),
+        )
+        .map_err(EngineError::rtc)?;
         let registry = crate::feedback::KeyframeFeedback::register(
             register_default_interceptors(Default::default(), &mut me).map_err(EngineError::rtc)?,
         );
@@ -560,6 +607,53 @@ impl Shard {
     pub fn request_keyframe(&mut self, now: Instant, src: &TrackRef) {
         self.ask_keyframe(now, src, false);
         self.touch(now, src.conn);
+    }
+
+    /// Taps `src` for a recording: from now on every RTP packet the track delivers (after
+    /// SRTP, before forwarding rewrites it) is offered to `tap` without waiting; a full queue
+    /// drops and counts ([`ShardStats::tap_dropped`], and the tap's own counts). The tap is
+    /// dropped when the track or its connection ends, or by [`Shard::remove_tap`].
+    pub fn add_tap(&mut self, src: &TrackRef, tap: Tap) -> Result<TapId, EngineError> {
+        let id = TapId(self.next_tap);
+        self.inbound_mut(src)?.taps.push((id, tap));
+        self.next_tap += 1;
+        Ok(id)
+    }
+
+    /// Stops `id`'s delivery and drops the shard's end of it.
+    pub fn remove_tap(&mut self, src: &TrackRef, id: TapId) -> Result<(), EngineError> {
+        let inbound = self.inbound_mut(src)?;
+        let before = inbound.taps.len();
+        inbound.taps.retain(|(t, _)| *t != id);
+        if inbound.taps.len() == before {
+            return Err(EngineError::NoTap(id));
+        }
+        Ok(())
+    }
+
+    /// The audio levels each of `tracks` was heard at since the last read, and starts anew.
+    /// Only tracks whose publisher negotiated RFC 6464 levels are reported (an unknown track,
+    /// video, or audio without the extension is left out). The caller reads on its own
+    /// interval, as the room's level reports do.
+    pub fn take_audio_levels(&self, tracks: &[TrackRef]) -> Vec<TrackLevel> {
+        tracks
+            .iter()
+            .filter_map(|t| {
+                let (_, meter) = self
+                    .conns
+                    .get(&t.conn)?
+                    .tracks
+                    .get(&t.track)?
+                    .level
+                    .as_ref()?;
+                let (loudest, speaking) = meter.take();
+                Some(TrackLevel {
+                    track: t.clone(),
+                    loudest,
+                    speaking,
+                })
+            })
+            .collect()
     }
 
     /// Pauses or resumes `src` for every subscriber (the publisher paused it, or the room's
@@ -988,11 +1082,14 @@ impl Shard {
                     self.events.push_back(Event::State { conn: id, state });
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    let kind = conn
-                        .pc
-                        .rtp_receiver(init.receiver_id)
-                        .map(|r| r.track().kind())
-                        .unwrap_or(RtpCodecKind::Unspecified);
+                    let (kind, level_id) = match conn.pc.rtp_receiver(init.receiver_id) {
+                        Some(mut r) => {
+                            let kind = r.track().kind();
+                            (kind, audio_level_id(kind, r.get_parameters()))
+                        }
+                        None => (RtpCodecKind::Unspecified, None),
+                    };
+                    let silence = self.cfg.silence_dbov;
                     conn.tracks.insert(
                         init.track_id.clone(),
                         Inbound {
@@ -1002,6 +1099,8 @@ impl Shard {
                             paused: false,
                             waiting: 0,
                             keyframes: KeyframeRequests::new(self.cfg.keyframe_interval),
+                            taps: Vec::new(),
+                            level: level_id.map(|id| (id, LevelMeter::new(silence))),
                         },
                     );
                     self.events.push_back(Event::TrackOpened {
@@ -1080,6 +1179,36 @@ impl Shard {
         else {
             return;
         };
+        // Taps first and whatever the rules: a recording gets the packet as it arrived (the
+        // control plane removes a tap when a paused member must not be recorded).
+        let tap_kind = match inbound.kind {
+            RtpCodecKind::Video => TapKind::Video,
+            _ => TapKind::Audio,
+        };
+        for (_, tap) in &inbound.taps {
+            match tap.offer(tap_kind, &pkt, now) {
+                Offered::Queued => self.stats.tap_offered += 1,
+                Offered::Dropped => {
+                    self.stats.tap_offered += 1;
+                    self.stats.tap_dropped += 1;
+                }
+                Offered::Closed => {}
+            }
+        }
+        // Heard only while forwarded (as in the sfu): a paused track is silent to the others.
+        // The level byte is read in place: no clone, no allocation.
+        if let Some((id, meter)) = &inbound.level
+            && !inbound.paused
+            && pkt.header.extension
+            && let Some(byte) = pkt
+                .header
+                .extensions
+                .iter()
+                .find(|e| e.id == *id)
+                .and_then(|e| e.payload.first())
+        {
+            meter.observe(*byte);
+        }
         let mut sinks = std::mem::take(&mut inbound.sinks);
         let track_paused = inbound.paused;
         let key = inbound.waiting > 0
@@ -1150,6 +1279,19 @@ impl Shard {
             t.waiting -= started;
         }
     }
+}
+
+/// The id rtc negotiated for RFC 6464 audio levels on an audio receiver, if any.
+fn audio_level_id(kind: RtpCodecKind, params: &RTCRtpReceiveParameters) -> Option<u8> {
+    if kind != RtpCodecKind::Audio {
+        return None;
+    }
+    params
+        .rtp_parameters
+        .header_extensions
+        .iter()
+        .find(|h| h.uri == AUDIO_LEVEL_URI)
+        .and_then(|h| u8::try_from(h.id).ok())
 }
 
 /// The sink sender's payload type for the one codec of its kind this demo forwards (VP8 or

@@ -3,15 +3,19 @@
 //! publish VP8 + Opus made by ffmpeg, three more subscribe through server offers and receive
 //! both tracks. Every connection uses the shard's one port: each SDP the shard writes has one
 //! candidate, that port, and the process opened no UDP socket for them beyond the clients' own.
+//! The publisher puts RFC 6464 levels on its audio, as browsers do: the shard thread's commands
+//! read them back, and tap both tracks for a recording.
 
 mod udp;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use taoyao_bench::peer::PeerOptions;
 use taoyao_engine::driver::{self, ShardThreadConfig};
+use taoyao_media::tap::{self, TapKind};
 use udp::{
-    assert_only_shard_port, blocking, candidate_ports, media, own_udp_ports, publisher,
+    assert_only_shard_port, blocking, candidate_ports, media, own_udp_ports, publisher_with,
     received_packets, subscriber,
 };
 
@@ -32,7 +36,11 @@ async fn bench_peers_publish_and_subscribe_through_one_shard_port() {
     let before = own_udp_ports();
     assert!(before.contains(&port));
 
-    let (publisher, offer, tracks) = publisher(&shard, events, media).await;
+    let opts = PeerOptions {
+        audio_level: Some(30),
+        ..PeerOptions::default()
+    };
+    let (publisher, offer, tracks) = publisher_with(&shard, events, media, &opts).await;
 
     let mut client_sdps = vec![offer];
     let mut subs = Vec::new();
@@ -83,10 +91,54 @@ async fn bench_peers_publish_and_subscribe_through_one_shard_port() {
             "UDP port {p} is no client's: {new:?} vs {client_ports:?}"
         );
     }
+    // Through the shard thread's commands: the audio track's levels (the video track has
+    // none), and a tap on each track that gets its packets until it is removed.
+    let levels = {
+        let (s, t) = (shard.clone(), tracks.clone());
+        blocking(move || s.audio_levels(t).unwrap()).await
+    };
+    assert_eq!(
+        levels.len(),
+        1,
+        "only the audio track has levels: {levels:?}"
+    );
+    assert_eq!(
+        (levels[0].loudest, levels[0].speaking > 0),
+        (30, true),
+        "{levels:?}"
+    );
+    let mut taps = Vec::new();
+    for t in &tracks {
+        let (tap, rx) = tap::channel(1000);
+        let (s, t) = (shard.clone(), t.clone());
+        let id = blocking({
+            let t = t.clone();
+            move || s.add_tap(t, tap).unwrap()
+        })
+        .await;
+        taps.push((t, id, rx));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut kinds = Vec::new();
+    for (t, id, rx) in taps {
+        let s = shard.clone();
+        blocking(move || s.remove_tap(t, id).unwrap()).await;
+        let got: Vec<tap::Tapped> = rx.try_iter().collect();
+        assert!(got.len() >= 5, "{} tapped packets in 500 ms", got.len());
+        assert!(got.windows(2).all(|w| w[0].kind == w[1].kind));
+        kinds.push(got[0].kind);
+        assert!(rx.recv().is_err(), "removed: the writer sees the end");
+    }
+    kinds.sort_by_key(|k| *k == TapKind::Video);
+    assert_eq!(kinds, [TapKind::Audio, TapKind::Video]);
     let stats = {
         let s = shard.clone();
         blocking(move || s.stats().unwrap()).await
     };
+    assert!(
+        stats.tap_offered >= 10 && stats.tap_dropped == 0,
+        "{stats:?}"
+    );
     eprintln!("{stats:?}");
     assert!(
         stats.rtp_forwarded > 0 && stats.unroutable == 0,

@@ -9,6 +9,7 @@
 //! until someone speaks.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 /// What one window saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +101,48 @@ impl<Id: Ord + Clone> LevelWindow<Id> {
     /// Levels quieter than this (numerically larger) are not speaking.
     pub fn silence_dbov(&self) -> u8 {
         self.silence_dbov
+    }
+}
+
+/// Levels quieter than this (RFC 6464 dBov) are not speaking, unless configured otherwise: the
+/// sfu's level reports and the mcu's mixer use the same threshold.
+pub const DEFAULT_SILENCE_DBOV: u8 = 80;
+
+/// A stream's RFC 6464 audio levels since they were last read: the loudest (dBov, 0 loudest ..
+/// 127 silent) and how many packets (20 ms frames) were louder than the silence threshold.
+/// Written per packet by the media path (the sfu's forwarder task, the engine's shard),
+/// read by the room's level reports on their own interval; atomics, so neither side locks.
+#[derive(Debug)]
+pub struct LevelMeter {
+    loudest: AtomicU8,
+    speaking: AtomicU32,
+    silence_dbov: u8,
+}
+
+impl LevelMeter {
+    pub fn new(silence_dbov: u8) -> Self {
+        LevelMeter {
+            loudest: AtomicU8::new(127),
+            speaking: AtomicU32::new(0),
+            silence_dbov,
+        }
+    }
+
+    /// One packet's level (its extension byte: V bit and level).
+    pub fn observe(&self, byte: u8) {
+        let level = byte & 0x7f;
+        self.loudest.fetch_min(level, Ordering::Relaxed);
+        if level < self.silence_dbov {
+            self.speaking.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The loudest level and the speaking packets since the last call, and starts anew.
+    pub fn take(&self) -> (u8, u32) {
+        (
+            self.loudest.swap(127, Ordering::Relaxed),
+            self.speaking.swap(0, Ordering::Relaxed),
+        )
     }
 }
 

@@ -8,7 +8,7 @@
 //! do not look lost to the subscriber. A video sink starts, and restarts after a pause, on a
 //! keyframe; the forwarder asks the publisher for one (PLI), at most once per configured interval.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -157,42 +157,8 @@ impl MediaCounters {
     }
 }
 
-/// A stream's RFC 6464 audio levels since they were last read: the loudest (dBov, 0 loudest ..
-/// 127 silent) and how many packets (20 ms frames) were louder than the silence threshold.
-/// Written by the forwarder per packet, read by the room's level reports; atomics, no lock.
-#[derive(Debug)]
-pub struct LevelMeter {
-    loudest: AtomicU8,
-    speaking: AtomicU32,
-    silence_dbov: u8,
-}
-
-impl LevelMeter {
-    pub fn new(silence_dbov: u8) -> Self {
-        LevelMeter {
-            loudest: AtomicU8::new(127),
-            speaking: AtomicU32::new(0),
-            silence_dbov,
-        }
-    }
-
-    /// One packet's level (its extension byte: V bit and level).
-    pub fn observe(&self, byte: u8) {
-        let level = byte & 0x7f;
-        self.loudest.fetch_min(level, Ordering::Relaxed);
-        if level < self.silence_dbov {
-            self.speaking.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// The loudest level and the speaking packets since the last call, and starts anew.
-    pub fn take(&self) -> (u8, u32) {
-        (
-            self.loudest.swap(127, Ordering::Relaxed),
-            self.speaking.swap(0, Ordering::Relaxed),
-        )
-    }
-}
+// The meter is taoyao-media's, shared with the engine's shard.
+pub use taoyao_media::levels::LevelMeter;
 
 /// Where an audio stream's levels go: the extension id its publisher's offer mapped RFC 6464
 /// to, and the meter.

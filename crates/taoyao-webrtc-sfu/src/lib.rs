@@ -206,7 +206,7 @@ fn spawn_level_reports(shared: &Arc<Shared>, interval: Duration) {
 }
 
 /// Louder than this (RFC 6464 dBov, smaller is louder) is speaking, as in the mcu's mixer.
-const SILENCE_DBOV: u8 = 80;
+const SILENCE_DBOV: u8 = taoyao_media::levels::DEFAULT_SILENCE_DBOV;
 
 /// A published stream.
 struct Stream {

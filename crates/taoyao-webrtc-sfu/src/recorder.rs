@@ -5,48 +5,42 @@
 //! with what it had.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use rtc::rtp::packet::Packet;
 use taoyao_media::record::{RecordError, RecordSummary, Tracks, WebmRecorder};
+use taoyao_media::tap::TapKind;
 use tokio::sync::watch;
 
 use taoyao_webrtc::{MediaEvent, MediaEvents, MediaKind, MemberId, RecordRequest, RecordingInfo};
 
-struct Queued {
-    kind: MediaKind,
-    packet: Packet,
-    at: Instant,
-}
-
-/// The packet path's end of a recording.
-pub struct Tap {
-    tx: SyncSender<Queued>,
-    dropped: AtomicU64,
-}
+/// The packet path's end of a recording: taoyao-media's [`taoyao_media::tap::Tap`] (the same
+/// queue the engine's shard taps feed), stamped here with the seam's media kind and the
+/// arrival time, which the async forwarder reads from the clock.
+pub struct Tap(taoyao_media::tap::Tap);
 
 impl Tap {
     /// Hands a copy of `packet` to the writer thread, or drops it if its queue is full.
     pub fn offer(&self, kind: MediaKind, packet: &Packet) {
-        let q = Queued {
-            kind,
-            packet: packet.clone(),
-            at: Instant::now(),
+        let kind = match kind {
+            MediaKind::Audio => TapKind::Audio,
+            MediaKind::Video => TapKind::Video,
         };
-        match self.tx.try_send(q) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-            Err(TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.0.offer(kind, packet, Instant::now());
     }
 
     /// Packets dropped because the writer fell behind.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.0.dropped()
+    }
+
+    /// The queue itself, to clone into another packet path (an engine shard's
+    /// `add_tap`): one writer, fed by both, counted together.
+    pub fn queue(&self) -> &taoyao_media::tap::Tap {
+        &self.0
     }
 }
 
@@ -140,7 +134,7 @@ impl Recording {
             max_duration: request.limits.max_duration,
         };
         let mut rec = WebmRecorder::create(&request.path, tracks, limits)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Queued>(request.queue.max(1));
+        let (tap, rx) = taoyao_media::tap::channel(request.queue);
         let (done_tx, done) = watch::channel(None);
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
@@ -159,12 +153,12 @@ impl Recording {
                         Err(RecvTimeoutError::Disconnected) => break,
                     };
                     let pushed = match q.kind {
-                        MediaKind::Video => rec.push_video(q.packet, q.at).map(|o| {
+                        TapKind::Video => rec.push_video(q.packet, q.at).map(|o| {
                             if o.want_keyframe {
                                 want_keyframe();
                             }
                         }),
-                        MediaKind::Audio => rec.push_audio(q.packet, q.at),
+                        TapKind::Audio => rec.push_audio(q.packet, q.at),
                     };
                     if let Err(e) = pushed {
                         failed = Some(e);
@@ -175,8 +169,8 @@ impl Recording {
                 if failed.is_none() {
                     while let Ok(q) = rx.try_recv() {
                         let r = match q.kind {
-                            MediaKind::Video => rec.push_video(q.packet, q.at).map(|_| ()),
-                            MediaKind::Audio => rec.push_audio(q.packet, q.at),
+                            TapKind::Video => rec.push_video(q.packet, q.at).map(|_| ()),
+                            TapKind::Audio => rec.push_audio(q.packet, q.at),
                         };
                         if let Err(e) = r {
                             failed = Some(e);
@@ -191,10 +185,7 @@ impl Recording {
             })
             .map_err(|e| RecordError::Mux(format!("cannot start the writer thread: {e}")))?;
         Ok(Recording {
-            tap: Arc::new(Tap {
-                tx,
-                dropped: AtomicU64::new(0),
-            }),
+            tap: Arc::new(Tap(tap)),
             request,
             started_at: std::time::SystemTime::now(),
             stop,

@@ -23,7 +23,8 @@ use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCI
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
+    RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -35,7 +36,8 @@ pub const SHARD_ADDR: &str = "10.0.0.1:4000";
 pub struct Client {
     pub pc: RTCPeerConnection,
     pub addr: SocketAddr,
-    sender: Option<(RTCRtpSenderId, u32)>,
+    /// The published track's sender, its SSRC and its codec's mime type.
+    sender: Option<(RTCRtpSenderId, u32, &'static str)>,
     seq: u16,
     /// RTP packets received (any track) and their payload bytes.
     pub rtp_received: u64,
@@ -56,7 +58,19 @@ pub struct Client {
 
 impl Client {
     pub fn new(now: Instant, addr: SocketAddr, check_interval: Duration) -> Client {
-        Client::with_candidate(now, addr, check_interval, "udp", TcpType::Unspecified)
+        Client::with_candidate(
+            now,
+            addr,
+            check_interval,
+            "udp",
+            TcpType::Unspecified,
+            false,
+        )
+    }
+
+    /// A client that also offers RFC 6464 audio levels on its audio (as browsers do).
+    pub fn with_audio_levels(now: Instant, addr: SocketAddr, check_interval: Duration) -> Client {
+        Client::with_candidate(now, addr, check_interval, "udp", TcpType::Unspecified, true)
     }
 
     /// A client whose one candidate is an active ICE-TCP host candidate at `ip` (port 9, the
@@ -64,7 +78,7 @@ impl Client {
     /// passive TCP candidate, so it has no UDP path at all.
     pub fn new_tcp_active(now: Instant, ip: std::net::IpAddr, check_interval: Duration) -> Client {
         let addr = SocketAddr::new(ip, 9);
-        Client::with_candidate(now, addr, check_interval, "tcp", TcpType::Active)
+        Client::with_candidate(now, addr, check_interval, "tcp", TcpType::Active, false)
     }
 
     fn with_candidate(
@@ -73,9 +87,20 @@ impl Client {
         check_interval: Duration,
         network: &str,
         tcp_type: TcpType,
+        audio_levels: bool,
     ) -> Client {
         let mut me = MediaEngine::default();
         me.register_default_codecs().expect("default codecs");
+        if audio_levels {
+            me.register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: taoyao_engine::AUDIO_LEVEL_URI.to_owned(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .expect("audio level extension");
+        }
         let registry =
             register_default_interceptors(Default::default(), &mut me).expect("interceptors");
         // A client's encoder hears keyframe requests: rtc delivers inbound RTCP only if marked.
@@ -123,27 +148,52 @@ impl Client {
 
     /// Adds one VP8 track and returns the offer.
     pub fn publish_offer(&mut self, now: Instant) -> String {
+        self.publish_offer_of(now, RtpCodecKind::Video)
+    }
+
+    /// Adds one track, VP8 or Opus, and returns the offer.
+    pub fn publish_offer_of(&mut self, now: Instant, kind: RtpCodecKind) -> String {
         let ssrc = 0x1234_0000 | u32::from(self.addr.port());
+        let (name, codec) = match kind {
+            RtpCodecKind::Video => (
+                "video",
+                RTCRtpCodec {
+                    mime_type: "video/VP8".into(),
+                    clock_rate: 90000,
+                    ..Default::default()
+                },
+            ),
+            _ => (
+                "audio",
+                RTCRtpCodec {
+                    mime_type: "audio/opus".into(),
+                    clock_rate: 48000,
+                    channels: 2,
+                    ..Default::default()
+                },
+            ),
+        };
+        let mime = if kind == RtpCodecKind::Video {
+            "video/VP8"
+        } else {
+            "audio/opus"
+        };
         let track = MediaStreamTrack::new(
             "pub".into(),
-            "video".into(),
-            "video".into(),
-            RtpCodecKind::Video,
+            name.into(),
+            name.into(),
+            kind,
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(ssrc),
                     ..Default::default()
                 },
-                codec: RTCRtpCodec {
-                    mime_type: "video/VP8".into(),
-                    clock_rate: 90000,
-                    ..Default::default()
-                },
+                codec,
                 ..Default::default()
             }],
         );
         let sender = self.pc.add_track(track).expect("add track");
-        self.sender = Some((sender, ssrc));
+        self.sender = Some((sender, ssrc, mime));
         let offer = self.pc.create_offer(None).expect("offer");
         self.pc.set_local_description(now, offer).expect("local");
         self.drain(now);
@@ -166,26 +216,38 @@ impl Client {
         self.pc.local_description().expect("local").sdp
     }
 
-    /// Sends one RTP packet on the published track (VP8 payload type as negotiated).
+    /// Sends one RTP packet on the published track (its codec's payload type as negotiated).
     pub fn send_rtp(&mut self, now: Instant, payload: Bytes) -> bool {
-        let Some((id, ssrc)) = self.sender else {
+        self.send_rtp_with_level(now, payload, None)
+    }
+
+    /// Sends one RTP packet carrying `level` (the RFC 6464 byte: V bit and dBov) in the audio
+    /// level extension, which must have been negotiated; `None`: no extension.
+    pub fn send_rtp_with_level(&mut self, now: Instant, payload: Bytes, level: Option<u8>) -> bool {
+        let Some((id, ssrc, mime)) = self.sender else {
             return false;
         };
         let Some(mut sender) = self.pc.rtp_sender(id) else {
             return false;
         };
-        let Some(pt) = sender
-            .get_parameters()
+        let params = sender.get_parameters();
+        let Some(pt) = params
             .rtp_parameters
             .codecs
             .iter()
-            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case("video/VP8"))
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
             .map(|c| c.payload_type)
         else {
             return false;
         };
+        let level_id = params
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .find(|h| h.uri == taoyao_engine::AUDIO_LEVEL_URI)
+            .map(|h| h.id as u8);
         self.seq = self.seq.wrapping_add(1);
-        let pkt = rtc::rtp::packet::Packet {
+        let mut pkt = rtc::rtp::packet::Packet {
             header: rtc::rtp::header::Header {
                 version: 2,
                 payload_type: pt,
@@ -197,6 +259,14 @@ impl Client {
             },
             payload,
         };
+        if let Some(level) = level {
+            let Some(ext) = level_id else {
+                return false;
+            };
+            pkt.header
+                .set_extension(ext, Bytes::copy_from_slice(&[level]))
+                .expect("one-byte extension");
+        }
         let ok = sender.write_rtp(now, pkt).is_ok();
         self.drain(now);
         ok
@@ -330,12 +400,20 @@ impl Net {
     }
 
     pub fn add_client(&mut self, check_interval: Duration) -> usize {
+        self.add_client_with(check_interval, Client::new)
+    }
+
+    /// A client built by `make` (e.g. [`Client::with_audio_levels`]) at the next address.
+    pub fn add_client_with(
+        &mut self,
+        check_interval: Duration,
+        make: impl FnOnce(Instant, SocketAddr, Duration) -> Client,
+    ) -> usize {
         let i = self.clients.len();
         let addr: SocketAddr = format!("10.0.1.{}:{}", 1 + i / 200, 5000 + i)
             .parse()
             .expect("addr");
-        self.clients
-            .push(Client::new(self.now, addr, check_interval));
+        self.clients.push(make(self.now, addr, check_interval));
         i
     }
 
@@ -434,8 +512,17 @@ pub fn publish(
     net: &mut Net,
     publisher: usize,
 ) -> (taoyao_engine::ConnId, taoyao_engine::TrackRef) {
+    publish_of(net, publisher, RtpCodecKind::Video)
+}
+
+/// As [`publish`], one track of `kind` (Opus for audio; the opening packets carry no level).
+pub fn publish_of(
+    net: &mut Net,
+    publisher: usize,
+    kind: RtpCodecKind,
+) -> (taoyao_engine::ConnId, taoyao_engine::TrackRef) {
     let now = net.now;
-    let offer = net.clients[publisher].publish_offer(now);
+    let offer = net.clients[publisher].publish_offer_of(now, kind);
     let (conn, answer) = net.shard.accept_offer(now, offer).expect("accept_offer");
     net.clients[publisher].accept_answer(now, answer);
     assert!(

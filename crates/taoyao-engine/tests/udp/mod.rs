@@ -107,8 +107,18 @@ pub async fn publisher(
     events: Receiver<Event>,
     media: Arc<TestMedia>,
 ) -> (ClientPeer, String, Vec<TrackRef>) {
+    publisher_with(shard, events, media, &PeerOptions::default()).await
+}
+
+/// As [`publisher`], a client peer built with `opts` (e.g. sending audio levels).
+pub async fn publisher_with(
+    shard: &ShardHandle,
+    events: Receiver<Event>,
+    media: Arc<TestMedia>,
+    opts: &PeerOptions,
+) -> (ClientPeer, String, Vec<TrackRef>) {
     let port = shard.local_addr().port();
-    let publisher = ClientPeer::new(&PeerOptions::default()).await.unwrap();
+    let publisher = ClientPeer::new(opts).await.unwrap();
     publisher.add_media(true, true).await.unwrap();
     let offer = publisher.offer().await.unwrap();
     let (s, o) = (shard.clone(), offer.clone());
