@@ -346,9 +346,15 @@ fn run(
             .map(|t| t.saturating_duration_since(Instant::now()))
             .unwrap_or(MAX_BLOCK)
             .min(MAX_BLOCK);
-        // Also with a zero timeout (a timer due now): the poll is what says which TCP streams
-        // are ready, and a steady UDP load must not starve them.
-        wait(&socket, waker, &mut tcp, &mut fds, timeout);
+        if !timeout.is_zero() || tcp.has_streams() {
+            // Also with a zero timeout (a timer due now) while TCP streams are open: the poll
+            // is what says which are ready, and a steady UDP load must not starve them.
+            wait(&socket, waker, &mut tcp, &mut fds, timeout);
+        } else {
+            // A timer is due and only UDP is open: straight to the socket, no syscall spent
+            // looking (and no readiness left from an earlier round for `service` below).
+            fds.clear();
+        }
         // Read what is queued, a few batches at most, then back to commands and timers (under
         // a steady flood the socket is never empty: timers must still run).
         for _ in 0..RECV_ROUNDS {

@@ -484,6 +484,11 @@ impl TcpStreams {
         self.streams.insert(a.peer, stream);
     }
 
+    /// Whether any stream is open (the thread polls with a zero timeout only then).
+    pub fn has_streams(&self) -> bool {
+        !self.streams.is_empty()
+    }
+
     /// Adds one pollfd per stream (POLLOUT too while output waits) and remembers the order.
     pub fn poll_set(&mut self, fds: &mut Vec<libc::pollfd>) {
         self.order.clear();
