@@ -311,8 +311,9 @@ impl RoomTask {
             }
             // Where the server carries no media (mesh) the rules are kept at signaling only.
             if let Some(gates) = self.media.gates() {
+                let member = MemberId::from(&id);
                 for (kind, open) in [(MediaKind::Video, want.0), (MediaKind::Audio, want.1)] {
-                    if let Err(e) = gates.set_gate(&MemberId::from(&id), Some(kind), open).await {
+                    if let Err(e) = gates.set_gate(&member, Some(kind), open).await {
                         tracing::warn!(room = self.id, member = id, "gate: {e}");
                     }
                 }
