@@ -97,10 +97,7 @@ pub fn build(cfg: &Config, shutdown: &Shutdown) -> Result<Parts, ServerError> {
     let factory = Arc::new(taoyao_webrtc_sfu::peer::PeerFactory::new(
         cfg.webrtc.clone(),
     ));
-    let sfu = Arc::new(Sfu::with_factory(
-        factory.clone(),
-        taoyao_webrtc::ArchitectureKind::Sfu,
-    ));
+    let sfu = Arc::new(Sfu::with_factory(factory.clone()));
     let mcu = Arc::new(taoyao_webrtc_mcu::Mcu::new(factory, cfg.mcu.clone()));
     let rooms = Rooms::new(
         cfg.rooms.clone(),

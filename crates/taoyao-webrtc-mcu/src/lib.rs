@@ -3,7 +3,7 @@
 //! decoded, mixed per receiver (everyone but the receiver, the loudest speakers only) and
 //! re-encoded, so each member receives one mixed audio track whatever the room's size.
 //!
-//! This crate owns the mixing: a room is an sfu room ([`Sfu::open_room_with`]) whose audio
+//! This crate owns the mixing: a room is an sfu room ([`Sfu::open_room_as`]) whose audio
 //! path ([`taoyao_webrtc_sfu::audio_path::AudioPath`]) is this room's mixer task
 //! (`taoyao_media::mixer::AudioMixer` on a drift-free 20 ms clock, `mixing.rs`): publishers'
 //! audio tracks feed it instead of a forwarder, and each member's subscribe connection carries
@@ -41,7 +41,7 @@ impl Mcu {
     /// An mcu backend; share the peer-connection factory with the sfu backend where both run.
     pub fn new(factory: Arc<PeerFactory>, config: McuConfig) -> Self {
         Mcu {
-            sfu: Sfu::with_factory(factory, ArchitectureKind::Mcu),
+            sfu: Sfu::with_factory(factory),
             config,
         }
     }
@@ -85,9 +85,12 @@ impl MediaArchitecture for Mcu {
             },
             events.clone(),
         );
-        let sfu = self
-            .sfu
-            .open_room_with(room, events.clone(), Some(Arc::new(mixer.clone())));
+        let sfu = self.sfu.open_room_as(
+            room,
+            events.clone(),
+            ArchitectureKind::Mcu,
+            Some(Arc::new(mixer.clone())),
+        );
         Ok(Arc::new(McuRoom {
             inner: Arc::new(Inner {
                 sfu,

@@ -1,5 +1,5 @@
 //! Where a room's audio goes when the room does not forward it: a backend built on this crate
-//! plugs one in ([`crate::Sfu::open_room_with`]); the mcu's mixer is one
+//! plugs one in ([`crate::Sfu::open_room_as`]); the mcu's mixer is one
 //! (`taoyao-webrtc-mcu`). This crate knows nothing of mixing: it hands each published audio
 //! track's packets to the path (after the member's recording taps), tells it who joined,
 //! left, paused or was gated, and gives each subscriber's connection one audio track the path

@@ -66,21 +66,19 @@ pub struct SfuStats {
 pub struct Sfu {
     factory: Arc<PeerFactory>,
     tasks: Arc<AtomicUsize>,
-    kind: ArchitectureKind,
 }
 
 impl Sfu {
     pub fn new(config: WebrtcConfig) -> Self {
-        Self::with_factory(Arc::new(PeerFactory::new(config)), ArchitectureKind::Sfu)
+        Self::with_factory(Arc::new(PeerFactory::new(config)))
     }
 
-    /// An SFU over an existing factory, reporting itself as `kind` (the mcu backend builds its
-    /// video path on this).
-    pub fn with_factory(factory: Arc<PeerFactory>, kind: ArchitectureKind) -> Self {
+    /// An SFU over an existing factory (the mcu backend shares one with it, and opens its rooms
+    /// on an `Sfu` of its own with [`Sfu::open_room_as`]).
+    pub fn with_factory(factory: Arc<PeerFactory>) -> Self {
         Sfu {
             factory,
             tasks: Arc::new(AtomicUsize::new(0)),
-            kind,
         }
     }
 
@@ -111,7 +109,7 @@ impl Sfu {
 #[async_trait]
 impl MediaArchitecture for Sfu {
     fn kind(&self) -> ArchitectureKind {
-        self.kind
+        ArchitectureKind::Sfu
     }
 
     async fn open_room(
@@ -119,17 +117,24 @@ impl MediaArchitecture for Sfu {
         room: &RoomId,
         events: MediaEvents,
     ) -> Result<Arc<dyn MediaRoom>, MediaError> {
-        Ok(Arc::new(self.open_room_with(room, events, None)))
+        Ok(Arc::new(self.open_room_as(
+            room,
+            events,
+            ArchitectureKind::Sfu,
+            None,
+        )))
     }
 }
 
 impl Sfu {
-    /// Opens a room whose audio goes to `audio` instead of being forwarded (the mcu's mixer),
-    /// or is forwarded like video when `None`.
-    pub fn open_room_with(
+    /// Opens a room for a backend built on this one (the mcu): its refusals name
+    /// `architecture` (the room its members are in), and its audio goes to `audio` instead of
+    /// being forwarded (the mcu's mixer), or is forwarded like video when `None`.
+    pub fn open_room_as(
         &self,
         room: &RoomId,
         events: MediaEvents,
+        architecture: ArchitectureKind,
         audio: Option<Arc<dyn AudioPath>>,
     ) -> SfuRoom {
         let level_reports = audio.is_none();
@@ -144,7 +149,7 @@ impl Sfu {
             ),
             state: Mutex::new(State::default()),
             negotiations: AtomicU64::new(0),
-            kind: self.kind,
+            kind: architecture,
             audio,
             stop: tokio_util::sync::CancellationToken::new(),
         });
@@ -325,7 +330,7 @@ struct Shared {
     stop: tokio_util::sync::CancellationToken,
 }
 
-/// One room of an [`Sfu`] ([`Sfu::open_room_with`]); a [`MediaRoom`].
+/// One room of an [`Sfu`] ([`Sfu::open_room_as`]); a [`MediaRoom`].
 pub struct SfuRoom {
     shared: Arc<Shared>,
 }
