@@ -25,10 +25,13 @@ use bytes::BytesMut;
 use crate::egress::Egress;
 use crate::error::EngineError;
 use crate::shard::{
-    ConnId, Event, Shard, ShardConfig, ShardStats, TapId, TrackLevel, TrackRef, Transmit,
+    ConnId, Event, OutputId, OutputPacket, SendLabels, Shard, ShardConfig, ShardStats, TapId,
+    TrackCounters, TrackLevel, TrackRef, Transmit,
 };
 use crate::sys::RecvBatch;
 use crate::tcp::{Adopted, TcpStreams};
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::shared::TransportProtocol;
 use taoyao_media::tap::Tap;
 
@@ -53,10 +56,33 @@ enum Command {
     AddTap(TrackRef, Tap, Reply<TapId>),
     RemoveTap(TrackRef, TapId, Reply<()>),
     AudioLevels(Vec<TrackRef>, Reply<Vec<TrackLevel>>),
+    AcceptReoffer(ConnId, String, Reply<String>),
+    AddRemoteCandidate(ConnId, RTCIceCandidateInit, Reply<()>),
+    AddSends(ConnId, Vec<(TrackRef, SendLabels)>, Reply<()>),
+    RemoveSend(ConnId, TrackRef, Reply<()>),
+    Offer(ConnId, Reply<String>),
+    AddOutput(ConnId, RtpCodecKind, SendLabels, Reply<OutputId>),
+    RemoveOutput(ConnId, OutputId, Reply<()>),
+    /// A mixer's packets (no reply: the writer never waits for the shard).
+    WriteOutputs(Vec<OutputPacket>),
+    /// Track paused (by its publisher) or gated (by the room): which, and the value.
+    HoldTrack(TrackRef, Hold, bool, Reply<()>),
+    SetSinkPaused(TrackRef, ConnId, bool, Reply<()>),
+    RequestKeyframe(TrackRef),
+    TrackCounters(Vec<TrackRef>, Reply<Vec<TrackCounters>>),
     Stats(Reply<ShardStats>),
     /// A new ICE-TCP stream from the acceptor (no reply: the acceptor never waits).
     AdoptTcp(Box<Adopted>),
     Stop,
+}
+
+/// What holds a track back from every subscriber ([`ShardHandle::hold_track`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Its publisher paused it ([`Shard::set_track_paused`]).
+    Paused,
+    /// The room's rules closed it ([`Shard::set_track_gated`]).
+    Gated,
 }
 
 /// Where to bind and what to announce.
@@ -274,6 +300,98 @@ impl ShardHandle {
         self.call(|r| Command::AudioLevels(tracks, r))
     }
 
+    /// See [`Shard::accept_reoffer`]: a publisher's new offer on its connection.
+    pub fn accept_reoffer(&self, conn: ConnId, offer: String) -> Result<String, EngineError> {
+        self.call(|r| Command::AcceptReoffer(conn, offer, r))
+    }
+
+    /// See [`Shard::add_remote_candidate`].
+    pub fn add_remote_candidate(
+        &self,
+        conn: ConnId,
+        candidate: RTCIceCandidateInit,
+    ) -> Result<(), EngineError> {
+        self.call(|r| Command::AddRemoteCandidate(conn, candidate, r))
+    }
+
+    /// See [`Shard::add_sends`]: send tracks added, not offered yet.
+    pub fn add_sends(
+        &self,
+        sink: ConnId,
+        sends: Vec<(TrackRef, SendLabels)>,
+    ) -> Result<(), EngineError> {
+        self.call(|r| Command::AddSends(sink, sends, r))
+    }
+
+    /// See [`Shard::remove_send`].
+    pub fn remove_send(&self, sink: ConnId, src: TrackRef) -> Result<(), EngineError> {
+        self.call(|r| Command::RemoveSend(sink, src, r))
+    }
+
+    /// See [`Shard::offer`]: the subscriber connection's send tracks as they are now.
+    pub fn offer(&self, sink: ConnId) -> Result<String, EngineError> {
+        self.call(|r| Command::Offer(sink, r))
+    }
+
+    /// See [`Shard::add_output`].
+    pub fn add_output(
+        &self,
+        conn: ConnId,
+        kind: RtpCodecKind,
+        labels: SendLabels,
+    ) -> Result<OutputId, EngineError> {
+        self.call(|r| Command::AddOutput(conn, kind, labels, r))
+    }
+
+    /// See [`Shard::remove_output`].
+    pub fn remove_output(&self, conn: ConnId, output: OutputId) -> Result<(), EngineError> {
+        self.call(|r| Command::RemoveOutput(conn, output, r))
+    }
+
+    /// Hands the thread a batch of output packets ([`Shard::write_outputs`]) without waiting: a
+    /// full command queue or a stopped shard gives the batch back (the writer drops it and
+    /// counts, as a mixer that fell behind must).
+    pub fn write_outputs(&self, packets: Vec<OutputPacket>) -> Result<(), Vec<OutputPacket>> {
+        match self.commands.try_send(Command::WriteOutputs(packets)) {
+            Ok(()) => {
+                self.waker.wake();
+                Ok(())
+            }
+            Err(TrySendError::Full(Command::WriteOutputs(p)))
+            | Err(TrySendError::Disconnected(Command::WriteOutputs(p))) => Err(p),
+            Err(_) => unreachable!("the command sent was WriteOutputs"),
+        }
+    }
+
+    /// Pauses (publisher) or gates (room) `track` for every subscriber, or lifts that hold.
+    pub fn hold_track(&self, track: TrackRef, hold: Hold, on: bool) -> Result<(), EngineError> {
+        self.call(|r| Command::HoldTrack(track, hold, on, r))
+    }
+
+    /// See [`Shard::set_sink_paused`].
+    pub fn set_sink_paused(
+        &self,
+        track: TrackRef,
+        sink: ConnId,
+        paused: bool,
+    ) -> Result<(), EngineError> {
+        self.call(|r| Command::SetSinkPaused(track, sink, paused, r))
+    }
+
+    /// See [`Shard::request_keyframe`] (a recording starting). No reply: rate-limited anyway.
+    pub fn request_keyframe(&self, track: TrackRef) -> Result<(), EngineError> {
+        self.commands
+            .send(Command::RequestKeyframe(track))
+            .map_err(|_| EngineError::Stopped)?;
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// See [`Shard::track_counters`].
+    pub fn track_counters(&self, tracks: Vec<TrackRef>) -> Result<Vec<TrackCounters>, EngineError> {
+        self.call(|r| Command::TrackCounters(tracks, r))
+    }
+
     /// Hands the thread a new ICE-TCP stream without waiting; gives it back if the command
     /// queue is full or the thread is gone.
     pub(crate) fn adopt_tcp(&self, adopted: Adopted) -> Result<(), Box<Adopted>> {
@@ -409,6 +527,43 @@ fn apply(shard: &mut Shard, egress: &Egress, tcp: &mut TcpStreams, now: Instant,
         }
         Command::AudioLevels(tracks, r) => {
             let _ = r.send(Ok(shard.take_audio_levels(&tracks)));
+        }
+        Command::AcceptReoffer(conn, sdp, r) => {
+            let _ = r.send(shard.accept_reoffer(now, conn, sdp));
+        }
+        Command::AddRemoteCandidate(conn, c, r) => {
+            let _ = r.send(shard.add_remote_candidate(now, conn, c));
+        }
+        Command::AddSends(sink, sends, r) => {
+            let _ = r.send(shard.add_sends(now, sink, &sends));
+        }
+        Command::RemoveSend(sink, src, r) => {
+            let _ = r.send(shard.remove_send(now, sink, &src));
+        }
+        Command::Offer(sink, r) => {
+            let _ = r.send(shard.offer(now, sink));
+        }
+        Command::AddOutput(conn, kind, labels, r) => {
+            let _ = r.send(shard.add_output(now, conn, kind, &labels));
+        }
+        Command::RemoveOutput(conn, id, r) => {
+            let _ = r.send(shard.remove_output(now, conn, id));
+        }
+        Command::WriteOutputs(packets) => {
+            shard.write_outputs(now, packets);
+        }
+        Command::HoldTrack(track, hold, on, r) => {
+            let _ = r.send(match hold {
+                Hold::Paused => shard.set_track_paused(now, &track, on),
+                Hold::Gated => shard.set_track_gated(now, &track, on),
+            });
+        }
+        Command::SetSinkPaused(track, sink, paused, r) => {
+            let _ = r.send(shard.set_sink_paused(now, &track, sink, paused));
+        }
+        Command::RequestKeyframe(track) => shard.request_keyframe(now, &track),
+        Command::TrackCounters(tracks, r) => {
+            let _ = r.send(Ok(shard.track_counters(&tracks)));
         }
         Command::Stats(r) => {
             let _ = r.send(Ok(ShardStats {

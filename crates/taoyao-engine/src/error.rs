@@ -1,7 +1,7 @@
 //! Errors of the engine's operations: bad input from the control plane or a client, never a bug
 //! (bugs panic).
 
-use crate::shard::{ConnId, TapId, TrackRef};
+use crate::shard::{ConnId, OutputId, TapId, TrackRef};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -12,6 +12,12 @@ pub enum EngineError {
     NoTrack(TrackRef),
     #[error("no tap {} on that track", .0.0)]
     NoTap(TapId),
+    #[error("{} is forwarded to that connection already", .0.track)]
+    AlreadySending(TrackRef),
+    #[error("{} is not forwarded to that connection", .0.track)]
+    NotSending(TrackRef),
+    #[error("no output {} on {}", .1.0, .0)]
+    NoOutput(ConnId, OutputId),
     /// The client's SDP was refused (parse or negotiation).
     #[error("sdp: {0}")]
     Sdp(String),

@@ -90,6 +90,6 @@ pub mod tcp;
 pub use engine::{Engine, EngineConfig, Placement, ShardPorts};
 pub use error::EngineError;
 pub use shard::{
-    AUDIO_LEVEL_URI, ConnId, Event, Shard, ShardConfig, ShardStats, TapId, TrackLevel, TrackRef,
-    Transmit,
+    AUDIO_LEVEL_URI, ConnId, Event, OutputId, OutputPacket, OutputWrites, SendLabels, Shard,
+    ShardConfig, ShardStats, TapId, TrackCounters, TrackLevel, TrackRef, Transmit,
 };

@@ -22,7 +22,7 @@ use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -44,6 +44,9 @@ use taoyao_media::levels::LevelMeter;
 use taoyao_media::tap::{Offered, Tap, TapKind};
 
 use crate::error::EngineError;
+
+mod outputs;
+pub use outputs::{OutputId, OutputPacket, OutputWrites};
 
 /// A connection on one shard. Unique within the shard, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -74,6 +77,38 @@ pub struct TrackLevel {
     pub loudest: u8,
     /// Packets (20 ms frames) louder than [`ShardConfig::silence_dbov`]: speaking if > 0.
     pub speaking: u32,
+}
+
+/// How a send track on a subscriber connection is labelled: its `a=msid` (RFC 8830), which a
+/// browser shows as the `MediaStream` id and the track id (`ontrack`'s `streams[0].id` and
+/// `track.id` for a webrtc-rs client): how a client tells whose track it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendLabels {
+    pub stream: String,
+    pub track: String,
+}
+
+impl SendLabels {
+    /// The engine's own labels for a forwarded track: its connection and its rtc track id.
+    pub fn of(src: &TrackRef) -> SendLabels {
+        SendLabels {
+            stream: src.conn.to_string(),
+            track: format!("{}-{}", src.conn, src.track),
+        }
+    }
+}
+
+/// What a received track delivered and forwarded ([`Shard::track_counters`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackCounters {
+    pub track: TrackRef,
+    /// RTP packets and payload bytes received on it.
+    pub packets: u64,
+    pub bytes: u64,
+    /// Copies written to its subscribers, all together (removed ones' included).
+    pub forwarded: u64,
+    /// Subscribers whose answer covered their copy.
+    pub live_sinks: usize,
 }
 
 /// The RFC 6464 client-to-mixer audio level header extension.
@@ -190,6 +225,11 @@ pub struct ShardStats {
     /// and of those the ones a full queue dropped.
     pub tap_offered: u64,
     pub tap_dropped: u64,
+    /// Packets written to outputs ([`Shard::write_outputs`]), dropped because the output was
+    /// not live yet, and failed (gone, or refused by rtc).
+    pub outputs_written: u64,
+    pub outputs_waiting: u64,
+    pub outputs_failed: u64,
 }
 
 /// One subscriber leg of a forwarded track.
@@ -201,14 +241,33 @@ struct Sink {
     /// The payload type negotiated on this sink for the track's codec, looked up on the first
     /// packet after the sink's answer (before it, rtc has no negotiated codecs to write with).
     pt: Option<u8>,
-    /// The offer that added this leg has not been answered yet: not written to (a renegotiation
-    /// on a connected sink would otherwise write on a sender the client does not know yet).
-    awaiting_answer: bool,
+    /// Where the negotiation that carries this leg to the client is: written to only once the
+    /// answer to an offer that had it was applied (a renegotiation on a connected sink would
+    /// otherwise write on a sender the client does not know yet).
+    leg: Leg,
     /// Video: nothing is sent until a keyframe (the sink could not decode it).
     need_keyframe: bool,
     /// This subscriber's copy is paused (its own choice, or the room's rules for it).
     paused: bool,
     seq: SeqRewriter,
+}
+
+/// A send track's place in the subscriber's negotiation (the server is the offerer there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leg {
+    /// Added to the connection; no offer has carried it yet.
+    Added,
+    /// In the offer the client has not answered yet.
+    Offered,
+    /// The client's answer covered it: it may be written to.
+    Live,
+}
+
+/// One of a subscriber connection's send tracks: the source it forwards and rtc's sender.
+#[derive(Debug, Clone)]
+struct Sending {
+    source: TrackRef,
+    sender: RTCRtpSenderId,
 }
 
 /// A client track received on a connection.
@@ -217,8 +276,15 @@ struct Inbound {
     receiver: RTCRtpReceiverId,
     kind: RtpCodecKind,
     sinks: Vec<Sink>,
-    /// Forwarded to no one (the publisher paused, or the room's rules closed it).
+    /// Forwarded to no one: the publisher paused it ...
     paused: bool,
+    /// ... or the room's rules closed it (apart, so that neither undoes the other).
+    gated: bool,
+    /// RTP packets and payload bytes the track delivered.
+    packets: u64,
+    bytes: u64,
+    /// Copies rtc accepted for its subscribers (removed ones included).
+    forwarded: u64,
     /// Sinks with `need_keyframe` (the payload is inspected only while some wait).
     waiting: usize,
     keyframes: KeyframeRequests,
@@ -247,9 +313,12 @@ struct Conn {
     /// Tracks this connection subscribes to (it is a sink of each): asked for a keyframe when
     /// it connects.
     sources: Vec<TrackRef>,
-    /// This connection's send tracks (rtc's track id) -> the source each forwards: a keyframe
-    /// request from the subscriber about one goes to that source.
-    sending: FxHashMap<String, TrackRef>,
+    /// This connection's send tracks (rtc's track id) -> the source each forwards (a keyframe
+    /// request from the subscriber about one goes to that source) and its sender. Kept when
+    /// the source goes: removing a send track is a renegotiation, the control plane's call.
+    sending: FxHashMap<String, Sending>,
+    /// Send tracks the control plane writes to itself (a mix), see [`Shard::add_output`].
+    outputs: FxHashMap<OutputId, outputs::Output>,
 }
 
 /// Many peer connections sharing one local address; see the module docs.
@@ -257,6 +326,7 @@ pub struct Shard {
     cfg: ShardConfig,
     next_id: u64,
     next_tap: u64,
+    next_output: u64,
     conns: FxHashMap<ConnId, Conn>,
     by_addr: FxHashMap<Remote, ConnId>,
     by_ufrag: FxHashMap<String, ConnId>,
@@ -321,6 +391,7 @@ impl Shard {
             cfg,
             next_id: 1,
             next_tap: 1,
+            next_output: 1,
             conns: FxHashMap::default(),
             by_addr: FxHashMap::default(),
             by_ufrag: FxHashMap::default(),
@@ -434,6 +505,7 @@ impl Shard {
                 queued: false,
                 sources: Vec::new(),
                 sending: FxHashMap::default(),
+                outputs: FxHashMap::default(),
             },
         );
         Ok(id)
@@ -484,16 +556,35 @@ impl Shard {
 
     /// Adds a send track on `sink` for each source track, forwards the sources' RTP to them from
     /// now on, and returns the server's offer (apply the client's answer with
-    /// [`Shard::accept_answer`]). All tracks of one negotiation go in one call: rtc offers once
-    /// per call and this does not queue changes while an answer is pending.
+    /// [`Shard::accept_answer`]): [`Shard::add_sends`] then [`Shard::offer`], with each send
+    /// track labelled by [`SendLabels::of`].
     pub fn add_subscriber(
         &mut self,
         now: Instant,
         sink: ConnId,
         sources: &[TrackRef],
     ) -> Result<String, EngineError> {
-        let mut legs = Vec::with_capacity(sources.len());
-        for src in sources {
+        let sends: Vec<(TrackRef, SendLabels)> = sources
+            .iter()
+            .map(|s| (s.clone(), SendLabels::of(s)))
+            .collect();
+        self.add_sends(now, sink, &sends)?;
+        self.offer(now, sink)
+    }
+
+    /// Adds a send track on `sink` for each source track, labelled as given (the receiver's
+    /// `MediaStream` id and track id: a client tells whose track it is by them). Nothing is
+    /// offered yet: the control plane collects changes while an answer is pending and offers
+    /// them together ([`Shard::offer`]); a leg is written to only once an answer to an offer
+    /// that carried it is applied. All sources are checked before anything is added.
+    pub fn add_sends(
+        &mut self,
+        now: Instant,
+        sink: ConnId,
+        sends: &[(TrackRef, SendLabels)],
+    ) -> Result<(), EngineError> {
+        let mut legs = Vec::with_capacity(sends.len());
+        for (src, labels) in sends {
             let conn = self
                 .conns
                 .get(&src.conn)
@@ -502,40 +593,32 @@ impl Shard {
                 .tracks
                 .get(&src.track)
                 .ok_or_else(|| EngineError::NoTrack(src.clone()))?;
-            legs.push((src.clone(), inbound.kind));
+            legs.push((src.clone(), labels, inbound.kind));
         }
         let conn = self
             .conns
             .get_mut(&sink)
             .ok_or(EngineError::NoConnection(sink))?;
-        let mut added = Vec::with_capacity(legs.len());
-        for (src, kind) in &legs {
-            let codec = match kind {
-                RtpCodecKind::Video => vp8(),
-                _ => opus(),
-            };
-            let ssrc = rand::random::<u32>();
-            let track_id = format!("{}-{}", src.conn, src.track);
-            conn.sending.insert(track_id.clone(), src.clone());
-            let track = MediaStreamTrack::new(
-                format!("{}", src.conn),
-                track_id.clone(),
-                track_id,
-                *kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec,
-                    ..Default::default()
-                }],
-            );
-            let sender = conn.pc.add_track(track).map_err(EngineError::rtc)?;
-            added.push((src.clone(), sender, ssrc));
+        // Once per source, and once per label (rtc's track id keys the send track).
+        if let Some((src, _, _)) = legs.iter().find(|(src, labels, _)| {
+            conn.sending.contains_key(&labels.track)
+                || conn.sending.values().any(|s| &s.source == src)
+        }) {
+            return Err(EngineError::AlreadySending(src.clone()));
         }
-        let offer = conn.pc.create_offer(None).map_err(EngineError::rtc)?;
-        let sdp = set_local(&mut conn.pc, now, offer)?;
+        let mut added = Vec::with_capacity(legs.len());
+        for (src, labels, kind) in legs {
+            let ssrc = rand::random::<u32>();
+            let sender = add_send_track(&mut conn.pc, kind, ssrc, labels)?;
+            conn.sending.insert(
+                labels.track.clone(),
+                Sending {
+                    source: src.clone(),
+                    sender,
+                },
+            );
+            added.push((src, sender, ssrc));
+        }
         conn.sources
             .extend(added.iter().map(|(src, _, _)| src.clone()));
         for (src, sender, ssrc) in added {
@@ -551,7 +634,7 @@ impl Shard {
                     sender,
                     ssrc,
                     pt: None,
-                    awaiting_answer: true,
+                    leg: Leg::Added,
                     need_keyframe: video,
                     paused: false,
                     seq: SeqRewriter::new(),
@@ -559,7 +642,87 @@ impl Shard {
             }
         }
         // The keyframe a subscriber joining mid-stream needs is asked for when it connects
-        // (before that, SRTP on the sink is not up and the keyframe would be lost).
+        // (before that, SRTP on the sink is not up and the keyframe would be lost), or when
+        // the answer arms the leg on a sink that is connected already.
+        self.touch(now, sink);
+        Ok(())
+    }
+
+    /// Stops forwarding `src` to `sink` and removes the send track from the connection (rtc
+    /// stops sending on it at once; the client learns of it from the next offer). The source
+    /// may be gone already (its publisher left): its send track stays on the sink until this.
+    pub fn remove_send(
+        &mut self,
+        now: Instant,
+        sink: ConnId,
+        src: &TrackRef,
+    ) -> Result<(), EngineError> {
+        let conn = self
+            .conns
+            .get_mut(&sink)
+            .ok_or(EngineError::NoConnection(sink))?;
+        let Some(key) = conn
+            .sending
+            .iter()
+            .find(|(_, s)| &s.source == src)
+            .map(|(k, _)| k.clone())
+        else {
+            return Err(EngineError::NotSending(src.clone()));
+        };
+        let send = conn.sending.remove(&key).expect("found above");
+        conn.sources.retain(|s| s != src);
+        conn.pc
+            .remove_track(send.sender)
+            .map_err(EngineError::rtc)?;
+        if let Some(inbound) = self
+            .conns
+            .get_mut(&src.conn)
+            .and_then(|c| c.tracks.get_mut(&src.track))
+        {
+            let before = inbound.sinks.len();
+            let mut waiting_gone = 0;
+            inbound.sinks.retain(|l| {
+                let gone = l.conn == sink;
+                waiting_gone += usize::from(gone && l.need_keyframe);
+                !gone
+            });
+            debug_assert!(inbound.sinks.len() < before);
+            inbound.waiting -= waiting_gone;
+        }
+        self.touch(now, sink);
+        Ok(())
+    }
+
+    /// Offers `sink`'s send tracks as they are now (every addition and removal since the last
+    /// offer) and returns the SDP. Apply the client's answer with [`Shard::accept_answer`];
+    /// until then the tracks this offer adds are not written to. One offer at a time: a second
+    /// one before the answer is rtc's to refuse or supersede, so the control plane waits.
+    pub fn offer(&mut self, now: Instant, sink: ConnId) -> Result<String, EngineError> {
+        let conn = self
+            .conns
+            .get_mut(&sink)
+            .ok_or(EngineError::NoConnection(sink))?;
+        let offer = conn.pc.create_offer(None).map_err(EngineError::rtc)?;
+        let sdp = set_local(&mut conn.pc, now, offer)?;
+        for o in conn.outputs.values_mut() {
+            o.offered();
+        }
+        let sources = conn.sources.clone();
+        for src in &sources {
+            if let Some(inbound) = self
+                .conns
+                .get_mut(&src.conn)
+                .and_then(|c| c.tracks.get_mut(&src.track))
+            {
+                for leg in inbound
+                    .sinks
+                    .iter_mut()
+                    .filter(|l| l.conn == sink && l.leg == Leg::Added)
+                {
+                    leg.leg = Leg::Offered;
+                }
+            }
+        }
         self.touch(now, sink);
         Ok(sdp)
     }
@@ -580,9 +743,13 @@ impl Shard {
             .set_remote_description(now, answer)
             .map_err(EngineError::sdp)?;
         let connected = conn.state == RTCPeerConnectionState::Connected;
+        for o in conn.outputs.values_mut() {
+            o.answered();
+        }
         let sources = conn.sources.clone();
-        // Arm the legs this answer covers. On a sink that is already connected (a
-        // renegotiation) they also need their keyframe now; otherwise it comes on connect.
+        // Arm the legs this answer covers (those of the offer it answers, not the ones added
+        // since). On a sink that is already connected (a renegotiation) they also need their
+        // keyframe now; otherwise it comes on connect.
         for src in &sources {
             let Some(inbound) = self
                 .conns
@@ -592,8 +759,13 @@ impl Shard {
                 continue;
             };
             let mut armed = false;
-            for leg in inbound.sinks.iter_mut().filter(|l| l.conn == id) {
-                armed |= std::mem::take(&mut leg.awaiting_answer);
+            for leg in inbound
+                .sinks
+                .iter_mut()
+                .filter(|l| l.conn == id && l.leg == Leg::Offered)
+            {
+                leg.leg = Leg::Live;
+                armed = true;
             }
             if armed && connected {
                 self.ask_keyframe(now, src, true);
@@ -601,6 +773,61 @@ impl Shard {
         }
         self.on_remote_set(now, id);
         Ok(())
+    }
+
+    /// A publisher's new offer on its connection (it added or removed a track, or restarted
+    /// ICE): answered on the same connection, whose tracks and legs stay. A track the offer
+    /// adds opens on its first packet ([`Event::TrackOpened`]), one it removes closes.
+    pub fn accept_reoffer(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        offer_sdp: String,
+    ) -> Result<String, EngineError> {
+        let offer = RTCSessionDescription::offer(offer_sdp).map_err(EngineError::sdp)?;
+        let sdp = self.answer_on(now, id, offer)?;
+        self.touch(now, id);
+        Ok(sdp)
+    }
+
+    /// A candidate the client trickled. The server is ICE-lite and learns a client's address
+    /// from its checks anyway (peer-reflexive), so this only helps rtc pair sooner; an empty
+    /// candidate (end of candidates) is accepted and does nothing.
+    pub fn add_remote_candidate(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        candidate: RTCIceCandidateInit,
+    ) -> Result<(), EngineError> {
+        let conn = self
+            .conns
+            .get_mut(&id)
+            .ok_or(EngineError::NoConnection(id))?;
+        if candidate.candidate.trim().is_empty() {
+            return Ok(());
+        }
+        conn.pc
+            .add_remote_candidate(candidate)
+            .map_err(EngineError::sdp)?;
+        self.touch(now, id);
+        Ok(())
+    }
+
+    /// What `tracks` delivered and forwarded so far (an unknown track is left out).
+    pub fn track_counters(&self, tracks: &[TrackRef]) -> Vec<TrackCounters> {
+        tracks
+            .iter()
+            .filter_map(|t| {
+                let inbound = self.conns.get(&t.conn)?.tracks.get(&t.track)?;
+                Some(TrackCounters {
+                    track: t.clone(),
+                    packets: inbound.packets,
+                    bytes: inbound.bytes,
+                    forwarded: inbound.forwarded,
+                    live_sinks: inbound.sinks.iter().filter(|s| s.leg == Leg::Live).count(),
+                })
+            })
+            .collect()
     }
 
     /// Asks the publisher of `src` for a keyframe (PLI), within the rate limit.
@@ -656,16 +883,40 @@ impl Shard {
             .collect()
     }
 
-    /// Pauses or resumes `src` for every subscriber (the publisher paused it, or the room's
-    /// rules closed it). Resumed video restarts on a keyframe.
+    /// Pauses or resumes `src` for every subscriber (the publisher paused it). Resumed video
+    /// restarts on a keyframe. Independent of [`Shard::set_track_gated`]: the track is
+    /// forwarded only while neither holds it.
     pub fn set_track_paused(
         &mut self,
         now: Instant,
         src: &TrackRef,
         paused: bool,
     ) -> Result<(), EngineError> {
+        self.hold_track(now, src, paused, |i| &mut i.paused)
+    }
+
+    /// Closes or opens `src` by the room's rules (a mode, a presenter): like a pause, but
+    /// apart from it, so that a member's own resume does not open what the room closed.
+    pub fn set_track_gated(
+        &mut self,
+        now: Instant,
+        src: &TrackRef,
+        closed: bool,
+    ) -> Result<(), EngineError> {
+        self.hold_track(now, src, closed, |i| &mut i.gated)
+    }
+
+    fn hold_track(
+        &mut self,
+        now: Instant,
+        src: &TrackRef,
+        hold: bool,
+        flag: impl Fn(&mut Inbound) -> &mut bool,
+    ) -> Result<(), EngineError> {
         let inbound = self.inbound_mut(src)?;
-        let resumed = std::mem::replace(&mut inbound.paused, paused) && !paused;
+        let was_held = inbound.paused || inbound.gated;
+        *flag(inbound) = hold;
+        let resumed = was_held && !(inbound.paused || inbound.gated);
         if resumed && Self::wait_for_keyframe(inbound, |_| true) {
             self.ask_keyframe(now, src, true);
             self.touch(now, src.conn);
@@ -826,7 +1077,6 @@ impl Shard {
                 t.waiting -= waiting_gone;
             }
             conn.sources.retain(|s| s.conn != id);
-            conn.sending.retain(|_, s| s.conn != id);
         }
     }
 
@@ -1021,6 +1271,11 @@ impl Shard {
             c.queued = true;
             self.dirty.push(id);
         }
+        self.drain_dirty(now);
+    }
+
+    /// Drains every connection marked dirty and reschedules its timer.
+    fn drain_dirty(&mut self, now: Instant) {
         while let Some(id) = self.dirty.pop() {
             if let Some(c) = self.conns.get_mut(&id) {
                 c.queued = false;
@@ -1097,6 +1352,10 @@ impl Shard {
                             kind,
                             sinks: Vec::new(),
                             paused: false,
+                            gated: false,
+                            packets: 0,
+                            bytes: 0,
+                            forwarded: 0,
                             waiting: 0,
                             keyframes: KeyframeRequests::new(self.cfg.keyframe_interval),
                             taps: Vec::new(),
@@ -1132,9 +1391,9 @@ impl Shard {
                 // own history.
                 RTCMessage::RtcpPacket(track, rtcp) => {
                     if crate::feedback::asks_for_keyframe(&rtcp)
-                        && let Some(src) = conn.sending.get(&track)
+                        && let Some(send) = conn.sending.get(&track)
                     {
-                        keyframe_asks.push(src.clone());
+                        keyframe_asks.push(send.source.clone());
                     }
                 }
                 _ => {}
@@ -1199,6 +1458,7 @@ impl Shard {
         // The level byte is read in place: no clone, no allocation.
         if let Some((id, meter)) = &inbound.level
             && !inbound.paused
+            && !inbound.gated
             && pkt.header.extension
             && let Some(byte) = pkt
                 .header
@@ -1210,18 +1470,21 @@ impl Shard {
             meter.observe(*byte);
         }
         let mut sinks = std::mem::take(&mut inbound.sinks);
-        let track_paused = inbound.paused;
+        let track_paused = inbound.paused || inbound.gated;
+        inbound.packets += 1;
+        inbound.bytes += pkt.payload.len() as u64;
         let key = inbound.waiting > 0
             && inbound.kind == RtpCodecKind::Video
             && is_keyframe(VideoCodec::Vp8, &pkt.payload);
         let mut started = 0;
+        let mut written = 0;
         for sink in &mut sinks {
             let Some(conn) = self.conns.get_mut(&sink.conn) else {
                 continue;
             };
             // Until the sink is connected SRTP is not keyed and its negotiated payload types may
             // not be final: skip it (today's sfu attaches sinks on connect for the same reason).
-            if sink.awaiting_answer || conn.state != RTCPeerConnectionState::Connected {
+            if sink.leg != Leg::Live || conn.state != RTCPeerConnectionState::Connected {
                 sink.seq.skip();
                 continue;
             }
@@ -1242,7 +1505,7 @@ impl Shard {
             let pt = match sink.pt {
                 Some(pt) => pt,
                 None => {
-                    let Some(pt) = sink_payload_type(conn, sink.sender) else {
+                    let Some(pt) = sink_payload_type(&mut conn.pc, sink.sender) else {
                         self.stats.forward_errors += 1;
                         continue;
                     };
@@ -1262,6 +1525,7 @@ impl Shard {
             match sender.write_rtp(now, copy) {
                 Ok(()) => {
                     self.stats.rtp_forwarded += 1;
+                    written += 1;
                     if !conn.queued {
                         conn.queued = true;
                         self.dirty.push(sink.conn);
@@ -1277,6 +1541,7 @@ impl Shard {
         {
             t.sinks = sinks;
             t.waiting -= started;
+            t.forwarded += written;
         }
     }
 }
@@ -1296,8 +1561,8 @@ fn audio_level_id(kind: RtpCodecKind, params: &RTCRtpReceiveParameters) -> Optio
 
 /// The sink sender's payload type for the one codec of its kind this demo forwards (VP8 or
 /// Opus; publishers offering other codecs are the forwarder's job, still to come).
-fn sink_payload_type(conn: &mut Conn, sender: RTCRtpSenderId) -> Option<u8> {
-    let mut sender = conn.pc.rtp_sender(sender)?;
+fn sink_payload_type(pc: &mut RTCPeerConnection, sender: RTCRtpSenderId) -> Option<u8> {
+    let mut sender = pc.rtp_sender(sender)?;
     let mime = match sender.track().kind() {
         RtpCodecKind::Video => "video/VP8",
         _ => "audio/opus",
@@ -1309,6 +1574,35 @@ fn sink_payload_type(conn: &mut Conn, sender: RTCRtpSenderId) -> Option<u8> {
         .iter()
         .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
         .map(|c| c.payload_type)
+}
+
+/// Adds a send track of `kind` (VP8 or Opus) with its own SSRC to a connection, labelled
+/// `labels`.
+fn add_send_track(
+    pc: &mut RTCPeerConnection,
+    kind: RtpCodecKind,
+    ssrc: u32,
+    labels: &SendLabels,
+) -> Result<RTCRtpSenderId, EngineError> {
+    let codec = match kind {
+        RtpCodecKind::Video => vp8(),
+        _ => opus(),
+    };
+    let track = MediaStreamTrack::new(
+        labels.stream.clone(),
+        labels.track.clone(),
+        labels.track.clone(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    );
+    pc.add_track(track).map_err(EngineError::rtc)
 }
 
 fn vp8() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {

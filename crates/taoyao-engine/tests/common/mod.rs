@@ -153,7 +153,13 @@ impl Client {
 
     /// Adds one track, VP8 or Opus, and returns the offer.
     pub fn publish_offer_of(&mut self, now: Instant, kind: RtpCodecKind) -> String {
-        let ssrc = 0x1234_0000 | u32::from(self.addr.port());
+        // One SSRC per kind: a second track on the connection is told apart by it.
+        let base = if kind == RtpCodecKind::Video {
+            0x1234_0000
+        } else {
+            0x5678_0000
+        };
+        let ssrc = base | u32::from(self.addr.port());
         let (name, codec) = match kind {
             RtpCodecKind::Video => (
                 "video",
