@@ -296,6 +296,13 @@ struct Inbound {
     level: Option<(u8, LevelMeter)>,
 }
 
+impl Inbound {
+    /// Held back from every subscriber: paused by its publisher or gated by the room.
+    fn held(&self) -> bool {
+        self.paused || self.gated
+    }
+}
+
 struct Conn {
     pc: RTCPeerConnection,
     ufrag: String,
@@ -913,9 +920,9 @@ impl Shard {
         flag: impl Fn(&mut Inbound) -> &mut bool,
     ) -> Result<(), EngineError> {
         let inbound = self.inbound_mut(src)?;
-        let was_held = inbound.paused || inbound.gated;
+        let was_held = inbound.held();
         *flag(inbound) = hold;
-        let resumed = was_held && !(inbound.paused || inbound.gated);
+        let resumed = was_held && !inbound.held();
         if resumed && Self::wait_for_keyframe(inbound, |_| true) {
             self.ask_keyframe(now, src, true);
             self.touch(now, src.conn);
@@ -1456,8 +1463,7 @@ impl Shard {
         // Heard only while forwarded (as in the sfu): a paused track is silent to the others.
         // The level byte is read in place: no clone, no allocation.
         if let Some((id, meter)) = &inbound.level
-            && !inbound.paused
-            && !inbound.gated
+            && !inbound.held()
             && pkt.header.extension
             && let Some(byte) = pkt
                 .header
@@ -1469,7 +1475,7 @@ impl Shard {
             meter.observe(*byte);
         }
         let mut sinks = std::mem::take(&mut inbound.sinks);
-        let track_paused = inbound.paused || inbound.gated;
+        let track_paused = inbound.held();
         inbound.packets += 1;
         inbound.bytes += pkt.payload.len() as u64;
         let key = inbound.waiting > 0
